@@ -1,0 +1,275 @@
+//! `sextant ask "question" [--file F]... [--tokens N]`: answers a question
+//! about the repository. The prompt holds a repo map (focused on the --file
+//! files and on identifiers the question mentions) plus the --file contents;
+//! the answer streams to stdout, token usage goes to stderr at the end, and
+//! the exchange is saved to the session history (so `sextant usage` counts it).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sextant_core::config::{self, Purpose};
+use sextant_core::providers::{self, ChatRequest, ChatResponse, Message, Provider, ProviderError, StreamEvent};
+use sextant_core::repomap::{self, IndexOptions, MapRequest, RepoMap};
+use sextant_core::sessions::SessionStore;
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The question to ask.
+    pub question: String,
+    /// A file to include in full (and to focus the repo map on). Repeatable.
+    #[arg(long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Token budget of the repo map in the prompt.
+    #[arg(long, default_value_t = 2048)]
+    pub tokens: usize,
+    /// Repository root (default: the enclosing git repository, else the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// Exit code after Ctrl-C, as shells report a SIGINT death.
+const EXIT_INTERRUPTED: u8 = 130;
+
+const SYSTEM_PROMPT: &str = "You are Sextant, a coding assistant answering questions about a code repository. \
+You are given a map of the repository (file paths with the signatures of their most relevant definitions) and \
+the full text of some files. Answer the question using them; name the files and symbols you rely on. If the \
+context does not contain the answer, say what is missing instead of guessing. Be concise.";
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let root = match &args.root {
+        Some(root) => root.clone(),
+        None => repository_root(&cwd),
+    };
+    anyhow::ensure!(root.is_dir(), "{} is not a directory", root.display());
+    let config = config::load(Some(&root))?;
+
+    let mut files = Vec::new();
+    for path in &args.files {
+        let contents =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read --file {}", path.display()))?;
+        files.push((workspace_relative(&root, &cwd, path), contents));
+    }
+
+    // Loading the embedded model and indexing are CPU/disk-bound: keep them
+    // off the async runtime, and do both at once.
+    let provider_task = tokio::task::spawn_blocking(move || providers::build(&config, Purpose::Chat));
+    let map_root = root.clone();
+    let map_task = tokio::task::spawn_blocking(move || {
+        let options = IndexOptions { cache_dir: repomap::default_cache_dir(&map_root) };
+        repomap::load_or_build(&map_root, &options, &|_| {})
+    });
+    let provider = provider_task.await.context("the provider task failed")?.map_err(explain_provider_error)?;
+    let index = map_task.await.context("the indexing task failed")??;
+    if let Some(warning) = &index.cache_warning {
+        tracing::warn!("repo map cache: {warning}");
+    }
+
+    let map_request = MapRequest {
+        focus_files: files.iter().map(|(path, _)| path.clone()).collect(),
+        mentioned_idents: mentioned_identifiers(&args.question, &index.map),
+        token_budget: args.tokens,
+        include_focus_files: false,
+    };
+    let map = index.map.render(&map_request);
+    let request = build_request(&args.question, &map.text, &files);
+    let (code, response) = stream_answer(provider.clone(), &request).await?;
+    if let Some(response) = response {
+        let workspace = root.canonicalize().unwrap_or(root).display().to_string();
+        let saved = tokio::task::spawn_blocking(move || {
+            record_session(&workspace, &args.question, provider.as_ref(), &request, &response)
+        })
+        .await;
+        // The answer is already printed: a history that cannot be written is worth a warning, not a failure.
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => eprintln!("warning: the answer was not saved to the session history: {err}"),
+            Err(err) => eprintln!("warning: the answer was not saved to the session history: {err}"),
+        }
+    }
+    Ok(code)
+}
+
+/// Stores the exchange and its token usage (shown by `sextant usage` / `sextant sessions`).
+fn record_session(
+    workspace: &str,
+    question: &str,
+    provider: &dyn Provider,
+    request: &ChatRequest,
+    response: &ChatResponse,
+) -> anyhow::Result<()> {
+    let store = SessionStore::open_default()?;
+    let title: String = question.chars().take(80).collect();
+    let session = store.create_session(workspace, &title, provider.name(), provider.model())?;
+    for message in &request.messages {
+        store.append_message(&session, message)?;
+    }
+    store.append_message(&session, &response.message)?;
+    store.record_usage(&session, provider.name(), provider.model(), response.usage)?;
+    Ok(())
+}
+
+/// Streams the answer to stdout; Ctrl-C cancels the request. Returns the
+/// exit code and, when the model answered in full, its response.
+async fn stream_answer(
+    provider: Arc<dyn Provider>,
+    request: &ChatRequest,
+) -> anyhow::Result<(ExitCode, Option<ChatResponse>)> {
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    let interrupt_watch = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    // Not `.lock()`: the sink must be `Send`, and a stdout lock is not.
+    let mut stdout = std::io::stdout();
+    let mut ends_with_newline = true;
+    let mut write_error: Option<std::io::Error> = None;
+    let result = provider
+        .chat(
+            request,
+            &mut |event| {
+                if let StreamEvent::TextDelta(text) = event {
+                    if write_error.is_none() {
+                        if let Err(err) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+                            // stdout closed (e.g. piped into `head`): stop asking for more.
+                            write_error = Some(err);
+                            cancel.cancel();
+                        }
+                    }
+                    if !text.is_empty() {
+                        ends_with_newline = text.ends_with('\n');
+                    }
+                }
+            },
+            &cancel,
+        )
+        .await;
+    interrupt_watch.abort();
+    if !ends_with_newline && write_error.is_none() {
+        let _ = writeln!(stdout);
+    }
+    if let Some(err) = write_error {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok((ExitCode::SUCCESS, None));
+        }
+        return Err(err).context("cannot write the answer to stdout");
+    }
+    match result {
+        Ok(response) => {
+            eprintln!(
+                "tokens: {} in, {} out ({} {})",
+                response.usage.input_tokens,
+                response.usage.output_tokens,
+                provider.name(),
+                provider.model()
+            );
+            Ok((ExitCode::SUCCESS, Some(response)))
+        }
+        Err(ProviderError::Cancelled) => {
+            eprintln!("interrupted");
+            Ok((ExitCode::from(EXIT_INTERRUPTED), None))
+        }
+        Err(err) => Err(explain_provider_error(err)),
+    }
+}
+
+/// Adds what to do next to errors whose fix is a command away.
+fn explain_provider_error(err: ProviderError) -> anyhow::Error {
+    match &err {
+        ProviderError::Connect { provider, .. } if provider == "ollama" => {
+            anyhow::anyhow!("{err}\nIs Ollama running? Start it with `ollama serve`, or set OLLAMA_HOST.")
+        }
+        _ => anyhow::Error::new(err),
+    }
+}
+
+/// The nearest ancestor of `start` holding a `.git`, else `start` itself.
+fn repository_root(start: &Path) -> PathBuf {
+    start.ancestors().find(|dir| dir.join(".git").exists()).unwrap_or(start).to_path_buf()
+}
+
+/// `path` relative to `root` with `/` separators (as the repo map names
+/// files); paths outside the root are kept as given.
+fn workspace_relative(root: &Path, cwd: &Path, path: &Path) -> String {
+    let absolute = if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) };
+    let absolute = absolute.canonicalize().unwrap_or(absolute);
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    match absolute.strip_prefix(&root) {
+        Ok(relative) => relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"),
+        Err(_) => path.display().to_string(),
+    }
+}
+
+/// Words of the question that name a definition in the repository
+/// (`compute_total`, `RepoMap`, …), in order of appearance, without duplicates.
+fn mentioned_identifiers(question: &str, map: &RepoMap) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let words = question.split(|c: char| !(c.is_alphanumeric() || c == '_'));
+    for word in words {
+        let word = word.trim_matches(|c: char| c.is_ascii_digit());
+        if word.len() < 3 || found.iter().any(|w| w == word) {
+            continue;
+        }
+        if !map.definitions(word).is_empty() {
+            found.push(word.to_string());
+        }
+    }
+    found
+}
+
+/// The chat request: system prompt, then one user message with the map,
+/// the files and the question.
+fn build_request(question: &str, map_text: &str, files: &[(String, String)]) -> ChatRequest {
+    let mut user = String::new();
+    if !map_text.trim().is_empty() {
+        user.push_str(&format!("Repository map:\n```\n{}\n```\n\n", map_text.trim_end()));
+    }
+    for (path, contents) in files {
+        user.push_str(&format!("File `{path}`:\n```\n{}\n```\n\n", contents.trim_end()));
+    }
+    user.push_str(&format!("Question: {question}"));
+    ChatRequest { messages: vec![Message::system(SYSTEM_PROMPT), Message::user(user)], ..ChatRequest::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use sextant_core::repomap::SourceFile;
+
+    use super::*;
+
+    #[test]
+    fn identifiers_are_words_the_map_defines() {
+        let (map, _) = RepoMap::build(vec![SourceFile::new(
+            "src/lib.rs",
+            b"pub fn compute_total(x: u32) -> u32 { x }\npub struct Ledger;\n".to_vec(),
+        )]);
+        let found = mentioned_identifiers("What does `compute_total` do with a Ledger? And compute_total again, the fn?", &map);
+        assert_eq!(found, vec!["compute_total", "Ledger"]);
+    }
+
+    #[test]
+    fn request_holds_map_files_and_question() {
+        let request = build_request("Why?", "src/a.rs:\n│fn a()\n", &[("src/b.rs".into(), "fn b() {}\n".into())]);
+        assert_eq!(request.messages.len(), 2);
+        assert_eq!(
+            request.messages[1].content,
+            "Repository map:\n```\nsrc/a.rs:\n│fn a()\n```\n\nFile `src/b.rs`:\n```\nfn b() {}\n```\n\nQuestion: Why?"
+        );
+        let empty_map = build_request("Why?", "  \n", &[]);
+        assert_eq!(empty_map.messages[1].content, "Question: Why?");
+    }
+
+    #[test]
+    fn paths_are_made_workspace_relative() {
+        let root = Path::new("/nonexistent/repo");
+        assert_eq!(workspace_relative(root, root, Path::new("src/lib.rs")), "src/lib.rs");
+        assert_eq!(workspace_relative(root, &root.join("src"), Path::new("lib.rs")), "src/lib.rs");
+        assert_eq!(workspace_relative(root, root, Path::new("/elsewhere/x.rs")), "/elsewhere/x.rs");
+    }
+}

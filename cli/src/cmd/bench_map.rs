@@ -1,0 +1,222 @@
+//! `sextant bench map`: repo-map speed and memory, beside universal-ctags.
+//!
+//! For each repository it measures
+//! - in-process: cold index (walk + read + parse, no cache), warm index (tag
+//!   cache present), render, and an in-memory re-render with a new focus;
+//! - as child processes (peak memory = the child's max RSS from `wait4`):
+//!   `sextant map` cold (`--no-cache`) and warm (cache present), and the peer
+//!   `ctags -R` (universal-ctags) on the same tree.
+//!
+//! Timings are medians over `--runs`. Nothing here asserts a target: it prints
+//! figures for people to compare.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sextant_core::repomap::{self, IndexOptions, MapRequest, RepoIndex, Role};
+
+const CORPUS_HELP: &str = "\
+Corpora (no network but the package registries is needed):
+  Rust:   crates already in ~/.cargo/registry/src/*/ after a workspace build,
+          e.g. `sextant bench map ~/.cargo/registry/src/*/tokio-1.*`. More crates:
+          `cargo new /tmp/corpus-rs && cd /tmp/corpus-rs && cargo add tokio --features full && cargo fetch`.
+  Python: `python3 -m pip download --no-deps --no-binary :all: django -d /tmp/corpus`
+          then `tar xzf /tmp/corpus/django-*.tar.gz -C /tmp/corpus` and
+          `sextant bench map /tmp/corpus/django-*/`.
+  Peer:   `apt-get install universal-ctags` (measured as `ctags -R`).";
+
+#[derive(clap::Args)]
+#[command(after_help = CORPUS_HELP)]
+pub struct Args {
+    /// Repositories to measure.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Token budget of the rendered maps.
+    #[arg(long, default_value_t = 1024)]
+    pub tokens: usize,
+    /// Repetitions per in-process timing (the median is printed).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    tokio::task::spawn_blocking(move || {
+        for path in &args.paths {
+            bench_repo(path, &args)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+    .await
+    .context("the benchmark task failed")?
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+fn timed<T>(runs: usize, mut action: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(Duration, T)> {
+    let mut samples = Vec::new();
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        last = Some(action()?);
+        samples.push(started.elapsed());
+    }
+    let last = last.context("no benchmark run happened")?;
+    Ok((median(samples), last))
+}
+
+fn no_progress(_: repomap::Progress) {}
+
+fn bench_repo(root: &Path, args: &Args) -> anyhow::Result<()> {
+    if !root.is_dir() {
+        anyhow::bail!("{} is not a directory\n\n{CORPUS_HELP}", root.display());
+    }
+    let scratch = tempfile_dir()?;
+    let cache_dir = scratch.join("cache");
+    let request = MapRequest { token_budget: args.tokens, ..MapRequest::default() };
+
+    // In-process figures.
+    let (cold, index) = timed(args.runs, || Ok(repomap::load_or_build(root, &IndexOptions::default(), &no_progress)?))?;
+    let with_cache = IndexOptions { cache_dir: Some(cache_dir.clone()) };
+    repomap::load_or_build(root, &with_cache, &no_progress)?; // populate
+    let (warm, _) = timed(args.runs, || Ok(repomap::load_or_build(root, &with_cache, &no_progress)?))?;
+    let (render, rendered) = timed(args.runs, || Ok(index.map.render(&request)))?;
+    let refocus = MapRequest {
+        focus_files: index.map.files().nth(index.map.file_count() / 2).map(str::to_string).into_iter().collect(),
+        mentioned_idents: vec!["new".to_string()],
+        ..request.clone()
+    };
+    let (rerender, _) = timed(args.runs, || Ok(index.map.render(&refocus)))?;
+
+    // Child processes: wall time and peak RSS.
+    let exe = std::env::current_exe().context("cannot find the sextant executable")?;
+    let budget = args.tokens.to_string();
+    let root_arg = root.as_os_str();
+    let child_cold = measure_child(Command::new(&exe).arg("map").arg(root_arg).args(["--no-cache", "--tokens", &budget]))?;
+    let child_cache = scratch.join("child-cache");
+    measure_child(Command::new(&exe).arg("map").arg(root_arg).arg("--cache-dir").arg(&child_cache).args(["--tokens", &budget]))?;
+    // Let the racy-mtime window pass so the warm run trusts file stats.
+    std::thread::sleep(repomap::index::RACY_WINDOW);
+    let child_warm = measure_child(Command::new(&exe).arg("map").arg(root_arg).arg("--cache-dir").arg(&child_cache).args(["--tokens", &budget]))?;
+    let ctags = measure_ctags(root, &scratch);
+
+    print_report(root, &index, &rendered.text, Figures { cold, warm, render, rerender, child_cold, child_warm }, &ctags);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+struct Figures {
+    cold: Duration,
+    warm: Duration,
+    render: Duration,
+    rerender: Duration,
+    child_cold: ChildRun,
+    child_warm: ChildRun,
+}
+
+fn print_report(root: &Path, index: &RepoIndex, text: &str, figures: Figures, ctags: &Result<ChildRun, String>) {
+    let tags = index.map.tag_count();
+    let definitions: usize = index
+        .map
+        .files()
+        .map(|path| index.map.file_tags(path).iter().filter(|tag| tag.role == Role::Definition).count())
+        .sum();
+    println!("repo map benchmark: {}", root.display());
+    println!(
+        "  {} files indexed ({} noted), {} tags ({} definitions), map {} tokens, {} threads",
+        index.map.file_count(),
+        index.notes.len(),
+        tags,
+        definitions,
+        sextant_core::tokens::count(text),
+        rayon_threads(),
+    );
+    let peer = |run: &Result<ChildRun, String>| match run {
+        Ok(run) => format!("{:>8.3} s {:>7.1} MB", run.wall.as_secs_f64(), run.max_rss_mb),
+        Err(why) => format!("peer unavailable: {why}"),
+    };
+    println!("  {:<44} {:<22} {}", "", "sextant", "ctags -R (universal-ctags)");
+    println!(
+        "  {:<44} {:>8.3} s {:>7.1} MB  {}",
+        "cold: `sextant map --no-cache` (process)",
+        figures.child_cold.wall.as_secs_f64(),
+        figures.child_cold.max_rss_mb,
+        peer(ctags)
+    );
+    println!(
+        "  {:<44} {:>8.3} s {:>7.1} MB  {}",
+        "warm: `sextant map` with tag cache (process)",
+        figures.child_warm.wall.as_secs_f64(),
+        figures.child_warm.max_rss_mb,
+        "n/a (ctags has no cache)"
+    );
+    println!("  {:<44} {:>8.3} s", "cold index, in-process (walk+read+parse)", figures.cold.as_secs_f64());
+    println!("  {:<44} {:>8.3} s", "warm index, in-process (tag cache)", figures.warm.as_secs_f64());
+    println!("  {:<44} {:>8.3} s", "render (rank + budget fit)", figures.render.as_secs_f64());
+    println!("  {:<44} {:>8.3} s", "warm in-memory re-render (new focus)", figures.rerender.as_secs_f64());
+    println!("  aider repo map: peer unavailable: aider-chat is not installed here (a large pip package)");
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+}
+
+struct ChildRun {
+    wall: Duration,
+    max_rss_mb: f64,
+}
+
+/// Runs a command to completion with output discarded, returning its wall
+/// time and peak resident memory (from `wait4`).
+fn measure_child(command: &mut Command) -> anyhow::Result<ChildRun> {
+    let started = Instant::now();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our un-reaped child; the pointers are valid for the call.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if reaped != pid {
+        anyhow::bail!("waiting for {command:?} failed: {}", std::io::Error::last_os_error());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        anyhow::bail!("{command:?} failed (wait status {status})");
+    }
+    // Linux reports ru_maxrss in KiB.
+    Ok(ChildRun { wall, max_rss_mb: usage.ru_maxrss as f64 / 1024.0 })
+}
+
+fn measure_ctags(root: &Path, scratch: &Path) -> Result<ChildRun, String> {
+    let version = Command::new("ctags").arg("--version").stderr(Stdio::null()).output();
+    match version {
+        Ok(output) if String::from_utf8_lossy(&output.stdout).contains("Universal Ctags") => {}
+        Ok(_) => return Err("`ctags` is not universal-ctags (apt-get install universal-ctags)".to_string()),
+        Err(_) => return Err("universal-ctags is not installed (apt-get install universal-ctags)".to_string()),
+    }
+    let tags_file = scratch.join("ctags.tags");
+    measure_child(
+        Command::new("ctags")
+            .args(["-R", "--languages=Rust,Python", "--fields=+nS", "-f"])
+            .arg(&tags_file)
+            .arg(root),
+    )
+    .map_err(|error| format!("{error:#}"))
+}
+
+/// A private scratch directory for caches and the peer's output.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("sextant-bench-map-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}

@@ -1,0 +1,250 @@
+//! `sextant chat`: a REPL around one agent conversation. Lines come from
+//! stdin, whether it is a terminal or a pipe (tests drive it with a pipe);
+//! permission questions read their answer from the same line stream.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use sextant_core::agent::{Agent, AgentEvent, AgentObserver, PermissionAnswer, PermissionRequest, Permission, Permissions};
+use sextant_core::config::Config;
+use sextant_core::sessions::{format_utc, SessionStore};
+use sextant_core::tools::PermissionKind;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::run::{build_agent, load_provider, CliObserver, CommonArgs};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Allow edits without asking.
+    #[arg(long)]
+    allow_edits: bool,
+    /// Allow shell commands without asking (the deny list still applies).
+    #[arg(long)]
+    allow_shell: bool,
+    /// Model requests per message before giving up (default: [agent] max_steps, else 25).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Continue a stored session (id or unique prefix).
+    #[arg(long, value_name = "ID")]
+    resume: Option<String>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+const HELP: &str = "\
+commands:
+  /help              this help
+  /model [NAME]      show the model, or switch to NAME (history is kept)
+  /clear             start a new conversation (and a new session)
+  /undo [PATH]       revert the agent's edits (all, or one file)
+  /usage             tokens used in this chat
+  /map [TOKENS]      print the repo map
+  /sessions [N]      list recent sessions
+  /exit, /quit       leave (Ctrl-D works too)
+anything else is sent to the agent; Ctrl-C cancels the running answer.";
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let grant = |allowed: bool| if allowed { Permission::Allow } else { Permission::Ask };
+    let permissions = Permissions { edits: grant(args.allow_edits), shell: grant(args.allow_shell) };
+    let (mut agent, config) = build_agent(&args.common, permissions, args.max_steps)?;
+    if let Some(id) = &args.resume {
+        let resumed = agent.resume(id).await?;
+        println!("resumed session {resumed}");
+    }
+    let interactive = std::io::stdin().is_terminal();
+    let mut lines = spawn_line_reader();
+    let running_turn = spawn_interrupt_handler();
+
+    if interactive {
+        eprintln!(
+            "sextant chat: {} ({}) in {}. /help for commands.",
+            agent.provider().model(),
+            agent.provider().name(),
+            agent.workspace().root().display()
+        );
+    }
+    loop {
+        if interactive {
+            eprint!("> ");
+            std::io::stderr().flush().ok();
+        }
+        let Some(line) = lines.recv().await else { break };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(command) = line.strip_prefix('/') {
+            match slash_command(command, &mut agent, &config).await {
+                Ok(Flow::Continue) => continue,
+                Ok(Flow::Exit) => break,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    continue;
+                }
+            }
+        }
+        let cancel = CancellationToken::new();
+        set_running(&running_turn, Some(cancel.clone()));
+        let mut observer = ChatObserver { output: CliObserver::text(), lines: &mut lines };
+        let result = agent.run(line, &mut observer, &cancel).await;
+        set_running(&running_turn, None);
+        match result {
+            Ok(summary) => observer.output.finish(&summary)?,
+            Err(err) => eprintln!("error: {err}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+enum Flow {
+    Continue,
+    Exit,
+}
+
+async fn slash_command(command: &str, agent: &mut Agent, config: &Config) -> anyhow::Result<Flow> {
+    let mut words = command.split_whitespace();
+    let name = words.next().unwrap_or("");
+    let rest: Vec<&str> = words.collect();
+    match name {
+        "help" | "h" | "?" => println!("{HELP}"),
+        "exit" | "quit" | "q" => return Ok(Flow::Exit),
+        "model" => match rest.first() {
+            None => println!("model: {} ({})", agent.provider().model(), agent.provider().name()),
+            Some(model) => {
+                let provider = load_provider(config, Some(model))?;
+                agent.set_provider(provider);
+                println!("model: {} ({})", agent.provider().model(), agent.provider().name());
+            }
+        },
+        "clear" => {
+            agent.clear();
+            println!("conversation cleared");
+        }
+        "undo" => {
+            let undone = agent.undo(rest.first().copied())?;
+            if undone.is_empty() {
+                println!("nothing to undo");
+            }
+            for edit in undone {
+                println!("reverted {}{}", edit.path, if edit.deleted { " (deleted)" } else { "" });
+            }
+        }
+        "usage" => {
+            let usage = agent.total_usage();
+            println!(
+                "tokens: {} in, {} out{}",
+                usage.input_tokens,
+                usage.output_tokens,
+                agent.session_id().map(|id| format!(" (session {id})")).unwrap_or_default()
+            );
+        }
+        "map" => {
+            let tokens = match rest.first() {
+                Some(text) => text.parse().map_err(|_| anyhow::anyhow!("/map takes a token budget, e.g. /map 2048"))?,
+                None => agent.options().repo_map_tokens.max(256),
+            };
+            let workspace = agent.workspace().clone();
+            let map = tokio::task::spawn_blocking(move || sextant_core::tools::render_repo_map(&workspace, &[], &[], tokens, true))
+                .await?;
+            println!("{}", if map.trim().is_empty() { "(empty map: no Rust or Python sources)" } else { map.trim_end() });
+        }
+        "sessions" => {
+            let limit = match rest.first() {
+                Some(text) => text.parse().map_err(|_| anyhow::anyhow!("/sessions takes a count"))?,
+                None => 10,
+            };
+            let store = SessionStore::open_default()?;
+            for s in store.list_sessions(limit)? {
+                let marker = if agent.session_id() == Some(s.id.as_str()) { "*" } else { " " };
+                println!("{marker}{}  {}  {}", s.id, format_utc(s.updated_at), s.title);
+            }
+        }
+        other => println!("unknown command /{other}; /help lists the commands"),
+    }
+    Ok(Flow::Continue)
+}
+
+type RunningTurn = Arc<Mutex<Option<CancellationToken>>>;
+
+/// Ctrl-C cancels the answer being generated; at the prompt it exits.
+fn spawn_interrupt_handler() -> RunningTurn {
+    let running: RunningTurn = Arc::new(Mutex::new(None));
+    let watched = running.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            let current = watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+            match current {
+                Some(cancel) => {
+                    eprintln!("\n(cancelled)");
+                    cancel.cancel();
+                }
+                None => std::process::exit(130),
+            }
+        }
+    });
+    running
+}
+
+fn set_running(running: &RunningTurn, cancel: Option<CancellationToken>) {
+    *running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = cancel;
+}
+
+/// Reads stdin lines on a blocking thread; the channel closes at EOF.
+fn spawn_line_reader() -> mpsc::UnboundedReceiver<String> {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match stdin.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if sender.send(line.trim_end_matches(['\n', '\r']).to_string()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    receiver
+}
+
+struct ChatObserver<'a> {
+    output: CliObserver,
+    lines: &'a mut mpsc::UnboundedReceiver<String>,
+}
+
+#[async_trait]
+impl AgentObserver for ChatObserver<'_> {
+    fn on_event(&mut self, event: AgentEvent) {
+        self.output.on_event(event);
+    }
+
+    async fn ask_permission(&mut self, request: PermissionRequest) -> PermissionAnswer {
+        self.output.end_line();
+        let what = match request.kind {
+            PermissionKind::Edit => "edit",
+            PermissionKind::Shell => "run",
+        };
+        if !request.detail.is_empty() {
+            let detail: Vec<&str> = request.detail.lines().take(20).collect();
+            eprintln!("{}", detail.join("\n"));
+        }
+        eprint!("allow {what}: {}? [y]es / [n]o / [a]lways: ", request.summary);
+        std::io::stderr().flush().ok();
+        let answer = match self.lines.recv().await {
+            Some(line) => match line.trim().to_ascii_lowercase().as_str() {
+                "y" | "yes" => PermissionAnswer::Allow,
+                "a" | "always" => PermissionAnswer::AllowAlways,
+                _ => PermissionAnswer::Deny,
+            },
+            None => PermissionAnswer::Deny,
+        };
+        eprintln!();
+        answer
+    }
+}

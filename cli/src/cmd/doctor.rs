@@ -1,0 +1,189 @@
+//! `sextant doctor`: checks the installation and prints ok / warn / fail per
+//! item: config, provider reachable, model present, bwrap, session database.
+//! Exits 1 when any check fails.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+use sextant_core::config::{Config, ProviderKind, Purpose};
+use sextant_core::providers::{embedded, ChatRequest, Message, ProviderError};
+use sextant_core::sessions::SessionStore;
+use sextant_core::tools::{detect_isolation, Isolation};
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Workspace whose `.sextant.toml` is checked (default: current directory).
+    #[arg(long, short = 'C', value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Skip the request that checks the provider and model.
+    #[arg(long)]
+    offline: bool,
+    /// Print JSON instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    status: Status,
+    message: String,
+}
+
+fn check(name: &'static str, status: Status, message: impl Into<String>) -> Check {
+    Check { name, status, message: message.into() }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = match args.workspace.clone() {
+        Some(dir) => dir,
+        None => std::env::current_dir()?,
+    };
+    let mut checks = Vec::new();
+    let config = match sextant_core::config::load(Some(&root)) {
+        Ok(config) => {
+            checks.push(if config.sources.is_empty() {
+                check("config", Status::Warn, "no config file found; using defaults (embedded model)")
+            } else {
+                let files: Vec<String> = config.sources.iter().map(|p| p.display().to_string()).collect();
+                check("config", Status::Ok, format!("loaded {}", files.join(", ")))
+            });
+            Some(config)
+        }
+        Err(err) => {
+            checks.push(check("config", Status::Fail, err.to_string()));
+            None
+        }
+    };
+    if let Some(config) = &config {
+        checks.extend(provider_checks(config, args.offline).await);
+    }
+    checks.push(bwrap_check());
+    checks.push(sessions_check());
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        for c in &checks {
+            let label = match c.status {
+                Status::Ok => "ok  ",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+            };
+            println!("{label}  {:<10} {}", c.name, c.message);
+        }
+    }
+    let failed = checks.iter().any(|c| c.status == Status::Fail);
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// "provider" (reachable) and "model" (present) checks.
+async fn provider_checks(config: &Config, offline: bool) -> Vec<Check> {
+    let resolved = config.resolve(Purpose::Chat);
+    if resolved.kind == ProviderKind::Embedded {
+        let path = resolved.embedded_model_path.clone().unwrap_or_else(embedded::default_model_path);
+        let model = if path.is_file() {
+            check("model", Status::Ok, format!("embedded model at {}", path.display()))
+        } else {
+            check("model", Status::Fail, embedded::missing_model_message(&path))
+        };
+        return vec![check("provider", Status::Ok, "embedded (local, no network)"), model];
+    }
+    let target = format!("{} at {}", resolved.kind.as_str(), resolved.base_url);
+    if offline {
+        return vec![check("provider", Status::Warn, format!("{target}: not contacted (--offline)"))];
+    }
+    let provider = match sextant_core::providers::build(config, Purpose::Chat) {
+        Ok(provider) => provider,
+        Err(err) => return vec![check("provider", Status::Fail, format!("{target}: {err}"))],
+    };
+    // A one-token request shows both that the server answers and that it
+    // knows the model.
+    let request = ChatRequest {
+        messages: vec![Message::user("Reply with OK.")],
+        max_tokens: Some(1),
+        temperature: Some(0.0),
+        ..ChatRequest::default()
+    };
+    let cancel = CancellationToken::new();
+    let mut ignore = |_| {};
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(60), provider.chat(&request, &mut ignore, &cancel)).await;
+    let model = resolved.model.clone();
+    match outcome {
+        Ok(Ok(_)) => vec![
+            check("provider", Status::Ok, format!("{target} answered")),
+            check("model", Status::Ok, format!("{model} answered a test request")),
+        ],
+        Ok(Err(ProviderError::Http { status: 404, message, .. })) => vec![
+            check("provider", Status::Ok, format!("{target} is reachable")),
+            check("model", Status::Fail, format!("{model} not found: {message}")),
+        ],
+        Ok(Err(err @ (ProviderError::Connect { .. } | ProviderError::Timeout { .. }))) => {
+            vec![check("provider", Status::Fail, format!("{target}: {err}"))]
+        }
+        Ok(Err(err)) => vec![
+            check("provider", Status::Ok, format!("{target} is reachable")),
+            check("model", Status::Fail, format!("{model}: {err}")),
+        ],
+        Err(_) => vec![check("provider", Status::Fail, format!("{target} did not answer within 60 s"))],
+    }
+}
+
+fn bwrap_check() -> Check {
+    match find_on_path("bwrap") {
+        None => check(
+            "bwrap",
+            Status::Warn,
+            "not installed: run_shell runs commands without a sandbox (install bubblewrap)",
+        ),
+        Some(path) => match detect_isolation() {
+            Isolation::Bwrap => check("bwrap", Status::Ok, format!("{}: shell commands run jailed, without network", path.display())),
+            Isolation::None => check(
+                "bwrap",
+                Status::Warn,
+                format!("{} cannot create a sandbox here (user namespaces disabled?); commands run unjailed", path.display()),
+            ),
+        },
+    }
+}
+
+fn sessions_check() -> Check {
+    let path = match SessionStore::default_path() {
+        Ok(path) => path,
+        Err(err) => return check("sessions", Status::Fail, err.to_string()),
+    };
+    match SessionStore::open(&path).and_then(|store| store.health()) {
+        Ok(health) if health.integrity == "ok" => check(
+            "sessions",
+            Status::Ok,
+            format!(
+                "{} (schema v{}, {} journal, {} sessions)",
+                health.path, health.schema_version, health.journal_mode, health.sessions
+            ),
+        ),
+        Ok(health) => check("sessions", Status::Fail, format!("{}: integrity check says {}", health.path, health.integrity)),
+        Err(err) => check("sessions", Status::Fail, err.to_string()),
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}

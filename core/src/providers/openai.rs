@@ -1,0 +1,375 @@
+//! OpenAI-compatible provider: `POST {base}/chat/completions` (SSE streaming,
+//! tool calls) and `POST {base}/completions` (raw FIM prompts or `suffix`).
+//! Works with OpenAI and with local servers that mimic it (llama.cpp, vLLM,
+//! LM Studio, …).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::fim::{self, FimMode};
+use super::http::{
+    cut_at_stops, join_url, parse_arguments, prompt_text, usage_or_estimate, HttpTransport, RemoteOptions,
+    SseReader,
+};
+use super::{
+    ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role,
+    StopReason, StreamEvent, ToolCall,
+};
+
+pub struct OpenAiProvider {
+    transport: HttpTransport,
+    options: RemoteOptions,
+}
+
+impl OpenAiProvider {
+    pub fn new(options: RemoteOptions) -> Result<Self, ProviderError> {
+        Ok(OpenAiProvider { transport: HttpTransport::new("openai", options.http.clone(), &options.base_url)?, options })
+    }
+
+    pub fn options(&self) -> &RemoteOptions {
+        &self.options
+    }
+
+    fn authorization(&self) -> Option<String> {
+        self.options.api_key.as_ref().filter(|k| !k.is_empty()).map(|key| format!("Bearer {key}"))
+    }
+
+    async fn post(&self, path: &str, body: &Value, cancel: &CancellationToken) -> Result<reqwest::Response, ProviderError> {
+        let authorization = self.authorization();
+        let headers: Vec<(&str, &str)> = authorization.iter().map(|v| ("authorization", v.as_str())).collect();
+        self.transport.post_json(&join_url(&self.options.base_url, path), &headers, body, cancel).await
+    }
+
+    /// The JSON body of a chat request.
+    pub fn chat_body(&self, request: &ChatRequest, stream: bool) -> Value {
+        let mut body = json!({
+            "model": self.options.model,
+            "messages": request.messages.iter().map(wire_message).collect::<Vec<_>>(),
+            "stream": stream,
+        });
+        if stream {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        if !request.tools.is_empty() {
+            body["tools"] = request
+                .tools
+                .iter()
+                .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+                .collect();
+        }
+        if let Some(max_tokens) = request.max_tokens.or(self.options.max_tokens) {
+            body["max_tokens"] = json!(max_tokens);
+        }
+        if let Some(temperature) = request.temperature.or(self.options.temperature) {
+            body["temperature"] = json!(temperature);
+        }
+        if !request.stop.is_empty() {
+            body["stop"] = json!(request.stop);
+        }
+        body
+    }
+
+    async fn chat_streaming(
+        &self,
+        request: &ChatRequest,
+        on_event: EventSink<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<ChatResponse, ProviderError> {
+        let response = self.post("chat/completions", &self.chat_body(request, true), cancel).await?;
+        let mut events = SseReader::new(&self.transport, response);
+        let mut text = String::new();
+        let mut calls = ToolCallAssembler::default();
+        let mut finish_reason: Option<String> = None;
+        let (mut input_tokens, mut output_tokens) = (None, None);
+        let mut saw_done = false;
+        while let Some(event) = events.next_event(cancel).await? {
+            if event.data.trim() == "[DONE]" {
+                saw_done = true;
+                break;
+            }
+            let chunk: Value = serde_json::from_str(&event.data).map_err(|err| {
+                self.transport.bad_response(format!("invalid stream chunk ({err}): {}", super::http::snippet(&event.data)))
+            })?;
+            if let Some(error) = chunk.get("error") {
+                return Err(self.transport.bad_response(format!("error inside the stream: {error}")));
+            }
+            if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+                input_tokens = usage.get("prompt_tokens").and_then(Value::as_u64).or(input_tokens);
+                output_tokens = usage.get("completion_tokens").and_then(Value::as_u64).or(output_tokens);
+            }
+            let Some(choice) = chunk.pointer("/choices/0") else { continue };
+            if let Some(delta) = choice.get("delta") {
+                if let Some(piece) = delta.get("content").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                    text.push_str(piece);
+                    on_event(StreamEvent::TextDelta(piece.to_string()));
+                }
+                for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(started) = calls.push(call) {
+                        on_event(started);
+                    }
+                }
+            }
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                finish_reason = Some(reason.to_string());
+            }
+        }
+        // Some compatible servers omit `[DONE]`; a choice that reported its
+        // finish_reason is complete all the same.
+        if !saw_done && finish_reason.is_none() {
+            return Err(self.transport.bad_response("the stream ended before `data: [DONE]` (truncated reply)"));
+        }
+        let tool_calls = calls.finish(&self.transport)?;
+        for call in &tool_calls {
+            on_event(StreamEvent::ToolCall(call.clone()));
+        }
+        let usage = usage_or_estimate(input_tokens, output_tokens, &prompt_text(request), &reply_text(&text, &tool_calls));
+        Ok(ChatResponse {
+            stop_reason: stop_reason(finish_reason.as_deref(), !tool_calls.is_empty()),
+            message: Message { role: Role::Assistant, content: text, tool_calls, tool_call_id: None },
+            usage,
+        })
+    }
+
+    async fn chat_whole(
+        &self,
+        request: &ChatRequest,
+        on_event: EventSink<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<ChatResponse, ProviderError> {
+        let response = self.post("chat/completions", &self.chat_body(request, false), cancel).await?;
+        let body = self.transport.read_json(response, cancel).await?;
+        let choice = body
+            .pointer("/choices/0")
+            .ok_or_else(|| self.transport.bad_response("the reply has no `choices`"))?;
+        let message = choice
+            .get("message")
+            .ok_or_else(|| self.transport.bad_response("the reply's choice has no `message`"))?;
+        let text = message.get("content").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut tool_calls = Vec::new();
+        for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+            let name = call.pointer("/function/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let arguments = match call.pointer("/function/arguments") {
+                Some(Value::String(text)) => parse_arguments(&self.transport, &name, text)?,
+                Some(value @ Value::Object(_)) => value.clone(),
+                _ => json!({}),
+            };
+            let id = call.get("id").and_then(Value::as_str).map(str::to_string);
+            let id = id.unwrap_or_else(|| format!("call_{}", tool_calls.len()));
+            tool_calls.push(ToolCall { id, name, arguments });
+        }
+        if !text.is_empty() {
+            on_event(StreamEvent::TextDelta(text.clone()));
+        }
+        for call in &tool_calls {
+            on_event(StreamEvent::ToolCallStarted { id: call.id.clone(), name: call.name.clone() });
+            on_event(StreamEvent::ToolCall(call.clone()));
+        }
+        let usage = usage_or_estimate(
+            body.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
+            body.pointer("/usage/completion_tokens").and_then(Value::as_u64),
+            &prompt_text(request),
+            &reply_text(&text, &tool_calls),
+        );
+        let finish_reason = choice.get("finish_reason").and_then(Value::as_str);
+        Ok(ChatResponse {
+            stop_reason: stop_reason(finish_reason, !tool_calls.is_empty()),
+            message: Message { role: Role::Assistant, content: text, tool_calls, tool_call_id: None },
+            usage,
+        })
+    }
+
+    /// `POST /completions` with a raw prompt (and optional suffix).
+    async fn legacy_completion(
+        &self,
+        prompt: &str,
+        suffix: Option<&str>,
+        stops: &[String],
+        request: &FimRequest,
+        cancel: &CancellationToken,
+    ) -> Result<Completion, ProviderError> {
+        let mut body = json!({"model": self.options.model, "prompt": prompt, "stream": false});
+        if let Some(suffix) = suffix {
+            body["suffix"] = json!(suffix);
+        }
+        if let Some(max_tokens) = request.max_tokens.or(self.options.max_tokens) {
+            body["max_tokens"] = json!(max_tokens);
+        }
+        if let Some(temperature) = request.temperature.or(self.options.temperature) {
+            body["temperature"] = json!(temperature);
+        }
+        if !stops.is_empty() {
+            body["stop"] = json!(stops);
+        }
+        let response = self.post("completions", &body, cancel).await?;
+        let reply = self.transport.read_json(response, cancel).await?;
+        let choice = reply
+            .pointer("/choices/0")
+            .ok_or_else(|| self.transport.bad_response("the completion reply has no `choices`"))?;
+        let raw = choice
+            .get("text")
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.transport.bad_response("the completion choice has no `text`"))?;
+        let text = cut_at_stops(raw, stops);
+        let usage = usage_or_estimate(
+            reply.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
+            reply.pointer("/usage/completion_tokens").and_then(Value::as_u64),
+            &format!("{prompt}{}", suffix.unwrap_or_default()),
+            &text,
+        );
+        Ok(Completion { text, usage, stop_reason: stop_reason(choice.get("finish_reason").and_then(Value::as_str), false) })
+    }
+}
+
+/// A chat "fill the hole" completion through any provider's `chat`.
+pub(crate) async fn complete_via_chat(
+    provider: &dyn Provider,
+    request: &FimRequest,
+    cancel: &CancellationToken,
+) -> Result<Completion, ProviderError> {
+    let chat = fim::chat_hole_filler(request);
+    let response = provider.chat(&chat, &mut |_| {}, cancel).await?;
+    Ok(Completion {
+        text: cut_at_stops(&fim::extract_completion(&response.message.content), &request.stop),
+        usage: response.usage,
+        stop_reason: response.stop_reason,
+    })
+}
+
+#[async_trait]
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        "openai"
+    }
+
+    fn model(&self) -> &str {
+        &self.options.model
+    }
+
+    async fn chat(
+        &self,
+        request: &ChatRequest,
+        on_event: EventSink<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<ChatResponse, ProviderError> {
+        if self.options.stream {
+            self.chat_streaming(request, on_event, cancel).await
+        } else {
+            self.chat_whole(request, on_event, cancel).await
+        }
+    }
+
+    async fn complete(&self, request: &FimRequest, cancel: &CancellationToken) -> Result<Completion, ProviderError> {
+        let family = self.options.fim_family();
+        match (self.options.fim_mode, family) {
+            (FimMode::Template, Some(family)) | (FimMode::Auto, Some(family)) => {
+                let (prompt, stops) = fim::build_prompt(family, request);
+                self.legacy_completion(&prompt, None, &stops, request, cancel).await
+            }
+            (FimMode::Template, None) => Err(ProviderError::Config(format!(
+                "no FIM template is known for model `{}`: set `fim_template` or use `fim = \"suffix\"` / `\"chat\"`",
+                self.options.model
+            ))),
+            (FimMode::Suffix, _) => {
+                self.legacy_completion(&request.prefix, Some(&request.suffix), &request.stop, request, cancel).await
+            }
+            (FimMode::Chat, _) | (FimMode::Auto, None) => complete_via_chat(self, request, cancel).await,
+        }
+    }
+}
+
+/// OpenAI's wire form of one message.
+fn wire_message(message: &Message) -> Value {
+    match message.role {
+        Role::Tool => json!({
+            "role": "tool",
+            "tool_call_id": message.tool_call_id.clone().unwrap_or_default(),
+            "content": message.content,
+        }),
+        Role::Assistant if !message.tool_calls.is_empty() => json!({
+            "role": "assistant",
+            "content": if message.content.is_empty() { Value::Null } else { json!(message.content) },
+            "tool_calls": message.tool_calls.iter().map(|call| json!({
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments.to_string()},
+            })).collect::<Vec<_>>(),
+        }),
+        role => json!({"role": role, "content": message.content}),
+    }
+}
+
+fn stop_reason(finish_reason: Option<&str>, has_tool_calls: bool) -> StopReason {
+    match finish_reason {
+        _ if has_tool_calls => StopReason::ToolUse,
+        Some("length") => StopReason::MaxTokens,
+        Some("tool_calls") | Some("function_call") => StopReason::ToolUse,
+        _ => StopReason::EndTurn,
+    }
+}
+
+/// What the output-token estimate counts when the server reports no usage.
+pub(crate) fn reply_text(text: &str, calls: &[ToolCall]) -> String {
+    let mut out = text.to_string();
+    for call in calls {
+        out.push_str(&call.name);
+        out.push_str(&call.arguments.to_string());
+    }
+    out
+}
+
+#[derive(Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    arguments: String,
+    announced: bool,
+}
+
+/// Reassembles tool calls streamed as `delta.tool_calls[i]` pieces keyed by
+/// `index` (id and name first, then argument fragments).
+#[derive(Default)]
+struct ToolCallAssembler {
+    calls: BTreeMap<u64, PartialCall>,
+}
+
+impl ToolCallAssembler {
+    /// Adds one fragment; returns `ToolCallStarted` the first time a call's name is known.
+    fn push(&mut self, fragment: &Value) -> Option<StreamEvent> {
+        let index = fragment.get("index").and_then(Value::as_u64).unwrap_or(self.calls.len() as u64);
+        let call = self.calls.entry(index).or_default();
+        if let Some(id) = fragment.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            call.id = id.to_string();
+        }
+        if let Some(name) = fragment.pointer("/function/name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            call.name.push_str(name);
+        }
+        if let Some(arguments) = fragment.pointer("/function/arguments").and_then(Value::as_str) {
+            call.arguments.push_str(arguments);
+        }
+        if !call.announced && !call.name.is_empty() {
+            call.announced = true;
+            if call.id.is_empty() {
+                call.id = format!("call_{index}");
+            }
+            return Some(StreamEvent::ToolCallStarted { id: call.id.clone(), name: call.name.clone() });
+        }
+        None
+    }
+
+    fn finish(self, transport: &HttpTransport) -> Result<Vec<ToolCall>, ProviderError> {
+        self.calls
+            .into_iter()
+            .map(|(index, call)| {
+                if call.name.is_empty() {
+                    return Err(transport.bad_response(format!("tool call #{index} has no function name")));
+                }
+                let arguments = parse_arguments(transport, &call.name, &call.arguments)?;
+                let id = if call.id.is_empty() { format!("call_{index}") } else { call.id };
+                Ok(ToolCall { id, name: call.name, arguments })
+            })
+            .collect()
+    }
+}

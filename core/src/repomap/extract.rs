@@ -1,0 +1,614 @@
+//! One file's bytes -> tags, with tree-sitter.
+//!
+//! The tag queries live in `queries/<lang>/tags.scm` and are compiled into the
+//! binary (`include_str!`); each is compiled to a [`Query`] once per process
+//! (`LazyLock`), and each rayon worker thread keeps its own [`Parser`]s.
+
+use std::cell::RefCell;
+use std::sync::{Arc, LazyLock};
+
+use tree_sitter::{Node, Parser, Query, QueryCursor, StreamingIterator, Tree};
+
+use super::{Note, NoteReason, Role, Tag, TagKind, MAX_FILE_BYTES};
+
+/// Languages the repo map understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Language {
+    Rust,
+    Python,
+}
+
+impl Language {
+    /// The language of a path by extension (`.rs`, `.py`, `.pyi`).
+    pub fn from_path(path: &str) -> Option<Language> {
+        let extension = path.rsplit_once('.').map(|(_, ext)| ext)?;
+        match extension {
+            "rs" => Some(Language::Rust),
+            "py" | "pyi" => Some(Language::Python),
+            _ => None,
+        }
+    }
+
+    fn grammar(self) -> tree_sitter::Language {
+        match self {
+            Language::Rust => tree_sitter_rust::LANGUAGE.into(),
+            Language::Python => tree_sitter_python::LANGUAGE.into(),
+        }
+    }
+
+    /// The tag query source shipped in the binary.
+    pub fn query_source(self) -> &'static str {
+        match self {
+            Language::Rust => include_str!("../../../queries/rust/tags.scm"),
+            Language::Python => include_str!("../../../queries/python/tags.scm"),
+        }
+    }
+
+    /// The compiled tag query; `Err` holds the compile error (a bug in the
+    /// shipped query, reported instead of panicking).
+    pub fn query(self) -> Result<&'static CompiledQuery, &'static str> {
+        static RUST: LazyLock<Result<CompiledQuery, String>> =
+            LazyLock::new(|| CompiledQuery::new(Language::Rust));
+        static PYTHON: LazyLock<Result<CompiledQuery, String>> =
+            LazyLock::new(|| CompiledQuery::new(Language::Python));
+        let compiled = match self {
+            Language::Rust => &*RUST,
+            Language::Python => &*PYTHON,
+        };
+        compiled.as_ref().map_err(|error| error.as_str())
+    }
+}
+
+/// A compiled query plus what each capture index means.
+pub struct CompiledQuery {
+    query: Query,
+    captures: Vec<CaptureMeaning>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum CaptureMeaning {
+    /// `@name.definition.<kind>` / `@name.reference.<kind>`.
+    Name { role: Role, kind: QueryKind },
+    /// `@definition.<kind>`: the whole item.
+    Item,
+    /// `@reference.import`: a container whose identifiers are imports.
+    ImportContainer,
+    Ignored,
+}
+
+/// Kinds as written in the query; resolved to a [`TagKind`] with context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryKind {
+    Exact(TagKind),
+    /// A function that may really be a method (decided by its parent).
+    Function,
+    /// A path qualifier: type if capitalised, else module.
+    Path,
+}
+
+impl CompiledQuery {
+    fn new(language: Language) -> Result<CompiledQuery, String> {
+        let query = Query::new(&language.grammar(), language.query_source())
+            .map_err(|error| format!("{language:?} tag query does not compile: {error}"))?;
+        let captures = query.capture_names().iter().map(|name| parse_capture_name(name)).collect();
+        Ok(CompiledQuery { query, captures })
+    }
+}
+
+fn parse_capture_name(name: &str) -> CaptureMeaning {
+    if name == "reference.import" {
+        return CaptureMeaning::ImportContainer;
+    }
+    if name.starts_with("definition.") {
+        return CaptureMeaning::Item;
+    }
+    let (role, kind) = if let Some(kind) = name.strip_prefix("name.definition.") {
+        (Role::Definition, kind)
+    } else if let Some(kind) = name.strip_prefix("name.reference.") {
+        (Role::Reference, kind)
+    } else {
+        return CaptureMeaning::Ignored;
+    };
+    let kind = match kind {
+        "function" => QueryKind::Function,
+        "path" => QueryKind::Path,
+        "struct" => QueryKind::Exact(TagKind::Struct),
+        "enum" => QueryKind::Exact(TagKind::Enum),
+        "union" => QueryKind::Exact(TagKind::Union),
+        "trait" => QueryKind::Exact(TagKind::Trait),
+        "impl" => QueryKind::Exact(TagKind::Impl),
+        "module" => QueryKind::Exact(TagKind::Module),
+        "const" => QueryKind::Exact(TagKind::Const),
+        "static" => QueryKind::Exact(TagKind::Static),
+        "class" => QueryKind::Exact(TagKind::Class),
+        "type_alias" => QueryKind::Exact(TagKind::TypeAlias),
+        "macro" => QueryKind::Exact(TagKind::Macro),
+        "constant" => QueryKind::Exact(TagKind::Constant),
+        "call" => QueryKind::Exact(TagKind::Call),
+        "type_ref" => QueryKind::Exact(TagKind::TypeRef),
+        "module_ref" => QueryKind::Exact(TagKind::ModuleRef),
+        "import" => QueryKind::Exact(TagKind::Import),
+        "macro_call" => QueryKind::Exact(TagKind::MacroCall),
+        _ => return CaptureMeaning::Ignored,
+    };
+    CaptureMeaning::Name { role, kind }
+}
+
+/// The outcome for one file: tags (if it was indexed) and at most one note.
+#[derive(Debug, Clone, Default)]
+pub struct Extracted {
+    pub tags: Option<Vec<Tag>>,
+    pub note: Option<Note>,
+}
+
+/// Checks, parses and tags one file. Never panics on bad input.
+pub fn extract_file(path: &str, contents: &[u8]) -> Extracted {
+    let note = |reason| Some(Note { path: path.to_string(), reason });
+    let Some(language) = Language::from_path(path) else {
+        return Extracted { tags: None, note: note(NoteReason::UnsupportedLanguage) };
+    };
+    if contents.len() > MAX_FILE_BYTES {
+        return Extracted { tags: None, note: note(NoteReason::TooLarge { bytes: contents.len() as u64 }) };
+    }
+    if contents.contains(&0) {
+        return Extracted { tags: None, note: note(NoteReason::Binary) };
+    }
+    let Ok(source) = std::str::from_utf8(contents) else {
+        return Extracted { tags: None, note: note(NoteReason::NotUtf8) };
+    };
+    match extract_tags(language, path, source) {
+        Ok((tags, first_error_line)) => Extracted {
+            tags: Some(tags),
+            note: first_error_line.and_then(|line| note(NoteReason::SyntaxErrors { first_error_line: line })),
+        },
+        Err(error) => Extracted { tags: None, note: note(NoteReason::Unreadable { error }) },
+    }
+}
+
+thread_local! {
+    /// One parser per language per thread: parsers are not `Sync` and cheap
+    /// to keep, expensive enough not to create per file.
+    static PARSERS: RefCell<Vec<(Language, Parser)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn parse(language: Language, source: &str) -> Result<Tree, String> {
+    PARSERS.with(|parsers| {
+        let mut parsers = parsers.borrow_mut();
+        let position = match parsers.iter().position(|(lang, _)| *lang == language) {
+            Some(position) => position,
+            None => {
+                let mut parser = Parser::new();
+                parser
+                    .set_language(&language.grammar())
+                    .map_err(|error| format!("cannot load the {language:?} grammar: {error}"))?;
+                parsers.push((language, parser));
+                parsers.len() - 1
+            }
+        };
+        parsers[position].1.parse(source, None).ok_or_else(|| "the parser gave up".to_string())
+    })
+}
+
+/// A tag plus the position of its identifier, used to order and de-duplicate.
+struct Found {
+    name_start: usize,
+    priority: u8,
+    tag: Tag,
+}
+
+/// Tags of one parsed source text, in source order, and the 0-based line of
+/// the first syntax error if any. `Err` only if the grammar/query is broken.
+pub fn extract_tags(language: Language, path: &str, source: &str) -> Result<(Vec<Tag>, Option<u32>), String> {
+    let compiled = language.query()?;
+    let tree = parse(language, source)?;
+    let root = tree.root_node();
+    let first_error_line = if root.has_error() { first_error_line(root) } else { None };
+    let bytes = source.as_bytes();
+    let path: Arc<str> = Arc::from(path);
+
+    let mut found: Vec<Found> = Vec::new();
+    let mut cursor = QueryCursor::new();
+    let mut matches = cursor.matches(&compiled.query, root, bytes);
+    while let Some(query_match) = matches.next() {
+        let mut name: Option<(Node, Role, QueryKind)> = None;
+        let mut item: Option<Node> = None;
+        for capture in query_match.captures {
+            match compiled.captures.get(capture.index as usize) {
+                Some(CaptureMeaning::Name { role, kind }) => name = Some((capture.node, *role, *kind)),
+                Some(CaptureMeaning::Item) => item = Some(capture.node),
+                Some(CaptureMeaning::ImportContainer) => {
+                    collect_imports(capture.node, source, &path, &mut found)
+                }
+                Some(CaptureMeaning::Ignored) | None => {}
+            }
+        }
+        let Some((name_node, role, kind)) = name else { continue };
+        let Some(text) = node_text(name_node, source) else { continue };
+        if is_keyword_like(text) {
+            continue;
+        }
+        let kind = match kind {
+            QueryKind::Exact(kind) => kind,
+            QueryKind::Path => {
+                if text.starts_with(|c: char| c.is_ascii_uppercase()) {
+                    TagKind::TypeRef
+                } else {
+                    TagKind::ModuleRef
+                }
+            }
+            QueryKind::Function => {
+                let item_node = item.unwrap_or(name_node);
+                if is_method(language, item_node) {
+                    TagKind::Method
+                } else {
+                    TagKind::Function
+                }
+            }
+        };
+        if role == Role::Definition && item.is_some_and(|item| inside_function_body(language, item)) {
+            // Locals (nested functions, classes in functions) are not API.
+            continue;
+        }
+        let tag = match (role, item) {
+            (Role::Definition, Some(item_node)) => Tag {
+                path: path.clone(),
+                name: text.to_string(),
+                kind,
+                role,
+                line: name_node.start_position().row as u32,
+                byte_range: item_node.byte_range(),
+                signature: signature(language, kind, item_node, source),
+                doc: match language {
+                    Language::Rust => rust_doc(item_node, source),
+                    Language::Python => python_docstring(item_node, source),
+                },
+                scope: scope(language, item_node, source),
+            },
+            _ => Tag {
+                path: path.clone(),
+                name: text.to_string(),
+                kind,
+                role,
+                line: name_node.start_position().row as u32,
+                byte_range: name_node.byte_range(),
+                signature: None,
+                doc: None,
+                scope: None,
+            },
+        };
+        found.push(Found { name_start: name_node.start_byte(), priority: priority(tag.role, tag.kind), tag });
+    }
+
+    // Order by identifier position; at one position keep the most specific
+    // tag (definitions beat references; imports beat calls beat types...).
+    found.sort_by(|a, b| {
+        a.name_start
+            .cmp(&b.name_start)
+            .then(a.priority.cmp(&b.priority))
+            .then_with(|| a.tag.name.cmp(&b.tag.name))
+    });
+    found.dedup_by(|later, earlier| later.name_start == earlier.name_start);
+    Ok((found.into_iter().map(|found| found.tag).collect(), first_error_line))
+}
+
+fn priority(role: Role, kind: TagKind) -> u8 {
+    match (role, kind) {
+        (Role::Definition, _) => 0,
+        (Role::Reference, TagKind::Import) => 1,
+        (Role::Reference, TagKind::Call) => 2,
+        (Role::Reference, TagKind::MacroCall) => 3,
+        (Role::Reference, TagKind::TypeRef) => 4,
+        (Role::Reference, _) => 5,
+    }
+}
+
+/// Names that are syntax rather than user identifiers.
+fn is_keyword_like(name: &str) -> bool {
+    matches!(name, "self" | "Self" | "super" | "crate" | "cls" | "_") || name.is_empty()
+}
+
+fn node_text<'a>(node: Node, source: &'a str) -> Option<&'a str> {
+    source.get(node.byte_range())
+}
+
+fn first_error_line(root: Node) -> Option<u32> {
+    let mut cursor = root.walk();
+    loop {
+        let node = cursor.node();
+        if node.is_error() || node.is_missing() {
+            return Some(node.start_position().row as u32);
+        }
+        // Descend only into subtrees that contain an error.
+        if node.has_error() && cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return Some(root.start_position().row as u32);
+            }
+        }
+    }
+}
+
+/// Adds one import reference per identifier inside a `use`/`import` node.
+fn collect_imports(container: Node, source: &str, path: &Arc<str>, found: &mut Vec<Found>) {
+    let mut stack = vec![container];
+    while let Some(node) = stack.pop() {
+        let kind = node.kind();
+        if kind == "identifier" || kind == "type_identifier" {
+            if let Some(text) = node_text(node, source) {
+                if !is_keyword_like(text) {
+                    found.push(Found {
+                        name_start: node.start_byte(),
+                        priority: priority(Role::Reference, TagKind::Import),
+                        tag: Tag {
+                            path: path.clone(),
+                            name: text.to_string(),
+                            kind: TagKind::Import,
+                            role: Role::Reference,
+                            line: node.start_position().row as u32,
+                            byte_range: node.byte_range(),
+                            signature: None,
+                            doc: None,
+                            scope: None,
+                        },
+                    });
+                }
+            }
+            continue;
+        }
+        let mut cursor = node.walk();
+        for (index, child) in node.children(&mut cursor).enumerate() {
+            // `import x as y` / `use a as b`: the alias is a local name, not an import.
+            let field = node.field_name_for_child(index as u32);
+            if field == Some("alias") {
+                continue;
+            }
+            stack.push(child);
+        }
+    }
+}
+
+fn is_method(language: Language, item: Node) -> bool {
+    match language {
+        Language::Rust => {
+            // function_item -> declaration_list -> impl_item / trait_item
+            item.parent()
+                .filter(|parent| parent.kind() == "declaration_list")
+                .and_then(|list| list.parent())
+                .is_some_and(|owner| matches!(owner.kind(), "impl_item" | "trait_item"))
+        }
+        Language::Python => {
+            // function_definition [-> decorated_definition] -> block -> class_definition
+            let mut parent = item.parent();
+            if parent.is_some_and(|p| p.kind() == "decorated_definition") {
+                parent = parent.and_then(|p| p.parent());
+            }
+            parent
+                .filter(|p| p.kind() == "block")
+                .and_then(|block| block.parent())
+                .is_some_and(|owner| owner.kind() == "class_definition")
+        }
+    }
+}
+
+fn inside_function_body(language: Language, item: Node) -> bool {
+    let function_kind = match language {
+        Language::Rust => "function_item",
+        Language::Python => "function_definition",
+    };
+    let mut node = item.parent();
+    while let Some(current) = node {
+        if current.kind() == function_kind {
+            return true;
+        }
+        node = current.parent();
+    }
+    false
+}
+
+/// Most lines of a signature kept (long parameter lists are cut).
+const MAX_SIGNATURE_LINES: usize = 8;
+/// Most bytes of a one-line signature of a value item (const, assignment).
+const MAX_VALUE_SIGNATURE_BYTES: usize = 160;
+
+/// The item's header without its body, with the original indentation of its
+/// first line so rendered maps keep the nesting visible.
+fn signature(language: Language, kind: TagKind, item: Node, source: &str) -> Option<String> {
+    let start = item.start_byte();
+    let line_start = source[..start].rfind('\n').map_or(0, |newline| newline + 1);
+    let indent = &source[line_start..start];
+    let indent = if indent.chars().all(|c| c == ' ' || c == '\t') { indent } else { "" };
+
+    let header = if kind == TagKind::Macro && language == Language::Rust {
+        let name = item.child_by_field_name("name").and_then(|name| node_text(name, source))?;
+        format!("macro_rules! {name}")
+    } else if let Some(body) = item.child_by_field_name("body") {
+        let text = source.get(start..body.start_byte())?.trim_end();
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.len() > MAX_SIGNATURE_LINES {
+            let mut cut = lines[..MAX_SIGNATURE_LINES].join("\n");
+            cut.push_str(" …");
+            cut
+        } else {
+            text.to_string()
+        }
+    } else {
+        let text = node_text(item, source)?.trim_end();
+        let multi_line_fn = matches!(kind, TagKind::Function | TagKind::Method) && text.contains('\n');
+        if multi_line_fn {
+            // A body-less fn signature (trait method) may wrap its parameters.
+            text.lines().take(MAX_SIGNATURE_LINES).collect::<Vec<_>>().join("\n")
+        } else {
+            let first_line = text.lines().next().unwrap_or("");
+            let mut line = truncate_at_char_boundary(first_line, MAX_VALUE_SIGNATURE_BYTES).to_string();
+            if line.len() < text.len() {
+                line.push_str(" …");
+            }
+            line
+        }
+    };
+    Some(format!("{indent}{header}"))
+}
+
+fn truncate_at_char_boundary(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Outer doc comments (`///`, `/** */`) right above the item (attributes in
+/// between are skipped), or inner `//!` docs at the top of a `mod { }` body.
+fn rust_doc(item: Node, source: &str) -> Option<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut sibling = item.prev_sibling();
+    while let Some(node) = sibling {
+        match node.kind() {
+            "attribute_item" => {}
+            "line_comment" | "block_comment" => {
+                let text = node_text(node, source)?.trim_end();
+                let Some(doc) = outer_doc_text(text) else { break };
+                // Walking upwards: prepend.
+                for line in doc.into_iter().rev() {
+                    lines.insert(0, line);
+                }
+            }
+            _ => break,
+        }
+        sibling = node.prev_sibling();
+    }
+    if lines.is_empty() && item.kind() == "mod_item" {
+        if let Some(body) = item.child_by_field_name("body") {
+            let mut cursor = body.walk();
+            for child in body.named_children(&mut cursor) {
+                if child.kind() != "line_comment" && child.kind() != "block_comment" {
+                    break;
+                }
+                let text = node_text(child, source)?.trim_end();
+                if let Some(rest) = text.strip_prefix("//!") {
+                    lines.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
+                } else if let Some(rest) = text.strip_prefix("/*!").and_then(|r| r.strip_suffix("*/")) {
+                    lines.extend(clean_block_doc(rest));
+                }
+            }
+        }
+    }
+    finish_doc(lines)
+}
+
+/// The lines of an outer doc comment, or `None` if `text` is a plain comment.
+fn outer_doc_text(text: &str) -> Option<Vec<String>> {
+    if let Some(rest) = text.strip_prefix("///") {
+        if rest.starts_with('/') {
+            return None; // `////` is a plain comment
+        }
+        return Some(vec![rest.strip_prefix(' ').unwrap_or(rest).to_string()]);
+    }
+    if let Some(rest) = text.strip_prefix("/**") {
+        if rest.starts_with('*') || rest == "/" {
+            return None; // `/***` and `/**/` are plain comments
+        }
+        let rest = rest.strip_suffix("*/").unwrap_or(rest);
+        return Some(clean_block_doc(rest));
+    }
+    None
+}
+
+fn clean_block_doc(body: &str) -> Vec<String> {
+    body.lines()
+        .map(|line| {
+            let line = line.trim();
+            let line = line.strip_prefix('*').unwrap_or(line);
+            line.strip_prefix(' ').unwrap_or(line).to_string()
+        })
+        .collect()
+}
+
+fn finish_doc(lines: Vec<String>) -> Option<String> {
+    let start = lines.iter().position(|line| !line.trim().is_empty())?;
+    let end = lines.iter().rposition(|line| !line.trim().is_empty())?;
+    Some(lines[start..=end].join("\n"))
+}
+
+/// The docstring of a Python class or function: the first statement of its
+/// body if it is a string literal. Cleaned like `inspect.cleandoc`.
+fn python_docstring(item: Node, source: &str) -> Option<String> {
+    let body = item.child_by_field_name("body")?;
+    let mut cursor = body.walk();
+    let first = body.named_children(&mut cursor).find(|child| child.kind() != "comment")?;
+    if first.kind() != "expression_statement" {
+        return None;
+    }
+    let string = first.named_child(0).filter(|node| node.kind() == "string")?;
+    let raw = node_text(string, source)?;
+    let unprefixed = raw.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let inner = ["\"\"\"", "'''", "\"", "'"].iter().find_map(|quote| {
+        unprefixed.strip_prefix(quote).and_then(|rest| rest.strip_suffix(quote))
+    })?;
+    Some(clean_docstring(inner)).filter(|doc| !doc.is_empty())
+}
+
+fn clean_docstring(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = lines
+        .iter()
+        .skip(1)
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.len() - line.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let cleaned: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| {
+            if index == 0 {
+                line.trim().to_string()
+            } else {
+                line.get(indent..).unwrap_or(line.trim_start()).trim_end().to_string()
+            }
+        })
+        .collect();
+    finish_doc(cleaned).unwrap_or_default()
+}
+
+/// The nearest enclosing named item: impl type / trait / mod for Rust, class
+/// or function for Python.
+fn scope(language: Language, item: Node, source: &str) -> Option<String> {
+    let mut node = item.parent();
+    while let Some(current) = node {
+        let name = match (language, current.kind()) {
+            (Language::Rust, "impl_item") => current.child_by_field_name("type").and_then(|ty| base_type_name(ty, source)),
+            (Language::Rust, "trait_item" | "mod_item") => {
+                current.child_by_field_name("name").and_then(|name| node_text(name, source))
+            }
+            (Language::Python, "class_definition" | "function_definition") => {
+                current.child_by_field_name("name").and_then(|name| node_text(name, source))
+            }
+            _ => None,
+        };
+        if let Some(name) = name {
+            return Some(name.to_string());
+        }
+        node = current.parent();
+    }
+    None
+}
+
+/// `Foo` for `Foo`, `Foo<T>`, `a::Foo`, `&Foo`.
+fn base_type_name<'a>(ty: Node, source: &'a str) -> Option<&'a str> {
+    match ty.kind() {
+        "type_identifier" => node_text(ty, source),
+        "generic_type" => ty.child_by_field_name("type").and_then(|inner| base_type_name(inner, source)),
+        "scoped_type_identifier" => ty.child_by_field_name("name").and_then(|inner| node_text(inner, source)),
+        "reference_type" => ty.child_by_field_name("type").and_then(|inner| base_type_name(inner, source)),
+        _ => node_text(ty, source),
+    }
+}

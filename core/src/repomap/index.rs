@@ -1,0 +1,408 @@
+//! The filesystem edge of the repo map: walking a workspace and the on-disk
+//! tag cache. Everything else in `repomap` is pure.
+//!
+//! Walk: the `ignore` crate (`.gitignore`, `.ignore` and git excludes are
+//! honoured even outside a git checkout; hidden files and directories are
+//! skipped; symlinks are not followed); only `.rs`, `.py` and `.pyi` files.
+//!
+//! Cache: one postcard file, `<cache_dir>/tags-v<N>.postcard`, holding for
+//! every indexed path its size, mtime, blake3 content hash, tags and note. A
+//! file is re-used without reading it when size and mtime match and the mtime
+//! is older than the cache itself by more than [`RACY_WINDOW`] (the git index
+//! trick); otherwise it is read and hashed, and re-used if the hash matches
+//! any cached entry (so renames and touches are cheap). Deleted files are
+//! dropped; the cache is rewritten (atomically) only when something changed.
+//! The cache also embeds a hash of the tag queries, so editing a query
+//! invalidates it.
+//!
+//! Default cache location ([`default_cache_dir`]): the user's cache directory,
+//! `<cache>/sextant/repomap/<blake3 of the canonical root path, 16 hex>/`, so
+//! indexing never writes into the repository itself.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::extract::{self, Language};
+use super::{Note, NoteReason, RepoMap, Tag, MAX_FILE_BYTES};
+
+/// Bump when the cache layout or tag extraction semantics change.
+const CACHE_FORMAT_VERSION: u32 = 1;
+/// Files modified this close to the cache write are always re-hashed.
+pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+/// Errors that stop indexing as a whole (per-file problems are [`Note`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("workspace root {path} is not a readable directory: {source}")]
+    Root { path: PathBuf, source: std::io::Error },
+}
+
+/// Progress reports for a UI (called from worker threads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The walk found this many candidate source files.
+    Walked { files: usize },
+    /// `done` of `total` files read (and parsed if they were not cached).
+    Indexed { done: usize, total: usize },
+}
+
+/// Options for [`load_or_build`].
+#[derive(Debug, Clone, Default)]
+pub struct IndexOptions {
+    /// Where the tag cache lives; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Counters describing one indexing run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IndexStats {
+    /// Source files found by the walk.
+    pub files: usize,
+    /// Files whose tags came from the cache.
+    pub cached: usize,
+    /// Files parsed in this run.
+    pub parsed: usize,
+    /// Cache entries dropped because their file is gone.
+    pub dropped: usize,
+    /// Whether the cache file was (re)written.
+    pub cache_written: bool,
+}
+
+/// A loaded workspace: the map, notes about skipped files, and stats.
+#[derive(Debug, Clone)]
+pub struct RepoIndex {
+    pub root: PathBuf,
+    pub map: RepoMap,
+    /// Sorted by path.
+    pub notes: Vec<Note>,
+    pub stats: IndexStats,
+    /// Set when the cache could not be read or written (indexing still worked).
+    pub cache_warning: Option<String>,
+}
+
+/// Result of [`walk`]: candidate files and walk problems.
+#[derive(Debug, Clone, Default)]
+pub struct WalkResult {
+    /// (workspace-relative `/`-separated path, absolute path), sorted.
+    pub files: Vec<(String, PathBuf)>,
+    /// Entries that could not be walked.
+    pub notes: Vec<Note>,
+}
+
+/// Lists the `.rs`/`.py`/`.pyi` files under `root` (gitignore-aware, hidden
+/// entries skipped), sorted by relative path.
+pub fn walk(root: &Path) -> WalkResult {
+    let mut result = WalkResult::default();
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(true)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(false)
+        .require_git(false)
+        .follow_links(false)
+        .build();
+    for entry in walker {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                let path = error_path(&error).map(|path| relative_path(root, &path)).unwrap_or_default();
+                result.notes.push(Note { path, reason: NoteReason::Unreadable { error: error.to_string() } });
+                continue;
+            }
+        };
+        if !entry.file_type().is_some_and(|file_type| file_type.is_file()) {
+            continue;
+        }
+        let relative = relative_path(root, entry.path());
+        if Language::from_path(&relative).is_none() {
+            continue;
+        }
+        result.files.push((relative, entry.into_path()));
+    }
+    result.files.sort();
+    result.notes.sort();
+    result
+}
+
+fn error_path(error: &ignore::Error) -> Option<PathBuf> {
+    match error {
+        ignore::Error::WithPath { path, .. } => Some(path.clone()),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
+        _ => None,
+    }
+}
+
+/// `root`-relative path with `/` separators (lossy for non-UTF-8 names).
+fn relative_path(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    let parts: Vec<String> = relative.components().map(|part| part.as_os_str().to_string_lossy().into_owned()).collect();
+    parts.join("/")
+}
+
+/// The default cache directory for a workspace root (see the module docs).
+/// `None` when the platform has no user cache directory.
+pub fn default_cache_dir(root: &Path) -> Option<PathBuf> {
+    let canonical = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let digest = blake3::hash(canonical.to_string_lossy().as_bytes()).to_hex();
+    Some(dirs::cache_dir()?.join("sextant").join("repomap").join(&digest.as_str()[..16]))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CacheFile {
+    format: u32,
+    query_hash: [u8; 32],
+    /// When this cache was written (ns since the epoch).
+    written_at_ns: u128,
+    entries: Vec<CacheEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CacheEntry {
+    path: String,
+    size: u64,
+    mtime_ns: u128,
+    hash: [u8; 32],
+    /// `None` for skipped files (binary, not UTF-8, too large).
+    tags: Option<Vec<Tag>>,
+    note: Option<Note>,
+}
+
+fn query_hash() -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&CACHE_FORMAT_VERSION.to_le_bytes());
+    hasher.update(Language::Rust.query_source().as_bytes());
+    hasher.update(Language::Python.query_source().as_bytes());
+    *hasher.finalize().as_bytes()
+}
+
+fn cache_path(cache_dir: &Path) -> PathBuf {
+    cache_dir.join(format!("tags-v{CACHE_FORMAT_VERSION}.postcard"))
+}
+
+fn read_cache(cache_dir: &Path) -> Result<Option<CacheFile>, String> {
+    let path = cache_path(cache_dir);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("cannot read the tag cache {}: {error}", path.display())),
+    };
+    match postcard::from_bytes::<CacheFile>(&bytes) {
+        Ok(cache) if cache.format == CACHE_FORMAT_VERSION && cache.query_hash == query_hash() => Ok(Some(cache)),
+        // Stale format or queries: start over silently.
+        Ok(_) => Ok(None),
+        Err(error) => Err(format!("ignoring a corrupt tag cache {}: {error}", path.display())),
+    }
+}
+
+fn write_cache(cache_dir: &Path, cache: &CacheFile) -> Result<(), String> {
+    let path = cache_path(cache_dir);
+    let bytes = postcard::to_allocvec(cache).map_err(|error| format!("cannot encode the tag cache: {error}"))?;
+    fs::create_dir_all(cache_dir).map_err(|error| format!("cannot create {}: {error}", cache_dir.display()))?;
+    // Write-then-rename so a concurrent reader never sees half a file.
+    let temporary = cache_dir.join(format!("tags-v{CACHE_FORMAT_VERSION}.{}.tmp", std::process::id()));
+    fs::write(&temporary, &bytes).map_err(|error| format!("cannot write {}: {error}", temporary.display()))?;
+    fs::rename(&temporary, &path).map_err(|error| {
+        let _ = fs::remove_file(&temporary);
+        format!("cannot replace {}: {error}", path.display())
+    })
+}
+
+fn nanos_since_epoch(time: SystemTime) -> u128 {
+    time.duration_since(UNIX_EPOCH).map(|duration| duration.as_nanos()).unwrap_or(0)
+}
+
+/// What indexing one file produced.
+enum FileOutcome {
+    /// Re-used from the cache entry at this index, unchanged.
+    Cached(usize),
+    /// Cached tags under a new stat or path (content hash matched).
+    Refreshed(CacheEntry),
+    /// Read and parsed in this run (or skipped with a note).
+    Parsed(CacheEntry),
+}
+
+/// Walks `root`, loads what it can from the tag cache, parses the rest in
+/// parallel and returns the map. Per-file problems become notes; only an
+/// unreadable root is an error. `progress` is called from worker threads.
+pub fn load_or_build(
+    root: &Path,
+    options: &IndexOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<RepoIndex, IndexError> {
+    fs::read_dir(root).map_err(|source| IndexError::Root { path: root.to_path_buf(), source })?;
+    let walked = walk(root);
+    let total = walked.files.len();
+    progress(Progress::Walked { files: total });
+
+    let mut cache_warning = None;
+    let cache = match options.cache_dir.as_deref().map(read_cache) {
+        Some(Ok(cache)) => cache,
+        Some(Err(warning)) => {
+            cache_warning = Some(warning);
+            None
+        }
+        None => None,
+    };
+    let entries: &[CacheEntry] = cache.as_ref().map(|cache| cache.entries.as_slice()).unwrap_or(&[]);
+    let by_path: HashMap<&str, usize> = entries.iter().enumerate().map(|(index, entry)| (entry.path.as_str(), index)).collect();
+    let by_hash: HashMap<[u8; 32], usize> = entries.iter().enumerate().map(|(index, entry)| (entry.hash, index)).collect();
+    let trusted_before_ns = cache
+        .as_ref()
+        .map(|cache| cache.written_at_ns.saturating_sub(RACY_WINDOW.as_nanos()))
+        .unwrap_or(0);
+
+    let done = AtomicUsize::new(0);
+    let outcomes: Vec<FileOutcome> = walked
+        .files
+        .par_iter()
+        .map(|(relative, absolute)| {
+            let outcome = index_one(relative, absolute, entries, &by_path, &by_hash, trusted_before_ns);
+            let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+            progress(Progress::Indexed { done: finished, total });
+            outcome
+        })
+        .collect();
+
+    let mut stats = IndexStats { files: total, ..IndexStats::default() };
+    let mut changed = cache.is_none();
+    // Move cached entries out instead of cloning their tags; a second file
+    // with the same content (a copy) clones the first one's entry.
+    let mut slots: Vec<Option<CacheEntry>> = cache.map(|cache| cache.entries).unwrap_or_default().into_iter().map(Some).collect();
+    let mut placed_at: HashMap<usize, usize> = HashMap::new();
+    let mut new_entries: Vec<CacheEntry> = Vec::with_capacity(outcomes.len());
+    for (outcome, (relative, _)) in outcomes.into_iter().zip(&walked.files) {
+        match outcome {
+            FileOutcome::Cached(index) => {
+                stats.cached += 1;
+                let mut entry = match slots.get_mut(index).and_then(Option::take) {
+                    Some(entry) => entry,
+                    None => match placed_at.get(&index) {
+                        Some(&position) => new_entries[position].clone(),
+                        None => continue, // unreachable: indices come from this cache
+                    },
+                };
+                if entry.path != *relative {
+                    // Same content under a new name (rename or copy).
+                    changed = true;
+                    entry.path = relative.clone();
+                    if let Some(note) = &mut entry.note {
+                        note.path = relative.clone();
+                    }
+                }
+                placed_at.insert(index, new_entries.len());
+                new_entries.push(entry);
+            }
+            FileOutcome::Refreshed(entry) => {
+                stats.cached += 1;
+                changed = true;
+                new_entries.push(entry);
+            }
+            FileOutcome::Parsed(entry) => {
+                stats.parsed += 1;
+                changed = true;
+                new_entries.push(entry);
+            }
+        }
+    }
+    let walked_paths: std::collections::HashSet<&str> = walked.files.iter().map(|(path, _)| path.as_str()).collect();
+    stats.dropped = slots.iter().flatten().filter(|entry| !walked_paths.contains(entry.path.as_str())).count();
+    if stats.dropped > 0 {
+        changed = true;
+    }
+
+    if let (Some(cache_dir), true) = (options.cache_dir.as_deref(), changed) {
+        let cache = CacheFile {
+            format: CACHE_FORMAT_VERSION,
+            query_hash: query_hash(),
+            written_at_ns: nanos_since_epoch(SystemTime::now()),
+            entries: new_entries,
+        };
+        match write_cache(cache_dir, &cache) {
+            Ok(()) => stats.cache_written = true,
+            Err(warning) => cache_warning = Some(warning),
+        }
+        new_entries = cache.entries;
+    }
+
+    let mut notes = walked.notes;
+    let mut files = Vec::with_capacity(new_entries.len());
+    for entry in new_entries {
+        notes.extend(entry.note);
+        if let Some(tags) = entry.tags {
+            files.push((entry.path, tags));
+        }
+    }
+    notes.sort();
+    Ok(RepoIndex { root: root.to_path_buf(), map: RepoMap::from_tags(files), notes, stats, cache_warning })
+}
+
+fn index_one(
+    relative: &str,
+    absolute: &Path,
+    entries: &[CacheEntry],
+    by_path: &HashMap<&str, usize>,
+    by_hash: &HashMap<[u8; 32], usize>,
+    trusted_before_ns: u128,
+) -> FileOutcome {
+    let unreadable = |error: std::io::Error| {
+        FileOutcome::Parsed(CacheEntry {
+            path: relative.to_string(),
+            size: 0,
+            mtime_ns: 0,
+            hash: [0; 32],
+            tags: None,
+            note: Some(Note { path: relative.to_string(), reason: NoteReason::Unreadable { error: error.to_string() } }),
+        })
+    };
+    let metadata = match fs::metadata(absolute) {
+        Ok(metadata) => metadata,
+        Err(error) => return unreadable(error),
+    };
+    let size = metadata.len();
+    let mtime_ns = metadata.modified().map(nanos_since_epoch).unwrap_or(0);
+    if let Some(&index) = by_path.get(relative) {
+        let entry = &entries[index];
+        if entry.size == size && entry.mtime_ns == mtime_ns && mtime_ns != 0 && mtime_ns < trusted_before_ns {
+            return FileOutcome::Cached(index);
+        }
+    }
+    if size > MAX_FILE_BYTES as u64 {
+        // Skipped by size alone: never read a huge file.
+        return FileOutcome::Parsed(CacheEntry {
+            path: relative.to_string(),
+            size,
+            mtime_ns,
+            hash: [0; 32],
+            tags: None,
+            note: Some(Note { path: relative.to_string(), reason: NoteReason::TooLarge { bytes: size } }),
+        });
+    }
+    let contents = match fs::read(absolute) {
+        Ok(contents) => contents,
+        Err(error) => return unreadable(error),
+    };
+    let hash = *blake3::hash(&contents).as_bytes();
+    if let Some(&index) = by_path.get(relative).filter(|&&index| entries[index].hash == hash).or_else(|| by_hash.get(&hash)) {
+        let entry = &entries[index];
+        if entry.size == size && entry.mtime_ns == mtime_ns {
+            return FileOutcome::Cached(index);
+        }
+        // Same content, new stat: refresh the stat so the next run is fast.
+        let mut refreshed = entry.clone();
+        refreshed.path = relative.to_string();
+        refreshed.size = size;
+        refreshed.mtime_ns = mtime_ns;
+        if let Some(note) = &mut refreshed.note {
+            note.path = relative.to_string();
+        }
+        return FileOutcome::Refreshed(refreshed);
+    }
+    let extracted = extract::extract_file(relative, &contents);
+    FileOutcome::Parsed(CacheEntry { path: relative.to_string(), size, mtime_ns, hash, tags: extracted.tags, note: extracted.note })
+}

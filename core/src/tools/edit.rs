@@ -1,0 +1,315 @@
+//! Edits with a pre-image journal so every change the agent makes can be
+//! undone, including deleting files it created.
+//!
+//! Invariant: every byte the agent writes goes through `EditJournal::write`,
+//! which records the file's previous content (or its absence) first.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// One recorded change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JournalEntry {
+    path: PathBuf,
+    display: String,
+    /// Content before the edit; `None` when the edit created the file.
+    before: Option<Vec<u8>>,
+    /// Directories the edit created (deepest last), removed again on undo if empty.
+    created_dirs: Vec<PathBuf>,
+}
+
+/// A file changed by the agent, as reported in the run summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileEdit {
+    /// Path relative to the workspace root.
+    pub path: String,
+    pub created: bool,
+}
+
+/// A file restored by undo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UndoneEdit {
+    pub path: String,
+    /// True when the file was created by the agent and has been deleted.
+    pub deleted: bool,
+}
+
+/// Pre-images of everything written, oldest first.
+#[derive(Debug, Default, Clone)]
+pub struct EditJournal {
+    entries: Vec<JournalEntry>,
+}
+
+impl EditJournal {
+    /// Writes `content` to `path` (already sandbox-checked), recording the
+    /// previous state first.
+    pub fn write(&mut self, path: &Path, display: &str, content: &[u8]) -> std::io::Result<()> {
+        let before = match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        let mut created_dirs = Vec::new();
+        if let Some(parent) = path.parent() {
+            let mut missing = Vec::new();
+            let mut dir = parent.to_path_buf();
+            while !dir.exists() {
+                missing.push(dir.clone());
+                if !dir.pop() {
+                    break;
+                }
+            }
+            if !missing.is_empty() {
+                std::fs::create_dir_all(parent)?;
+                missing.reverse();
+                created_dirs = missing;
+            }
+        }
+        std::fs::write(path, content)?;
+        self.entries.push(JournalEntry { path: path.to_path_buf(), display: display.to_string(), before, created_dirs });
+        Ok(())
+    }
+
+    /// Files changed so far, each once, in first-change order.
+    pub fn edits(&self) -> Vec<FileEdit> {
+        let mut seen: Vec<FileEdit> = Vec::new();
+        for entry in &self.entries {
+            if !seen.iter().any(|e| e.path == entry.display) {
+                seen.push(FileEdit { path: entry.display.clone(), created: entry.before.is_none() });
+            }
+        }
+        seen
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of recorded writes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Reverts recorded writes newest first: all of them, or only those to
+    /// `only` (a resolved path). Restored entries leave the journal.
+    pub fn undo(&mut self, only: Option<&Path>) -> std::io::Result<Vec<UndoneEdit>> {
+        let mut undone: Vec<UndoneEdit> = Vec::new();
+        let mut index = self.entries.len();
+        while index > 0 {
+            index -= 1;
+            if only.is_some_and(|p| p != self.entries[index].path) {
+                continue;
+            }
+            let entry = self.entries.remove(index);
+            match &entry.before {
+                Some(bytes) => std::fs::write(&entry.path, bytes)?,
+                None => match std::fs::remove_file(&entry.path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err),
+                },
+            }
+            for dir in entry.created_dirs.iter().rev() {
+                // Only empty directories go; anything else stays.
+                let _ = std::fs::remove_dir(dir);
+            }
+            undone.retain(|u| u.path != entry.display);
+            undone.push(UndoneEdit { path: entry.display.clone(), deleted: entry.before.is_none() });
+        }
+        undone.reverse();
+        Ok(undone)
+    }
+}
+
+/// Why an exact search/replace could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditMismatch {
+    NotFound { closest: Option<ClosestRegion> },
+    Ambiguous { lines: Vec<usize> },
+    EmptySearch,
+}
+
+/// The part of the file most similar to a search text that did not match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosestRegion {
+    /// 1-based line numbers, inclusive.
+    pub start_line: usize,
+    pub end_line: usize,
+    pub text: String,
+}
+
+impl EditMismatch {
+    pub fn render(&self, path: &str) -> String {
+        match self {
+            EditMismatch::EmptySearch => {
+                "edit_file: `search` is empty; to create or overwrite a whole file use write_file".to_string()
+            }
+            EditMismatch::Ambiguous { lines } => format!(
+                "edit_file: the search text matches {} times in {path} (starting at lines {}); nothing was written. \
+                 Include more surrounding lines so it matches exactly once.",
+                lines.len(),
+                lines.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            EditMismatch::NotFound { closest: None } => {
+                format!("edit_file: the search text was not found in {path} (the file has no similar region); nothing was written.")
+            }
+            EditMismatch::NotFound { closest: Some(region) } => format!(
+                "edit_file: the search text was not found in {path}; nothing was written. \
+                 The closest region is lines {}-{}:\n{}\nCopy the search text exactly from the current file (read_file shows it).",
+                region.start_line, region.end_line, region.text
+            ),
+        }
+    }
+}
+
+/// Replaces the single exact occurrence of `search` in `content`.
+pub fn apply_search_replace(content: &str, search: &str, replace: &str) -> Result<String, EditMismatch> {
+    if search.is_empty() {
+        return Err(EditMismatch::EmptySearch);
+    }
+    let starts: Vec<usize> = content.match_indices(search).map(|(i, _)| i).collect();
+    match starts.as_slice() {
+        [start] => {
+            let mut out = String::with_capacity(content.len() + replace.len());
+            out.push_str(&content[..*start]);
+            out.push_str(replace);
+            out.push_str(&content[start + search.len()..]);
+            Ok(out)
+        }
+        [] => Err(EditMismatch::NotFound { closest: closest_region(content, search) }),
+        many => Err(EditMismatch::Ambiguous {
+            lines: many.iter().map(|&i| content[..i].matches('\n').count() + 1).collect(),
+        }),
+    }
+}
+
+/// Finds the window of lines most similar to `search` (same line count),
+/// scoring each line pair by the Dice coefficient of character bigrams.
+pub fn closest_region(content: &str, search: &str) -> Option<ClosestRegion> {
+    let file_lines: Vec<&str> = content.lines().collect();
+    let search_lines: Vec<&str> = search.lines().collect();
+    if file_lines.is_empty() || search_lines.is_empty() {
+        return None;
+    }
+    let window = search_lines.len().min(file_lines.len());
+    let file_grams: Vec<Vec<u64>> = file_lines.iter().map(|l| bigrams(l)).collect();
+    let search_grams: Vec<Vec<u64>> = search_lines.iter().map(|l| bigrams(l)).collect();
+    // Bound the work on huge files: compare at most this many line pairs.
+    const BUDGET: usize = 4_000_000;
+    let starts = file_lines.len() - window + 1;
+    let stride = ((starts * window) / BUDGET).max(1);
+    let mut best: Option<(f64, usize)> = None;
+    let mut start = 0;
+    while start < starts {
+        let score: f64 = (0..window).map(|k| dice(&file_grams[start + k], &search_grams[k])).sum::<f64>() / window as f64;
+        if best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, start));
+        }
+        start += stride;
+    }
+    let (score, start) = best?;
+    if score < 0.2 {
+        return None;
+    }
+    let end = start + window;
+    let text = file_lines[start..end]
+        .iter()
+        .enumerate()
+        .map(|(i, line)| format!("{:>5} | {line}", start + i + 1))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(ClosestRegion { start_line: start + 1, end_line: end, text })
+}
+
+fn bigrams(line: &str) -> Vec<u64> {
+    let chars: Vec<char> = line.trim().chars().collect();
+    let mut grams: Vec<u64> = chars.windows(2).map(|w| ((w[0] as u64) << 32) | w[1] as u64).collect();
+    if grams.is_empty() {
+        grams = chars.iter().map(|&c| c as u64).collect();
+    }
+    grams.sort_unstable();
+    grams
+}
+
+fn dice(a: &[u64], b: &[u64]) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let (mut i, mut j, mut common) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+        }
+    }
+    2.0 * common as f64 / (a.len() + b.len()) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "fn alpha() {\n    let total = 1;\n    total + 1\n}\n\nfn beta() {\n    println!(\"beta\");\n}\n";
+
+    #[test]
+    fn unique_match_is_replaced() {
+        let out = apply_search_replace(FILE, "total + 1", "total + 2").expect("applies");
+        assert!(out.contains("total + 2"));
+        assert_eq!(out.len(), FILE.len());
+    }
+
+    #[test]
+    fn mismatch_reports_the_closest_region() {
+        let err = apply_search_replace(FILE, "fn beta() {\n    println!(\"gamma\");\n}", "x").expect_err("no match");
+        let EditMismatch::NotFound { closest: Some(region) } = &err else { panic!("expected a closest region: {err:?}") };
+        assert_eq!((region.start_line, region.end_line), (6, 8));
+        expect_test::expect![[r#"
+            edit_file: the search text was not found in src/lib.rs; nothing was written. The closest region is lines 6-8:
+                6 | fn beta() {
+                7 |     println!("beta");
+                8 | }
+            Copy the search text exactly from the current file (read_file shows it)."#]]
+        .assert_eq(&err.render("src/lib.rs"));
+    }
+
+    #[test]
+    fn ambiguous_match_lists_lines() {
+        let err = apply_search_replace("a\nb\na\n", "a", "c").expect_err("two matches");
+        assert_eq!(err, EditMismatch::Ambiguous { lines: vec![1, 3] });
+        assert_eq!(apply_search_replace("a", "", "c"), Err(EditMismatch::EmptySearch));
+    }
+
+    #[test]
+    fn journal_undo_restores_and_deletes_created_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let existing = dir.path().join("a.txt");
+        std::fs::write(&existing, "original").expect("write");
+        let created = dir.path().join("new/dir/b.txt");
+        let mut journal = EditJournal::default();
+        journal.write(&existing, "a.txt", b"first").expect("write");
+        journal.write(&existing, "a.txt", b"second").expect("write");
+        journal.write(&created, "new/dir/b.txt", b"fresh").expect("write");
+        assert_eq!(
+            journal.edits(),
+            vec![
+                FileEdit { path: "a.txt".into(), created: false },
+                FileEdit { path: "new/dir/b.txt".into(), created: true }
+            ]
+        );
+        let undone = journal.undo(None).expect("undo");
+        assert_eq!(undone.len(), 2);
+        assert_eq!(std::fs::read_to_string(&existing).expect("read"), "original");
+        assert!(!created.exists());
+        assert!(!dir.path().join("new").exists());
+        assert!(journal.is_empty());
+    }
+}

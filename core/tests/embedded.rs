@@ -1,0 +1,213 @@
+//! The embedded model end to end: real GGUF weights, greedy decoding, short
+//! prompts. The model is installed by `cargo xtask setup`; without it these
+//! tests fail and say so.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use expect_test::expect;
+use sextant_core::providers::embedded::{default_model_path, EmbeddedProvider};
+use sextant_core::providers::{
+    ChatRequest, FimRequest, Message, Provider, ProviderError, StopReason, StreamEvent, ToolSpec,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Loaded once per test binary: the tests share one resident model.
+fn provider() -> &'static EmbeddedProvider {
+    static PROVIDER: OnceLock<EmbeddedProvider> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        let path = default_model_path();
+        match EmbeddedProvider::load(&path) {
+            Ok(provider) => provider,
+            Err(err) => panic!(
+                "cannot load the embedded model from {}: {err}\n\
+                 Run `cargo xtask setup` to install it (or set SEXTANT_MODEL_PATH).",
+                path.display()
+            ),
+        }
+    })
+}
+
+fn greedy(question: &str, max_tokens: u32) -> ChatRequest {
+    ChatRequest {
+        messages: vec![Message::user(question)],
+        max_tokens: Some(max_tokens),
+        temperature: Some(0.0),
+        ..Default::default()
+    }
+}
+
+async fn chat(request: &ChatRequest) -> (sextant_core::providers::ChatResponse, Vec<StreamEvent>) {
+    let mut events = Vec::new();
+    let response = provider()
+        .chat(request, &mut |event| events.push(event), &CancellationToken::new())
+        .await
+        .unwrap_or_else(|err| panic!("chat failed: {err}"));
+    (response, events)
+}
+
+fn streamed_text(events: &[StreamEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            StreamEvent::TextDelta(text) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn chatml_prompt_tokenizes_to_special_ids() {
+    let ids = provider()
+        .tokenize("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 12+30?<|im_end|>\n<|im_start|>assistant\n")
+        .unwrap_or_else(|err| panic!("{err}"));
+    expect!["[1, 9690, 198, 6077, 5453, 30, 2, 198, 1, 4093, 198, 1780, 314, 216, 33, 34, 27, 35, 32, 47, 2, 198, 1, 520, 9531, 198]"]
+        .assert_eq(&format!("{ids:?}"));
+    let round_trip = provider().detokenize(&ids).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(round_trip, "system\nBe brief.\nuser\nWhat is 12+30?\nassistant\n");
+}
+
+#[tokio::test]
+async fn greedy_answer_is_sensible_and_repeatable() {
+    let request = greedy("What is the capital of France?", 24);
+    let (first, events) = chat(&request).await;
+    let (second, _) = chat(&request).await;
+    expect!["L'Étoile, la Marseillaise, la femme au roi, la femme au ro"].assert_eq(&first.message.content);
+    assert_eq!(first.message.content, second.message.content);
+    assert_eq!(streamed_text(&events), first.message.content);
+    assert!(first.usage.input_tokens > 10, "prompt tokens are counted: {:?}", first.usage);
+    assert!(first.usage.output_tokens > 0 && first.usage.output_tokens <= 24, "{:?}", first.usage);
+    assert_eq!(first.stop_reason, StopReason::EndTurn);
+}
+
+#[tokio::test]
+async fn max_tokens_is_honoured() {
+    let (response, _) = chat(&greedy("Write a long story about a lighthouse keeper.", 5)).await;
+    assert_eq!(response.usage.output_tokens, 5);
+    assert_eq!(response.stop_reason, StopReason::MaxTokens);
+    assert!(!response.message.content.is_empty());
+}
+
+#[tokio::test]
+async fn stop_string_ends_generation() {
+    let mut request = greedy("What is the capital of France?", 24);
+    request.stop = vec!["France".into()];
+    let (response, events) = chat(&request).await;
+    assert_eq!(response.stop_reason, StopReason::StopSequence);
+    assert!(!response.message.content.contains("France"), "{:?}", response.message.content);
+    assert_eq!(streamed_text(&events), response.message.content);
+}
+
+#[tokio::test]
+async fn cancellation_stops_generation() {
+    let cancel = CancellationToken::new();
+    let mut deltas = 0;
+    let response = provider()
+        .chat(
+            &greedy("Count from one to one hundred in words.", 200),
+            &mut |event| {
+                if matches!(event, StreamEvent::TextDelta(_)) {
+                    deltas += 1;
+                    if deltas == 3 {
+                        cancel.cancel();
+                    }
+                }
+            },
+            &cancel,
+        )
+        .await
+        .unwrap_or_else(|err| panic!("chat failed: {err}"));
+    assert_eq!(response.stop_reason, StopReason::Cancelled);
+    // The worker checks the token between two tokens; allow for a loaded
+    // machine delivering deltas late, but far below the 200-token budget.
+    assert!(response.usage.output_tokens < 60, "{:?}", response.usage);
+    assert!(!response.message.content.is_empty(), "the streamed part is kept");
+}
+
+#[tokio::test]
+async fn cancelled_before_start_generates_nothing() {
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let response = provider()
+        .chat(&greedy("Hello", 8), &mut |_| {}, &cancel)
+        .await
+        .unwrap_or_else(|err| panic!("chat failed: {err}"));
+    assert_eq!(response.stop_reason, StopReason::Cancelled);
+    assert_eq!(response.usage.output_tokens, 0);
+}
+
+#[tokio::test]
+async fn fim_request_returns_code() {
+    let request = FimRequest {
+        prefix: "def add(a, b):\n    return ".into(),
+        suffix: "\n\nprint(add(1, 2))\n".into(),
+        path: Some("math.py".into()),
+        max_tokens: Some(16),
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let completion = provider()
+        .complete(&request, &CancellationToken::new())
+        .await
+        .unwrap_or_else(|err| panic!("complete failed: {err}"));
+    expect!["The code is missing the necessary function `add` to add two numbers. The"].assert_eq(&completion.text);
+    assert!(completion.usage.output_tokens <= 16);
+}
+
+#[tokio::test]
+async fn tools_are_offered_and_plain_text_still_works() {
+    let mut request = greedy("Say hello.", 12);
+    request.tools = vec![ToolSpec {
+        name: "read_file".into(),
+        description: "Read a file of the repository.".into(),
+        parameters: serde_json::json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+    }];
+    let (response, events) = chat(&request).await;
+    let text = streamed_text(&events);
+    match response.stop_reason {
+        StopReason::ToolUse => assert_eq!(response.message.tool_calls[0].name, "read_file"),
+        _ => {
+            assert!(!response.message.content.is_empty());
+            assert_eq!(text, response.message.content);
+        }
+    }
+}
+
+#[test]
+fn long_prompt_is_truncated_to_fit_the_context() {
+    let context = provider().config().context_length;
+    let long = "lorem ipsum ".repeat(context);
+    let request = ChatRequest {
+        messages: vec![Message::system("Keep this system prompt."), Message::user(long)],
+        max_tokens: Some(32),
+        ..Default::default()
+    };
+    let ids = provider().prompt_ids(&request).unwrap_or_else(|err| panic!("{err}"));
+    assert!(ids.len() + 32 <= context, "{} prompt tokens", ids.len());
+    let text = provider().detokenize(&ids[..12]).unwrap_or_else(|err| panic!("{err}"));
+    assert!(text.starts_with("system\nKeep this system prompt."), "{text:?}");
+}
+
+#[test]
+fn missing_model_file_gives_clear_error() {
+    let err = match EmbeddedProvider::load(Path::new("/nonexistent/sextant/model.gguf")) {
+        Ok(_) => panic!("loading a missing file succeeded"),
+        Err(err) => err,
+    };
+    assert!(matches!(err, ProviderError::Embedded(_)));
+    let message = err.to_string();
+    assert!(message.contains("sextant models pull"), "{message}");
+    assert!(message.contains("/nonexistent/sextant/model.gguf"), "{message}");
+}
+
+#[test]
+fn non_gguf_file_is_rejected() {
+    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
+    let path = dir.path().join("broken.gguf");
+    std::fs::write(&path, b"not a model").unwrap_or_else(|err| panic!("{err}"));
+    let message = match EmbeddedProvider::load(&path) {
+        Ok(_) => panic!("loading garbage succeeded"),
+        Err(err) => err.to_string(),
+    };
+    assert!(message.contains("not a readable GGUF file"), "{message}");
+}

@@ -1,0 +1,373 @@
+//! Repo map tests over the fixture repos in tests/fixtures/repomap/.
+//!
+//! Snapshots live in core/tests/repomap_snapshots/; refresh them with
+//! `UPDATE_EXPECT=1 cargo test -p sextant-core --test repomap`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use expect_test::expect_file;
+use sextant_core::repomap::{
+    self, IndexOptions, MapRequest, Note, NoteReason, RepoMap, Role, SourceFile, Tag, TagKind,
+};
+use sextant_core::tokens;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/repomap").join(name)
+}
+
+/// The fixture's source files as the CLI would read them.
+fn source_files(root: &Path) -> Vec<SourceFile> {
+    let walked = repomap::walk(root);
+    assert!(walked.notes.is_empty(), "walk notes: {:?}", walked.notes);
+    walked
+        .files
+        .into_iter()
+        .map(|(relative, absolute)| SourceFile::new(relative, fs::read(absolute).expect("fixture file is readable")))
+        .collect()
+}
+
+fn build(name: &str) -> (RepoMap, Vec<Note>) {
+    RepoMap::build(source_files(&fixture(name)))
+}
+
+/// One line per tag, stable and readable, for snapshots.
+fn dump_tags(map: &RepoMap, notes: &[Note]) -> String {
+    let mut out = String::new();
+    for note in notes {
+        writeln!(out, "NOTE {}: {}", note.path, note.reason).unwrap();
+    }
+    for path in map.files() {
+        writeln!(out, "== {path}").unwrap();
+        for tag in map.file_tags(path) {
+            let role = match tag.role {
+                Role::Definition => "def",
+                Role::Reference => "ref",
+            };
+            write!(out, "{}:{} {role} {} {}", tag.line + 1, tag.byte_range.start, tag.kind.as_str(), tag.name).unwrap();
+            if let Some(scope) = &tag.scope {
+                write!(out, " scope={scope}").unwrap();
+            }
+            if let Some(signature) = &tag.signature {
+                write!(out, " sig={signature:?}").unwrap();
+            }
+            if let Some(doc) = &tag.doc {
+                write!(out, " doc={doc:?}").unwrap();
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn rust_tags_snapshot() {
+    let (map, notes) = build("rust_crate");
+    expect_file!["repomap_snapshots/rust_tags.txt"].assert_eq(&dump_tags(&map, &notes));
+}
+
+#[test]
+fn python_tags_snapshot() {
+    let (map, notes) = build("python_pkg");
+    expect_file!["repomap_snapshots/python_tags.txt"].assert_eq(&dump_tags(&map, &notes));
+}
+
+#[test]
+fn bad_files_are_noted_and_never_fatal() {
+    let (rust, rust_notes) = build("rust_crate");
+    let (python, python_notes) = build("python_pkg");
+    let reasons: Vec<(&str, &NoteReason)> =
+        rust_notes.iter().chain(&python_notes).map(|note| (note.path.as_str(), &note.reason)).collect();
+    assert!(reasons.contains(&("src/blob.rs", &NoteReason::Binary)), "{reasons:?}");
+    assert!(reasons.contains(&("legacy_latin1.py", &NoteReason::NotUtf8)), "{reasons:?}");
+    assert!(reasons.iter().any(|(path, reason)| *path == "src/broken.rs" && matches!(reason, NoteReason::SyntaxErrors { .. })));
+    assert!(reasons.iter().any(|(path, reason)| *path == "broken.py" && matches!(reason, NoteReason::SyntaxErrors { .. })));
+    // Files with syntax errors are still indexed (tree-sitter recovers).
+    assert_eq!(rust.definitions("still_found").len(), 1);
+    assert_eq!(python.definitions("fine").len(), 1);
+    // Binary and non-UTF-8 files are not.
+    assert!(rust.file_tags("src/blob.rs").is_empty());
+    assert!(python.file_tags("legacy_latin1.py").is_empty());
+}
+
+#[test]
+fn garbage_input_never_panics() {
+    let inputs: Vec<(&str, Vec<u8>)> = vec![
+        ("empty.rs", Vec::new()),
+        ("empty.py", Vec::new()),
+        ("braces.rs", b"}}}{{{ fn ( impl impl for for where".to_vec()),
+        ("indent.py", b"\tdef\n  class:\n\t\t\treturn ((((".to_vec()),
+        ("unicode.rs", "fn café() -> 日本 { \"✓\" }".as_bytes().to_vec()),
+        ("notes.txt", b"not source".to_vec()),
+        ("half.py", vec![b'd', b'e', b'f', 0xE2, 0x82]),
+    ];
+    let files = inputs.into_iter().map(|(path, bytes)| SourceFile::new(path, bytes)).collect();
+    let (map, notes) = RepoMap::build(files);
+    let rendered = map.render(&MapRequest { token_budget: 200, ..MapRequest::default() });
+    assert!(rendered.tokens <= 200);
+    assert!(notes.iter().any(|note| note.path == "notes.txt" && note.reason == NoteReason::UnsupportedLanguage));
+    assert!(notes.iter().any(|note| note.path == "half.py" && note.reason == NoteReason::NotUtf8));
+}
+
+#[test]
+fn scoped_calls_reference_both_segments() {
+    let (map, _) = build("rust_crate");
+    let in_file = |path: &str, name: &str, kind: TagKind| {
+        map.references(name).iter().any(|tag| &*tag.path == path && tag.kind == kind)
+    };
+    // `Store::new()` in lib.rs references the type and the function.
+    assert!(in_file("src/lib.rs", "Store", TagKind::TypeRef));
+    assert!(in_file("src/lib.rs", "new", TagKind::Call));
+    // `crate::store::units::dozen()` references the module path and the fn.
+    assert!(in_file("src/report.rs", "units", TagKind::ModuleRef));
+    assert!(in_file("src/report.rs", "dozen", TagKind::Call));
+    // Method calls and imports.
+    assert!(in_file("src/report.rs", "total_quantity", TagKind::Call));
+    assert!(in_file("src/report.rs", "Countable", TagKind::Import));
+}
+
+fn render_request(focus: &[&str], mentioned: &[&str], budget: usize) -> MapRequest {
+    MapRequest {
+        focus_files: focus.iter().map(|path| path.to_string()).collect(),
+        mentioned_idents: mentioned.iter().map(|name| name.to_string()).collect(),
+        token_budget: budget,
+        include_focus_files: false,
+    }
+}
+
+#[test]
+fn rendered_map_snapshots() {
+    let (rust, _) = build("rust_crate");
+    let (python, _) = build("python_pkg");
+    let mut out = String::new();
+    for (label, map, request) in [
+        ("rust, budget 1024", &rust, render_request(&[], &[], 1024)),
+        ("rust, budget 60", &rust, render_request(&[], &[], 60)),
+        ("rust, focus src/report.rs", &rust, render_request(&["src/report.rs"], &[], 120)),
+        ("python, budget 1024", &python, render_request(&[], &[], 1024)),
+        ("python, focus main.py, mention clamp", &python, render_request(&["main.py"], &["clamp"], 80)),
+    ] {
+        let rendered = map.render(&request);
+        writeln!(out, "##### {label} -> {} tokens", rendered.tokens).unwrap();
+        out.push_str(&rendered.text);
+        out.push('\n');
+    }
+    expect_file!["repomap_snapshots/rendered.txt"].assert_eq(&out);
+}
+
+#[test]
+fn rendered_json_snapshot() {
+    let (python, _) = build("python_pkg");
+    let rendered = python.render(&render_request(&["main.py"], &["clamp"], 120));
+    let json = serde_json::to_string_pretty(&rendered).unwrap();
+    expect_file!["repomap_snapshots/rendered_python.json"].assert_eq(&format!("{json}\n"));
+}
+
+#[test]
+fn focus_files_are_left_out_unless_asked() {
+    let (map, _) = build("rust_crate");
+    let mut request = render_request(&["src/store.rs"], &[], 10_000);
+    let rendered = map.render(&request);
+    assert!(rendered.files.iter().all(|file| file.path != "src/store.rs"));
+    request.include_focus_files = true;
+    let rendered = map.render(&request);
+    assert!(rendered.files.iter().any(|file| file.path == "src/store.rs"));
+}
+
+#[test]
+fn mentioned_identifiers_rank_first() {
+    let (map, _) = build("python_pkg");
+    let ranked = map.ranked_definitions(&render_request(&[], &["clamp"], 0));
+    assert_eq!(ranked[0].0.name, "clamp", "{:?}", ranked.iter().map(|(tag, _)| &tag.name).collect::<Vec<_>>());
+}
+
+#[test]
+fn output_is_deterministic_regardless_of_file_order() {
+    let root = fixture("python_pkg");
+    let mut files = source_files(&root);
+    files.extend(source_files(&fixture("rust_crate")));
+    let request = render_request(&["main.py"], &["Store", "area"], 300);
+    let (first, first_notes) = RepoMap::build(files.clone());
+    let expected = first.render(&request);
+    let expected_json = serde_json::to_string(&expected).unwrap();
+    for rotation in [1, 3, 7] {
+        let mut reordered = files.clone();
+        reordered.reverse();
+        let shift = rotation % reordered.len();
+        reordered.rotate_left(shift);
+        let (map, notes) = RepoMap::build(reordered);
+        assert_eq!(notes, first_notes);
+        let rendered = map.render(&request);
+        assert_eq!(rendered.text, expected.text);
+        assert_eq!(serde_json::to_string(&rendered).unwrap(), expected_json);
+    }
+}
+
+#[test]
+fn budget_is_never_exceeded_and_more_budget_shows_more() {
+    let mut files = source_files(&fixture("python_pkg"));
+    files.extend(source_files(&fixture("rust_crate")));
+    let (map, _) = RepoMap::build(files);
+    let total_definitions: usize =
+        map.files().map(|path| map.file_tags(path).iter().filter(|tag| tag.role == Role::Definition).count()).sum();
+    let mut previous_shown = 0;
+    for budget in (0..=900).step_by(9) {
+        let rendered = map.render(&render_request(&[], &[], budget));
+        assert!(rendered.tokens <= budget, "budget {budget}: {} tokens", rendered.tokens);
+        assert_eq!(tokens::count(&rendered.text), rendered.tokens);
+        let shown: usize = rendered.files.iter().map(|file| file.tags.len()).sum();
+        assert!(shown >= previous_shown, "budget {budget} shows {shown} < {previous_shown}");
+        previous_shown = shown;
+    }
+    assert!(previous_shown > 0);
+    let everything = map.render(&render_request(&[], &[], 100_000));
+    let shown: usize = everything.files.iter().map(|file| file.tags.len()).sum();
+    assert_eq!(shown, total_definitions);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn all_tags(map: &RepoMap) -> Vec<(String, Vec<Tag>)> {
+    map.files().map(|path| (path.to_string(), map.file_tags(path).to_vec())).collect()
+}
+
+fn no_progress(_: repomap::Progress) {}
+
+#[test]
+fn cache_warm_load_equals_cold_and_drops_deleted_files() {
+    let workspace = tempfile::tempdir().unwrap();
+    let root = workspace.path().join("repo");
+    copy_dir(&fixture("rust_crate"), &root);
+    let cache = IndexOptions { cache_dir: Some(workspace.path().join("cache")) };
+    let uncached = repomap::load_or_build(&root, &IndexOptions::default(), &no_progress).unwrap();
+
+    let cold = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    assert!(cold.stats.cache_written);
+    assert_eq!(cold.stats.parsed, cold.stats.files);
+    assert_eq!(all_tags(&cold.map), all_tags(&uncached.map));
+    assert_eq!(cold.notes, uncached.notes);
+
+    let warm = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    assert_eq!(warm.stats.parsed, 0);
+    assert_eq!(warm.stats.cached, warm.stats.files);
+    assert_eq!(all_tags(&warm.map), all_tags(&cold.map));
+    assert_eq!(warm.notes, cold.notes);
+    let request = render_request(&[], &[], 500);
+    assert_eq!(warm.map.render(&request), cold.map.render(&request));
+
+    fs::remove_file(root.join("src/report.rs")).unwrap();
+    let after_delete = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    assert_eq!(after_delete.stats.dropped, 1);
+    assert!(after_delete.map.files().all(|path| path != "src/report.rs"));
+    assert!(after_delete.map.definitions("summary").is_empty());
+    let again = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    assert_eq!(again.stats.dropped, 0);
+    assert!(!again.stats.cache_written);
+}
+
+#[test]
+fn cache_picks_up_edits() {
+    let workspace = tempfile::tempdir().unwrap();
+    let root = workspace.path().join("repo");
+    copy_dir(&fixture("python_pkg"), &root);
+    let cache = IndexOptions { cache_dir: Some(workspace.path().join("cache")) };
+    repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    // Same size, new content, possibly within the same mtime tick: the racy
+    // window makes the cache re-hash it.
+    let util = root.join("shapes/util.py");
+    let text = fs::read_to_string(&util).unwrap().replace("def clamp(", "def clump(");
+    fs::write(&util, text).unwrap();
+    let edited = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    assert!(edited.map.definitions("clamp").is_empty());
+    assert_eq!(edited.map.definitions("clump").len(), 1);
+}
+
+#[test]
+fn incremental_update_equals_full_rebuild() {
+    let mut files = source_files(&fixture("rust_crate"));
+    let (mut map, _) = RepoMap::build(files.clone());
+    let edited = SourceFile::new(
+        "src/report.rs",
+        b"use crate::store::Store;\n\n/// Renamed.\npub fn overview(store: &Store) -> usize { store.total_quantity() as usize }\n".to_vec(),
+    );
+    let notes = map.update_file(edited.clone());
+    assert!(notes.is_empty());
+    for file in &mut files {
+        if file.path == edited.path {
+            *file = edited.clone();
+        }
+    }
+    let (rebuilt, _) = RepoMap::build(files.clone());
+    assert_eq!(all_tags(&map), all_tags(&rebuilt));
+    let request = render_request(&["src/lib.rs"], &["overview"], 400);
+    assert_eq!(map.render(&request), rebuilt.render(&request));
+    assert_eq!(map.references("total_quantity").len(), rebuilt.references("total_quantity").len());
+
+    map.remove_file("src/report.rs");
+    files.retain(|file| file.path != "src/report.rs");
+    let (rebuilt, _) = RepoMap::build(files);
+    assert_eq!(all_tags(&map), all_tags(&rebuilt));
+    assert_eq!(map.render(&request), rebuilt.render(&request));
+    assert!(map.definitions("overview").is_empty());
+}
+
+#[test]
+fn walk_honours_gitignore_hidden_and_size_limit() {
+    let workspace = tempfile::tempdir().unwrap();
+    let root = workspace.path();
+    fs::create_dir_all(root.join("ignored")).unwrap();
+    fs::create_dir_all(root.join(".hidden")).unwrap();
+    fs::write(root.join(".gitignore"), "ignored/\n").unwrap();
+    fs::write(root.join("ignored/generated.py"), "def should_not_appear(): pass\n").unwrap();
+    fs::write(root.join(".hidden/secret.py"), "def hidden_secret(): pass\n").unwrap();
+    fs::write(root.join("kept.py"), "def kept(): pass\n").unwrap();
+    fs::write(root.join("README.md"), "# not source\n").unwrap();
+    let huge = "X = 1\n".repeat(repomap::MAX_FILE_BYTES / 6 + 10);
+    fs::write(root.join("huge.py"), huge).unwrap();
+
+    let walked = repomap::walk(root);
+    let paths: Vec<&str> = walked.files.iter().map(|(path, _)| path.as_str()).collect();
+    assert_eq!(paths, ["huge.py", "kept.py"]);
+    let index = repomap::load_or_build(root, &IndexOptions::default(), &no_progress).unwrap();
+    assert_eq!(index.map.files().collect::<Vec<_>>(), ["kept.py"]);
+    assert!(matches!(index.notes.as_slice(), [Note { path, reason: NoteReason::TooLarge { .. } }] if path == "huge.py"));
+}
+
+#[test]
+fn missing_root_is_an_error_not_a_panic() {
+    let workspace = tempfile::tempdir().unwrap();
+    let missing = workspace.path().join("nope");
+    assert!(repomap::load_or_build(&missing, &IndexOptions::default(), &no_progress).is_err());
+}
+
+#[test]
+fn corrupt_cache_is_ignored_with_a_warning() {
+    let workspace = tempfile::tempdir().unwrap();
+    let root = workspace.path().join("repo");
+    copy_dir(&fixture("python_pkg"), &root);
+    let cache_dir = workspace.path().join("cache");
+    let cache = IndexOptions { cache_dir: Some(cache_dir.clone()) };
+    let cold = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    for entry in fs::read_dir(&cache_dir).unwrap() {
+        fs::write(entry.unwrap().path(), b"\xff\xff garbage").unwrap();
+    }
+    let recovered = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    assert!(recovered.cache_warning.is_some());
+    assert_eq!(all_tags(&recovered.map), all_tags(&cold.map));
+    // The rewritten cache is good again.
+    let warm = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    assert!(warm.cache_warning.is_none());
+    assert_eq!(warm.stats.parsed, 0);
+}

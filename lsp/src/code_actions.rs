@@ -1,0 +1,244 @@
+//! Code actions: explain, fix this diagnostic, add doc comment, write tests,
+//! refactor selection. Listing is instant (no model call); the edit is made in
+//! `codeAction/resolve` (or, for clients without resolve support, by the
+//! `sextant.codeAction` command through `workspace/applyEdit`).
+//!
+//! Invariant: an edit is offered only after `edits::check_edit` accepted it
+//! (no more syntax errors than before).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sextant_core::providers::{ChatRequest, Message};
+use sextant_core::repomap::{extract, Role};
+use tokio_util::sync::CancellationToken;
+use tower_lsp::jsonrpc;
+use tower_lsp::lsp_types::{
+    CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionResponse, Command, Diagnostic,
+    DocumentChanges, OneOf, OptionalVersionedTextDocumentIdentifier, Range, TextDocumentEdit, TextEdit, Url,
+    WorkspaceEdit,
+};
+
+use crate::document::{Clamp, Document};
+use crate::edits::{check_edit, extract_fenced_block, reindent};
+use crate::errors::{invalid_params, request_failed};
+use crate::model;
+use crate::session::Session;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ActionKind {
+    Fix,
+    DocComment,
+    Tests,
+    Refactor,
+}
+
+/// Carried in `CodeAction.data` from the listing to the resolve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionData {
+    pub action: ActionKind,
+    pub uri: Url,
+    pub range: Range,
+    #[serde(default)]
+    pub diagnostic: Option<Diagnostic>,
+}
+
+/// The smallest definition in the document that contains `char_index`:
+/// (name, char range covering whole lines).
+fn enclosing_definition(document: &Document, path: &str, char_index: usize) -> Option<(String, std::ops::Range<usize>)> {
+    let language = extract::Language::from_path(path)?;
+    let text = document.text.to_string();
+    let (tags, _) = extract::extract_tags(language, path, &text).ok()?;
+    let byte = document.text.char_to_byte(char_index.min(document.text.len_chars()));
+    tags.into_iter()
+        .filter(|tag| tag.role == Role::Definition && tag.byte_range.contains(&byte))
+        .min_by_key(|tag| tag.byte_range.len())
+        .map(|tag| {
+            let start = document.text.byte_to_char(tag.byte_range.start.min(text.len()));
+            let end = document.text.byte_to_char(tag.byte_range.end.min(text.len()));
+            (tag.name, full_lines(document, start..end))
+        })
+}
+
+/// Expands a char range to whole lines (including the last line's break).
+fn full_lines(document: &Document, chars: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let rope = &document.text;
+    let start_line = rope.char_to_line(chars.start.min(rope.len_chars()));
+    let last = if chars.end > chars.start { chars.end - 1 } else { chars.end };
+    let end_line = rope.char_to_line(last.min(rope.len_chars()));
+    let end = if end_line + 1 < rope.len_lines() { rope.line_to_char(end_line + 1) } else { rope.len_chars() };
+    rope.line_to_char(start_line)..end
+}
+
+fn wanted(only: &Option<Vec<CodeActionKind>>, kind: &CodeActionKind) -> bool {
+    match only {
+        None => true,
+        Some(kinds) => kinds.iter().any(|k| kind.as_str() == k.as_str() || kind.as_str().starts_with(&format!("{}.", k.as_str()))),
+    }
+}
+
+pub async fn list(session: Arc<Session>, params: CodeActionParams) -> jsonrpc::Result<Option<CodeActionResponse>> {
+    let uri = params.text_document.uri;
+    let Some(document) = session.document(&uri) else { return Ok(None) };
+    let path = session.relative_path(&uri).unwrap_or_default();
+    let selection = document.char_range(params.range, Clamp::Strict).map_err(|e| invalid_params(e.to_string()))?;
+    let resolve = session.client_flags().code_action_resolve;
+    let only = &params.context.only;
+    let mut actions: Vec<CodeActionOrCommand> = Vec::new();
+    let explain_range = if selection.is_empty() {
+        enclosing_definition(&document, &path, selection.start).map(|(_, r)| r).unwrap_or_else(|| full_lines(&document, selection.clone()))
+    } else {
+        selection.clone()
+    };
+    let explain_kind = CodeActionKind::new("refactor.sextant.explain");
+    if wanted(only, &explain_kind) {
+        actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+            title: "Sextant: explain this code".into(),
+            kind: Some(explain_kind),
+            command: Some(Command {
+                title: "Sextant: explain this code".into(),
+                command: "sextant.explain".into(),
+                arguments: Some(vec![serde_json::json!({"uri": uri, "range": document.range(explain_range)})]),
+            }),
+            ..CodeAction::default()
+        }));
+    }
+    let mut push = |title: String, kind: CodeActionKind, data: ActionData, diagnostics: Option<Vec<Diagnostic>>| {
+        if !wanted(only, &kind) {
+            return;
+        }
+        let data_json = serde_json::to_value(&data).ok();
+        let command = (!resolve).then(|| Command {
+            title: title.clone(),
+            command: "sextant.codeAction".into(),
+            arguments: data_json.clone().map(|d| vec![d]),
+        });
+        actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+            title,
+            kind: Some(kind),
+            diagnostics,
+            command,
+            data: if resolve { data_json } else { None },
+            ..CodeAction::default()
+        }));
+    };
+
+    for diagnostic in params.context.diagnostics.iter().take(3) {
+        let message: String = diagnostic.message.lines().next().unwrap_or("").chars().take(60).collect();
+        let data = ActionData { action: ActionKind::Fix, uri: uri.clone(), range: diagnostic.range, diagnostic: Some(diagnostic.clone()) };
+        push(format!("Sextant: fix “{message}”"), CodeActionKind::QUICKFIX, data, Some(vec![diagnostic.clone()]));
+    }
+    if let Some((name, range)) = enclosing_definition(&document, &path, selection.start) {
+        let range = document.range(range);
+        let data = ActionData { action: ActionKind::DocComment, uri: uri.clone(), range, diagnostic: None };
+        push(format!("Sextant: add doc comment to `{name}`"), CodeActionKind::REFACTOR_REWRITE, data, None);
+        let data = ActionData { action: ActionKind::Tests, uri: uri.clone(), range, diagnostic: None };
+        push(format!("Sextant: write tests for `{name}`"), CodeActionKind::new("refactor.sextant.tests"), data, None);
+    }
+    if !selection.is_empty() {
+        let data = ActionData { action: ActionKind::Refactor, uri: uri.clone(), range: params.range, diagnostic: None };
+        push("Sextant: refactor selection".into(), CodeActionKind::REFACTOR_REWRITE, data, None);
+    }
+    Ok(Some(actions))
+}
+
+pub async fn resolve(session: Arc<Session>, mut action: CodeAction) -> jsonrpc::Result<CodeAction> {
+    let Some(data) = action.data.clone() else { return Ok(action) };
+    let data: ActionData = serde_json::from_value(data).map_err(|e| invalid_params(format!("bad code action data: {e}")))?;
+    action.edit = Some(compute_edit(&session, &data).await?);
+    Ok(action)
+}
+
+fn instruction(data: &ActionData, language: &str) -> String {
+    match data.action {
+        ActionKind::Fix => {
+            let message = data.diagnostic.as_ref().map(|d| d.message.as_str()).unwrap_or("the problem");
+            format!("Fix this diagnostic: {message}\nReturn the corrected version of the code below, complete.")
+        }
+        ActionKind::DocComment => format!(
+            "Add a concise doc comment (the idiomatic {language} style) to the item below. Return the item with its new doc comment, code unchanged."
+        ),
+        ActionKind::Tests => format!(
+            "Write unit tests for the item below in idiomatic {language}. Return only the new test code, to be appended at the end of the file."
+        ),
+        ActionKind::Refactor => "Refactor the code below for clarity without changing its behaviour. Return the complete replacement.".into(),
+    }
+}
+
+/// Asks the model for the edit, extracts the fenced block, validates it.
+pub async fn compute_edit(session: &Session, data: &ActionData) -> jsonrpc::Result<WorkspaceEdit> {
+    let document = session.document(&data.uri).ok_or_else(|| invalid_params(format!("{} is not open", data.uri)))?;
+    let path = session.relative_path(&data.uri).unwrap_or_default();
+    let requested = document.char_range(data.range, Clamp::Strict).map_err(|e| invalid_params(e.to_string()))?;
+    let target = match data.action {
+        ActionKind::Fix => enclosing_definition(&document, &path, requested.start)
+            .map(|(_, r)| r)
+            .filter(|r| r.end - r.start < 20_000)
+            .unwrap_or_else(|| full_lines(&document, requested.clone())),
+        _ => full_lines(&document, requested.clone()),
+    };
+    let target_text = document.slice_to_string(target.clone());
+    let language = if path.ends_with(".py") { "Python" } else if path.ends_with(".rs") { "Rust" } else { "the file's language" };
+    let prompt = format!(
+        "File: {path}\n{}\n\n```\n{target_text}```\n\nReply with the code in one fenced code block.",
+        instruction(data, language)
+    );
+    let reply = chat_once(session, &prompt).await?;
+    let code = extract_fenced_block(&reply).ok_or_else(|| request_failed("the model's reply had no fenced code block to apply"))?;
+    if code.trim().is_empty() {
+        return Err(request_failed("the model returned an empty code block"));
+    }
+    let (replace, mut new_text) = match data.action {
+        ActionKind::Tests => {
+            let end = document.text.len_chars();
+            let separator = if document.text.to_string().ends_with('\n') { "\n" } else { "\n\n" };
+            (end..end, format!("{separator}{code}"))
+        }
+        _ => {
+            let indent: String = target_text.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+            (target.clone(), reindent(&code, &indent))
+        }
+    };
+    if document.slice_to_string(replace.clone()).ends_with('\n') && !new_text.ends_with('\n') {
+        new_text.push('\n');
+    }
+    let before = document.text.to_string();
+    let mut after = document.text.clone();
+    after.remove(replace.clone());
+    after.insert(replace.start, &new_text);
+    check_edit(&path, &before, &after.to_string()).map_err(|rejected| request_failed(rejected.to_string()))?;
+    let edit = TextEdit { range: document.range(replace), new_text };
+    Ok(WorkspaceEdit {
+        document_changes: Some(DocumentChanges::Edits(vec![TextDocumentEdit {
+            text_document: OptionalVersionedTextDocumentIdentifier { uri: data.uri.clone(), version: Some(document.version) },
+            edits: vec![OneOf::Left(edit)],
+        }])),
+        changes: None::<HashMap<Url, Vec<TextEdit>>>,
+        change_annotations: None,
+    })
+}
+
+async fn chat_once(session: &Session, prompt: &str) -> jsonrpc::Result<String> {
+    let provider = model::provider(session, sextant_core::config::Purpose::Chat).await?;
+    let settings = session.settings();
+    let request = ChatRequest {
+        messages: vec![
+            Message::system("You are a precise coding assistant. Answer with the requested code in a single fenced code block."),
+            Message::user(prompt),
+        ],
+        max_tokens: Some(settings.chat_max_tokens),
+        temperature: Some(0.0),
+        ..ChatRequest::default()
+    };
+    let cancel = CancellationToken::new();
+    let _guard = cancel.clone().drop_guard();
+    let mut ignore = |_event| {};
+    let response = tokio::time::timeout(Duration::from_millis(settings.chat_timeout_ms), provider.chat(&request, &mut ignore, &cancel))
+        .await
+        .map_err(|_| request_failed("the model did not answer in time"))?
+        .map_err(|error| request_failed(format!("the model request failed: {error}")))?;
+    Ok(response.message.content)
+}

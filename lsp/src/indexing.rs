@@ -1,0 +1,148 @@
+//! Keeping the repo map current: a background build at startup (with
+//! work-done progress), then per-file updates on didChange (debounced),
+//! didSave and didChangeWatchedFiles.
+//!
+//! Invariant: tree-sitter parsing runs on the blocking pool, outside the map
+//! lock; the write lock is held only to swap in the new tags.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sextant_core::repomap::{self, extract, IndexOptions, MAX_FILE_BYTES};
+use tower_lsp::lsp_types::{FileChangeType, FileEvent, Url};
+use tower_lsp::Client;
+
+use crate::progress::Progress;
+use crate::session::{lock, write, Session};
+
+/// Builds the map for the workspace root in the background.
+pub async fn index_workspace(client: Client, session: Arc<Session>) {
+    let Some(root) = session.root() else {
+        session.index_ready.store(true, Ordering::Release);
+        return;
+    };
+    let progress = Progress::begin(&client, &session, None, "Indexing repo map", false).await;
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<repomap::Progress>();
+    let build_root = root.clone();
+    let build = tokio::task::spawn_blocking(move || {
+        let options = IndexOptions { cache_dir: repomap::index::default_cache_dir(&build_root) };
+        let report = move |event: repomap::Progress| {
+            // The receiver going away only means nobody watches progress.
+            let _ = sender.send(event);
+        };
+        repomap::load_or_build(&build_root, &options, &report)
+    });
+    let mut last_percent = None;
+    while let Some(event) = receiver.recv().await {
+        match event {
+            repomap::Progress::Walked { files } => progress.report(format!("{files} source files found"), Some(0)).await,
+            repomap::Progress::Indexed { done, total } => {
+                let percent = (done * 100).checked_div(total).unwrap_or(100) as u32;
+                if last_percent != Some(percent) {
+                    last_percent = Some(percent);
+                    progress.report(format!("{done}/{total} files"), Some(percent)).await;
+                }
+            }
+        }
+    }
+    let summary = match build.await {
+        Ok(Ok(index)) => {
+            let summary = format!("{} files, {} tags", index.map.file_count(), index.map.tag_count());
+            if let Some(warning) = &index.cache_warning {
+                tracing::warn!("repo map cache: {warning}");
+            }
+            let mut map = index.map;
+            // Open documents may be newer than the disk.
+            for (uri, text) in open_document_texts(&session) {
+                if let Some(path) = session.relative_path(&uri) {
+                    map.update_file(repomap::SourceFile::new(path, text.into_bytes()));
+                }
+            }
+            *write(&session.map) = map;
+            summary
+        }
+        Ok(Err(error)) => {
+            tracing::error!("repo map indexing failed: {error}");
+            format!("indexing failed: {error}")
+        }
+        Err(error) => {
+            tracing::error!("repo map indexing task failed: {error}");
+            "indexing failed".to_string()
+        }
+    };
+    session.index_ready.store(true, Ordering::Release);
+    tracing::info!("repo map ready: {summary}");
+    progress.end(summary).await;
+}
+
+fn open_document_texts(session: &Session) -> Vec<(Url, String)> {
+    crate::session::read(&session.documents).iter().map(|(uri, doc)| (uri.clone(), doc.text.to_string())).collect()
+}
+
+/// Re-extracts one file's tags off the async threads and swaps them in.
+pub async fn update_file(session: &Session, path: String, contents: Vec<u8>) {
+    if contents.len() > MAX_FILE_BYTES || extract::Language::from_path(&path).is_none() {
+        return;
+    }
+    let parse_path = path.clone();
+    let extracted = tokio::task::spawn_blocking(move || extract::extract_file(&parse_path, &contents)).await;
+    match extracted {
+        Ok(extracted) => {
+            let mut map = write(&session.map);
+            match extracted.tags {
+                Some(tags) => map.set_file_tags(&path, tags),
+                None => map.remove_file(&path),
+            }
+        }
+        Err(error) => tracing::error!("re-indexing {path} failed: {error}"),
+    }
+}
+
+/// Schedules a re-index of an open document after the debounce delay; a
+/// newer edit to the same document supersedes it.
+pub fn schedule_document_update(session: Arc<Session>, uri: Url) {
+    let generation = {
+        let mut generations = lock(&session.edit_generation);
+        let generation = generations.entry(uri.clone()).or_insert(0);
+        *generation += 1;
+        *generation
+    };
+    let delay = Duration::from_millis(session.settings().reindex_debounce_ms);
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        if lock(&session.edit_generation).get(&uri) != Some(&generation) {
+            return;
+        }
+        update_open_document(&session, &uri).await;
+    });
+}
+
+pub async fn update_open_document(session: &Session, uri: &Url) {
+    let Some(path) = session.relative_path(uri) else { return };
+    let Some(document) = session.document(uri) else { return };
+    update_file(session, path, document.text.to_string().into_bytes()).await;
+}
+
+/// Applies file-watcher events: open documents are the source of truth for
+/// their own contents, everything else is read from disk.
+pub async fn apply_file_events(session: &Session, events: Vec<FileEvent>) {
+    for event in events {
+        let Some(path) = session.relative_path(&event.uri) else { continue };
+        if event.typ == FileChangeType::DELETED {
+            write(&session.map).remove_file(&path);
+            continue;
+        }
+        if session.document(&event.uri).is_some() {
+            continue;
+        }
+        let Ok(file_path) = event.uri.to_file_path() else { continue };
+        match tokio::fs::read(&file_path).await {
+            Ok(contents) => update_file(session, path, contents).await,
+            Err(error) => {
+                tracing::warn!("cannot read {}: {error}", file_path.display());
+                write(&session.map).remove_file(&path);
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! `sextant-lsp`: speaks LSP on stdin/stdout. Logs go to stderr (stdout is
+//! the protocol); set `SEXTANT_LOG` (e.g. `debug`) to change the level.
+
+fn main() -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SEXTANT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
+    if std::env::args().any(|arg| arg == "--version") {
+        println!("sextant-lsp {}", env!("CARGO_PKG_VERSION"));
+        return std::process::ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sextant-lsp: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(sextant_lsp::service::serve_stdio());
+    std::process::ExitCode::SUCCESS
+}

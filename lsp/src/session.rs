@@ -1,0 +1,159 @@
+//! The server's state: open documents, the repo map, settings, the provider
+//! handle and the caches. Handlers get `&Session` and stay short.
+//!
+//! Invariant: std locks here are held only for short, non-async sections
+//! (never across an `.await`), so a slow model call can't block typing.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, RwLock};
+
+use lru::LruCache;
+use sextant_core::config::Config;
+use sextant_core::providers::Provider;
+use sextant_core::repomap::RepoMap;
+use tokio_util::sync::CancellationToken;
+use tower_lsp::lsp_types::Url;
+
+use crate::completion_cache::CompletionCache;
+use crate::document::{Document, PositionEncoding};
+use crate::prompt::CompletionPrompt;
+use crate::settings::Settings;
+
+/// What the client told us it can do (from `initialize`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientFlags {
+    pub work_done_progress: bool,
+    pub show_document: bool,
+    pub code_action_resolve: bool,
+    pub apply_edit: bool,
+    pub watched_files_dynamic: bool,
+}
+
+/// What went into the last inline-completion prompt (`sextant.showLastPrompt`).
+#[derive(Debug, Clone)]
+pub struct PromptRecord {
+    pub uri: Url,
+    pub prompt: CompletionPrompt,
+    pub provider: String,
+    pub outcome: String,
+}
+
+pub struct Session {
+    pub root: RwLock<Option<PathBuf>>,
+    pub encoding: RwLock<PositionEncoding>,
+    pub client: RwLock<ClientFlags>,
+    pub documents: RwLock<HashMap<Url, Document>>,
+    pub map: RwLock<RepoMap>,
+    pub index_ready: AtomicBool,
+    /// The merged core config (user file, project file, env, client JSON).
+    pub config: RwLock<Config>,
+    /// This server's knobs, derived from `config`.
+    pub settings: RwLock<Settings>,
+    /// Built on first use from the config; dropped when it changes.
+    pub chat_provider: tokio::sync::Mutex<Option<Arc<dyn Provider>>>,
+    pub completion_provider: tokio::sync::Mutex<Option<Arc<dyn Provider>>>,
+    pub completions: Mutex<CompletionCache>,
+    /// Newest inline-completion request per document; a newer one cancels it.
+    pub inflight: Mutex<HashMap<Url, CancellationToken>>,
+    /// Per-document edit counter, for debounced re-indexing.
+    pub edit_generation: Mutex<HashMap<Url, u64>>,
+    pub last_prompt: Mutex<Option<PromptRecord>>,
+    /// AI hover explanations keyed by (symbol, hash of the definition site's content).
+    pub hover_cache: Mutex<LruCache<(String, u64), String>>,
+    pub output_counter: AtomicU64,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        let settings = Settings::default();
+        let cache_size = settings.completion.cache_size;
+        Self {
+            root: RwLock::new(None),
+            encoding: RwLock::new(PositionEncoding::default()),
+            client: RwLock::new(ClientFlags::default()),
+            documents: RwLock::new(HashMap::new()),
+            map: RwLock::new(RepoMap::new()),
+            index_ready: AtomicBool::new(false),
+            config: RwLock::new(Config::default()),
+            settings: RwLock::new(settings),
+            chat_provider: tokio::sync::Mutex::new(None),
+            completion_provider: tokio::sync::Mutex::new(None),
+            completions: Mutex::new(CompletionCache::new(cache_size)),
+            inflight: Mutex::new(HashMap::new()),
+            edit_generation: Mutex::new(HashMap::new()),
+            last_prompt: Mutex::new(None),
+            hover_cache: Mutex::new(LruCache::new(std::num::NonZeroUsize::MIN.saturating_add(255))),
+            output_counter: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Reads through a poisoned lock: a panic elsewhere must not take the server down.
+pub fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Session {
+    pub fn settings(&self) -> Settings {
+        read(&self.settings).clone()
+    }
+
+    pub fn encoding(&self) -> PositionEncoding {
+        *read(&self.encoding)
+    }
+
+    pub fn client_flags(&self) -> ClientFlags {
+        *read(&self.client)
+    }
+
+    pub fn root(&self) -> Option<PathBuf> {
+        read(&self.root).clone()
+    }
+
+    /// A cheap snapshot (ropes share their chunks) of an open document.
+    pub fn document(&self, uri: &Url) -> Option<Document> {
+        read(&self.documents).get(uri).cloned()
+    }
+
+    /// Workspace-relative path with `/` separators (what the repo map uses);
+    /// falls back to the file name for files outside the workspace.
+    pub fn relative_path(&self, uri: &Url) -> Option<String> {
+        let path = uri.to_file_path().ok()?;
+        Some(relative_to(self.root().as_deref(), &path))
+    }
+
+    /// Installs a new config: provider handles and caches built from the
+    /// old one are dropped.
+    pub async fn apply_config(&self, config: Config) -> Result<(), String> {
+        let settings = Settings::from_config(&config)?;
+        let cache_size = settings.completion.cache_size;
+        *write(&self.config) = config;
+        *write(&self.settings) = settings;
+        *self.chat_provider.lock().await = None;
+        *self.completion_provider.lock().await = None;
+        *lock(&self.completions) = CompletionCache::new(cache_size);
+        lock(&self.hover_cache).clear();
+        Ok(())
+    }
+
+    pub fn config(&self) -> Config {
+        read(&self.config).clone()
+    }
+}
+
+pub fn relative_to(root: Option<&Path>, path: &Path) -> String {
+    let relative = root.and_then(|root| path.strip_prefix(root).ok()).unwrap_or(path);
+    let parts: Vec<String> =
+        relative.components().filter_map(|c| c.as_os_str().to_str().map(str::to_string)).filter(|c| c != "/").collect();
+    parts.join("/")
+}

@@ -1,0 +1,174 @@
+//! Server settings. The client's JSON (`initializationOptions`, then every
+//! `workspace/didChangeConfiguration`) is merged into the core
+//! [`Config`](sextant_core::config::Config) on top of the user and project
+//! files; the provider keys (`provider`, `model`, `baseUrl`, `completion`, ...)
+//! are core's, and this server's own knobs are read from the tables core
+//! passes through: `lsp`, `hover` and `agent`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sextant_core::config::Config;
+
+use crate::prompt::PromptBudget;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CompletionSettings {
+    pub enabled: bool,
+    /// Wait this long for more keystrokes before asking the model.
+    pub debounce_ms: u64,
+    pub prefix_tokens: usize,
+    pub suffix_tokens: usize,
+    /// Budget for repo-map context files.
+    pub context_tokens: usize,
+    pub max_tokens: u32,
+    /// Give up on the model after this long (the client gets an error).
+    pub timeout_ms: u64,
+    /// Entries in the completion LRU cache.
+    pub cache_size: usize,
+}
+
+impl Default for CompletionSettings {
+    fn default() -> Self {
+        let budget = PromptBudget::default();
+        Self {
+            enabled: true,
+            debounce_ms: 75,
+            prefix_tokens: budget.prefix_tokens,
+            suffix_tokens: budget.suffix_tokens,
+            context_tokens: budget.context_tokens,
+            max_tokens: 128,
+            timeout_ms: 30_000,
+            cache_size: 256,
+        }
+    }
+}
+
+impl CompletionSettings {
+    pub fn budget(&self) -> PromptBudget {
+        PromptBudget {
+            prefix_tokens: self.prefix_tokens,
+            suffix_tokens: self.suffix_tokens,
+            context_tokens: self.context_tokens,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HoverSettings {
+    /// Add an AI explanation below the structural hover (costs a model call).
+    pub ai: bool,
+}
+
+/// Where command results (chat, explain, agent, last prompt) are shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ResultDisplay {
+    /// A markdown file under `<workspace>/.sextant/`, opened with `window/showDocument`.
+    #[default]
+    Document,
+    /// `window/showMessage`.
+    Message,
+    /// Only the command's response.
+    None,
+}
+
+/// `sextant.agent`: what the agent may do without asking (an LSP server
+/// cannot ask interactively, so anything not allowed is refused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AgentSettings {
+    #[serde(alias = "allow_edits")]
+    pub allow_edits: bool,
+    #[serde(alias = "allow_shell")]
+    pub allow_shell: bool,
+    #[serde(alias = "max_steps")]
+    pub max_steps: usize,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self { allow_edits: false, allow_shell: false, max_steps: 25 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Settings {
+    /// `lsp.completion`.
+    pub completion: CompletionSettings,
+    /// `hover` table.
+    pub hover: HoverSettings,
+    /// `agent` table.
+    pub agent: AgentSettings,
+    /// `lsp.results`.
+    pub results: ResultDisplay,
+    /// `lsp.chatMaxTokens`: chat/explain/edit answer length limit.
+    pub chat_max_tokens: u32,
+    /// `lsp.chatTimeoutMs`: chat/explain/edit requests give up after this long.
+    pub chat_timeout_ms: u64,
+    /// `lsp.reindexDebounceMs`: delay before re-indexing a changed document.
+    pub reindex_debounce_ms: u64,
+    /// `lsp.maxDocumentBytes`: larger documents are not completed.
+    pub max_document_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            completion: CompletionSettings::default(),
+            hover: HoverSettings::default(),
+            agent: AgentSettings::default(),
+            results: ResultDisplay::default(),
+            chat_max_tokens: 1024,
+            chat_timeout_ms: 120_000,
+            reindex_debounce_ms: 300,
+            max_document_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads this server's tables out of the merged core config.
+    pub fn from_config(config: &Config) -> Result<Settings, String> {
+        let mut value = config.section("lsp").cloned().unwrap_or_else(|| json!({}));
+        if !value.is_object() {
+            return Err(format!("the `lsp` settings must be a table/object, got {value}"));
+        }
+        for name in ["hover", "agent"] {
+            if let (Some(section), Some(object)) = (config.section(name), value.as_object_mut()) {
+                object.insert(name.to_string(), section.clone());
+            }
+        }
+        serde_json::from_value(value).map_err(|e| format!("invalid sextant settings: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsp_tables_are_read_from_the_core_config() {
+        let mut config = Config::default();
+        let patch = json!({
+            "provider": "openai",
+            "lsp": {"completion": {"debounceMs": 10}, "results": "message"},
+            "hover": {"ai": true},
+            "agent": {"allowEdits": true}
+        });
+        assert!(config.merge_json(&patch).is_ok());
+        let settings = Settings::from_config(&config).unwrap_or_default();
+        assert_eq!(settings.completion.debounce_ms, 10);
+        assert_eq!(settings.completion.prefix_tokens, 4096);
+        assert_eq!(settings.results, ResultDisplay::Message);
+        assert!(settings.hover.ai && settings.agent.allow_edits);
+        // Later patches merge into earlier ones.
+        assert!(config.merge_json(&json!({"sextant": {"lsp": {"completion": {"cacheSize": 3}}}})).is_ok());
+        let settings = Settings::from_config(&config).unwrap_or_default();
+        assert_eq!((settings.completion.debounce_ms, settings.completion.cache_size), (10, 3));
+        assert!(config.merge_json(&json!({"lsp": {"completion": {"debounceMs": "soon"}}})).is_ok());
+        assert!(Settings::from_config(&config).is_err());
+    }
+}

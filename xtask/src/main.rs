@@ -1,0 +1,62 @@
+//! Dev tooling (`cargo xtask <task>`), in Rust rather than shell scripts.
+//!
+//! - `setup`: install what the tests need (node packages, Neovim 0.7 and 0.11,
+//!   the embedded model). Idempotent: anything already present is skipped.
+//! - `test`:  `setup`, then the whole test suite (cargo tests, which drive the
+//!   real clients, plus the VS Code extension build and package).
+//! - `bench <what>`: benchmarks that print figures beside a peer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+mod setup;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
+    match args.first().map(String::as_str) {
+        Some("setup") => setup::all(&root),
+        Some("test") => {
+            setup::all(&root)?;
+            test(&root)
+        }
+        Some("bench") => {
+            run(Command::new(cargo()).args(["build", "--release", "-p", "sextant", "-p", "sextant-lsp"]))?;
+            let mut cmd = Command::new(root.join("target/release/sextant"));
+            cmd.arg("bench").args(&args[1..]);
+            run(&mut cmd)
+        }
+        _ => bail!("usage: cargo xtask <setup|test|bench [ARGS]>"),
+    }
+}
+
+fn test(root: &Path) -> Result<()> {
+    // Binaries first: the end-to-end tests spawn them from target/debug.
+    run(Command::new(cargo()).args(["build", "--workspace", "--bins"]))?;
+    let mut cargo_test = Command::new(cargo());
+    cargo_test.args(["test", "--workspace", "--no-fail-fast"]);
+    setup::test_env(root, &mut cargo_test);
+    run(&mut cargo_test)?;
+    setup::vscode_package(root)?;
+    Ok(())
+}
+
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}

