@@ -308,3 +308,46 @@ async fn chat_resumes_a_stored_session() {
     let export: Value = serde_json::from_str(&export.stdout).expect("json");
     assert_eq!(export["messages"].as_array().map(|m| m.len()), Some(4));
 }
+
+/// `sextant run --allow-edits` in JSON mode; returns the session id.
+async fn edit_run(env: &Env) -> String {
+    let out = env.sextant(&["run", "-p", "edit", "--allow-edits", "--output-format", "json"], "").await;
+    let summary: Value = serde_json::from_str(&out.stdout).expect("json summary");
+    summary["session_id"].as_str().expect("session id").to_string()
+}
+
+#[tokio::test]
+async fn stored_edits_are_undone_from_another_process() {
+    let env = Env::new(vec![
+        edit_turn("c1"),
+        Turn::tool_call("c2", "write_file", json!({"path": "docs/new.md", "content": "new\n"})),
+        Turn::text(["done"]),
+        edit_turn("c3"),
+        Turn::text(["done again"]),
+    ])
+    .await;
+    let pristine = env.read("src/lib.rs");
+    let id = edit_run(&env).await;
+    assert!(env.read("src/lib.rs").contains("wrapping_add"));
+
+    // Someone edits the file afterwards: undo refuses, then --force overrides.
+    std::fs::write(env.workspace().join("src/lib.rs"), "// user rewrote this\n").expect("write");
+    let refused = env.sextant(&["sessions", "undo", &id], "").await;
+    assert_eq!(refused.code, Some(1));
+    assert!(refused.stderr.contains("src/lib.rs changed since the agent's last edit"), "{}", refused.stderr);
+    assert!(env.workspace().join("docs/new.md").exists(), "a refused undo touches nothing");
+    let forced = env.sextant(&["sessions", "undo", &id, "--force"], "").await;
+    assert_eq!(forced.code, Some(0), "{}", forced.stderr);
+    assert!(forced.stdout.contains("reverted src/lib.rs") && forced.stdout.contains("reverted docs/new.md (deleted)"), "{}", forced.stdout);
+    assert_eq!(env.read("src/lib.rs"), pristine);
+    assert!(!env.workspace().join("docs").exists());
+    let again = env.sextant(&["sessions", "undo", &id], "").await;
+    assert!(again.stdout.contains("has no edits to undo"), "{}", again.stdout);
+
+    // A resumed chat can /undo the edits of the session it resumes.
+    let second = edit_run(&env).await;
+    assert!(env.read("src/lib.rs").contains("wrapping_add"));
+    let out = env.sextant(&["chat", "--resume", &second], "/undo\n").await;
+    assert!(out.stdout.contains("reverted src/lib.rs"), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(env.read("src/lib.rs"), pristine);
+}

@@ -126,3 +126,15 @@ async fn unreadable_file_argument_is_reported() {
     assert!(!output.status.success());
     assert!(stderr.contains("cannot read --file src/nope.rs"), "stderr: {stderr}");
 }
+
+#[tokio::test]
+async fn missing_ollama_model_says_what_to_pull() {
+    let repo = fixture_repo();
+    let server = ScriptedServer::start(Script::new(vec![Turn::status(404)])).await.expect("server");
+    let env = [("SEXTANT_PROVIDER", "ollama".to_string()), ("OLLAMA_HOST", server.url())];
+    let output = run_ask(repo.path(), &["hi"], &env).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("Run `ollama pull qwen2.5-coder:1.5b`"), "stderr: {stderr}");
+    assert_eq!(server.requests()[0].path, "/api/chat");
+}

@@ -71,7 +71,7 @@ async fn reads_edits_writes_and_undoes() {
         }
     }
 
-    let undone = agent.undo(None).expect("undo");
+    let undone = agent.undo(None, false).expect("undo");
     assert_eq!(undone.len(), 2);
     let pristine = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/agent/basic/src/lib.rs"),

@@ -102,3 +102,22 @@ fn tool_calls_round_trip_and_export() {
     assert!(matches!(store.find_session("%"), Err(SessionError::NotFound(_))), "LIKE wildcards are not ids");
     assert!(matches!(store.find_session(""), Err(SessionError::NotFound(_))));
 }
+
+#[test]
+fn a_version_1_database_is_migrated_keeping_its_sessions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sessions.db");
+    let id = {
+        let store = SessionStore::open(&path).expect("open");
+        store.create_session("/ws", "old session", "p", "m").expect("create")
+    };
+    {
+        // Turn it back into what version 1 wrote: no edits table.
+        let conn = rusqlite::Connection::open(&path).expect("open raw");
+        conn.execute_batch("DROP TABLE edits; PRAGMA user_version = 1;").expect("downgrade");
+    }
+    let store = SessionStore::open(&path).expect("migrate");
+    assert_eq!(store.health().expect("health").schema_version, SCHEMA_VERSION);
+    assert_eq!(store.find_session(&id).expect("kept").title, "old session");
+    assert!(store.edits(&id).expect("edits table exists").is_empty());
+}

@@ -3,7 +3,8 @@
 //! [`Config`](sextant_core::config::Config) on top of the user and project
 //! files; the provider keys (`provider`, `model`, `baseUrl`, `completion`, ...)
 //! are core's, and this server's own knobs are read from the tables core
-//! passes through: `lsp`, `hover` and `agent`.
+//! passes through: `lsp`, `hover` and `agent` (camelCase from editors,
+//! snake_case accepted too, as written in `.sextant.toml`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -16,15 +17,22 @@ use crate::prompt::PromptBudget;
 pub struct CompletionSettings {
     pub enabled: bool,
     /// Wait this long for more keystrokes before asking the model.
+    #[serde(alias = "debounce_ms")]
     pub debounce_ms: u64,
+    #[serde(alias = "prefix_tokens")]
     pub prefix_tokens: usize,
+    #[serde(alias = "suffix_tokens")]
     pub suffix_tokens: usize,
     /// Budget for repo-map context files.
+    #[serde(alias = "context_tokens")]
     pub context_tokens: usize,
+    #[serde(alias = "max_tokens")]
     pub max_tokens: u32,
     /// Give up on the model after this long (the client gets an error).
+    #[serde(alias = "timeout_ms")]
     pub timeout_ms: u64,
     /// Entries in the completion LRU cache.
+    #[serde(alias = "cache_size")]
     pub cache_size: usize,
 }
 
@@ -105,12 +113,16 @@ pub struct Settings {
     /// `lsp.results`.
     pub results: ResultDisplay,
     /// `lsp.chatMaxTokens`: chat/explain/edit answer length limit.
+    #[serde(alias = "chat_max_tokens")]
     pub chat_max_tokens: u32,
     /// `lsp.chatTimeoutMs`: chat/explain/edit requests give up after this long.
+    #[serde(alias = "chat_timeout_ms")]
     pub chat_timeout_ms: u64,
     /// `lsp.reindexDebounceMs`: delay before re-indexing a changed document.
+    #[serde(alias = "reindex_debounce_ms")]
     pub reindex_debounce_ms: u64,
     /// `lsp.maxDocumentBytes`: larger documents are not completed.
+    #[serde(alias = "max_document_bytes")]
     pub max_document_bytes: usize,
 }
 

@@ -395,6 +395,31 @@ async fn explain_document_nvim_011() {
     explain_document(Nvim::V011).await;
 }
 
+// ---- explain, shown by the server through window/showMessage ----------------
+
+async fn explain_message(nvim: Nvim) {
+    let script = Script::new(vec![Turn::text([EXPLANATION])]);
+    let outcome = run_scenario(nvim, "explain_message.lua", script, json!({ "lsp": { "results": "message" } })).await;
+    let result = &outcome.result;
+    let message = text(&result["message"]);
+    assert!(message.starts_with("Sextant explain"), "the message starts with its title:\n{message}");
+    assert!(message.contains(EXPLANATION), "the whole answer is in the buffer:\n{message}");
+    let notified: Vec<&str> =
+        result["notifications"].as_array().map(|a| a.iter().map(|n| text(&n["message"])).collect()).unwrap_or_default();
+    assert!(notified.contains(&"sextant: Sextant explain"), "its first line is notified: {notified:?}");
+    assert_eq!(result["scratch_buffer"], json!(-1), "the plugin does not show the answer a second time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_message_nvim_07() {
+    explain_message(Nvim::V07).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_message_nvim_011() {
+    explain_message(Nvim::V011).await;
+}
+
 // ---- agent -------------------------------------------------------------------
 
 const AGENT_ANSWER: &str = "Yes: `main` prints the midpoint's coordinates on its last line.";

@@ -1,8 +1,10 @@
-//! The contract between the editor extensions and the server, checked
-//! without an editor: every server command the VS Code extension or the
-//! Neovim plugin sends is one the built sextant-lsp announces, and the VS Code
-//! manifest matches the extension's code. (Compiling, unit-testing and
-//! packaging the extension is the xtask `vscode_package` step.)
+//! The VS Code extension without VS Code: its esbuild bundle runs in node
+//! with a fake `vscode` module (editors/vscode/test/e2e/) against the real
+//! sextant-lsp and a scripted provider. Also the contract between the editor
+//! extensions and the server: every server command the VS Code extension or
+//! the Neovim plugin sends is one sextant-lsp announces, and the manifest
+//! matches the extension's code. (Type checking, unit tests and packaging are
+//! the xtask `vscode_package` step.)
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -11,9 +13,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use scripted_provider::{Script, ScriptedServer, Turn};
 use serde_json::{json, Value};
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bundling plus a server start and three model round trips, on a loaded CI box.
+const EXTENSION_RUN_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn repo_root() -> PathBuf {
     let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -167,4 +172,100 @@ fn vscode_manifest_matches_the_extension() {
             "{command} is also a server command; vscode-languageclient registers those itself"
         );
     }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `program args` in `dir` to completion within the timeout; returns (success, stdout + stderr).
+async fn run_to_end(program: &str, args: &[&str], dir: &Path, env: &[(&str, String)]) -> (bool, String) {
+    let mut command = tokio::process::Command::new(program);
+    command.args(args).current_dir(dir).stdin(Stdio::null()).kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = match tokio::time::timeout(EXTENSION_RUN_TIMEOUT, command.output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(error)) => panic!("cannot run {program} (is Node.js installed?): {error}"),
+        Err(_) => return (false, format!("{program} {args:?} did not finish within {EXTENSION_RUN_TIMEOUT:?}")),
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+const INLINE_TEXT: &str = "points.len();\n    let _ = count;";
+const CHAT_ANSWER: &str = "`midpoint` returns the point halfway between `a` and `b`.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundled_extension_talks_to_the_server() {
+    let root = repo_root();
+    let extension_dir = root.join("editors/vscode");
+    assert!(
+        extension_dir.join("node_modules/vscode-languageclient").exists(),
+        "node packages are missing in {}: run `cargo xtask setup` (npm ci)",
+        extension_dir.display()
+    );
+    let server = root.join("target/debug/sextant-lsp");
+    assert!(server.exists(), "{} is missing: run `cargo build -p sextant-lsp` first", server.display());
+    // Inline completion first, then the chat: the model sees them in this order.
+    let script = Script::new(vec![Turn::text([INLINE_TEXT]), Turn::text([CHAT_ANSWER])]);
+    let provider = ScriptedServer::start(script).await.unwrap_or_else(|error| panic!("scripted provider: {error:#}"));
+    let temp = tempfile::tempdir().unwrap_or_else(|error| panic!("cannot create a temporary directory: {error}"));
+    let workspace = temp.path().join("workspace");
+    copy_dir(&root.join("tests/clients/nvim/workspace"), &workspace)
+        .unwrap_or_else(|error| panic!("cannot copy the fixture workspace: {error}"));
+    let result_path = temp.path().join("result.json");
+    let settings = json!({
+        "provider": "openai",
+        "model": "scripted",
+        "baseUrl": format!("{}/v1", provider.url()),
+        "apiKey": "test-key",
+        "lsp": { "completion": { "debounceMs": 0 } },
+    });
+
+    let (bundled, bundle_output) = run_to_end("node", &["esbuild.mjs"], &extension_dir, &[]).await;
+    assert!(bundled, "bundling the extension failed:\n{bundle_output}");
+    let env = [
+        ("SEXTANT_LSP", server.display().to_string()),
+        ("SEXTANT_TEST_WORKSPACE", workspace.display().to_string()),
+        ("SEXTANT_TEST_SETTINGS", settings.to_string()),
+        ("SEXTANT_TEST_RESULT", result_path.display().to_string()),
+        ("HOME", temp.path().display().to_string()),
+        ("XDG_CONFIG_HOME", temp.path().join("config").display().to_string()),
+    ];
+    let (ran, output) = run_to_end("node", &["test/e2e/run.cjs"], &extension_dir, &env).await;
+    let result: Value = std::fs::read_to_string(&result_path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    assert!(
+        ran && result["ok"] == json!(true),
+        "the extension run failed\nresult: {result:#}\n--- node output\n{output}\n--- {} model request(s)",
+        provider.requests().len()
+    );
+
+    assert_eq!(result["registeredInlineProviders"], json!(1));
+    assert_eq!(result["inline"][0]["insertText"], json!(INLINE_TEXT), "{result:#}");
+    let chat = result["chatDocument"].as_str().unwrap_or("");
+    assert!(chat.contains(CHAT_ANSWER), "chat document:\n{chat}");
+    let last_prompt = result["lastPromptDocument"].as_str().unwrap_or("");
+    assert!(last_prompt.contains("src/geometry.rs"), "last prompt document:\n{last_prompt}");
+    let statuses: Vec<&str> =
+        result["statusTexts"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    assert!(statuses.iter().any(|s| s.contains("Sextant chat")), "the status bar shows the chat: {statuses:?}");
+    assert_eq!(result["errors"], json!([]), "no error messages");
+    let requests = provider.requests();
+    let chat_body = requests.get(1).map(|r| r.body.to_string()).unwrap_or_default();
+    assert!(chat_body.contains("What does midpoint return?"), "the prompt reaches the model: {chat_body}");
 }

@@ -175,6 +175,10 @@ async fn stream_answer(
             eprintln!("interrupted");
             Ok((ExitCode::from(EXIT_INTERRUPTED), None))
         }
+        Err(ProviderError::Http { provider: name, status: 404, message }) if name == "ollama" => Err(anyhow::anyhow!(
+            "ollama returned HTTP 404: {message}\nIs the model pulled? Run `ollama pull {}`.",
+            provider.model()
+        )),
         Err(err) => Err(explain_provider_error(err)),
     }
 }

@@ -39,7 +39,9 @@ commands:
   /help              this help
   /model [NAME]      show the model, or switch to NAME (history is kept)
   /clear             start a new conversation (and a new session)
-  /undo [PATH]       revert the agent's edits (all, or one file)
+  /undo [--force] [PATH]
+                     revert the agent's edits (all, or one file); --force
+                     overwrites files changed since the agent wrote them
   /usage             tokens used in this chat
   /map [TOKENS]      print the repo map
   /sessions [N]      list recent sessions
@@ -124,7 +126,9 @@ async fn slash_command(command: &str, agent: &mut Agent, config: &Config) -> any
             println!("conversation cleared");
         }
         "undo" => {
-            let undone = agent.undo(rest.first().copied())?;
+            let force = rest.contains(&"--force");
+            let path = rest.iter().copied().find(|word| *word != "--force");
+            let undone = agent.undo(path, force)?;
             if undone.is_empty() {
                 println!("nothing to undo");
             }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use sextant_core::providers::Role;
 use sextant_core::sessions::{format_utc, SessionStore};
+use sextant_core::tools::{EditJournal, Workspace};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,6 +40,13 @@ enum Command {
         limit: usize,
         #[arg(long)]
         json: bool,
+    },
+    /// Revert the file edits the agent made in a session.
+    Undo {
+        id: String,
+        /// Also overwrite files that changed since the agent wrote them.
+        #[arg(long)]
+        force: bool,
     },
     /// Export a session with all messages and tool calls.
     Export {
@@ -121,6 +129,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                         hit.snippet.replace('\n', " ")
                     );
                 }
+            }
+        }
+        Command::Undo { id, force } => {
+            let session = store.find_session(&id)?;
+            let workspace = Workspace::new(&session.workspace)
+                .with_context(|| format!("the session's workspace {} is not available", session.workspace))?;
+            let entries = store.edits(&session.id)?;
+            if entries.is_empty() {
+                println!("session {} has no edits to undo", session.id);
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Stored paths are re-checked against the sandbox before anything is written.
+            for entry in &entries {
+                let resolved = workspace.resolve(&entry.display)?;
+                if resolved != entry.path {
+                    anyhow::bail!("stored edit of {} does not match its workspace path; refusing", entry.display);
+                }
+            }
+            let mut journal = EditJournal::from_entries(entries);
+            let undone = journal.undo(None, force)?;
+            store.replace_edits(&session.id, journal.entries())?;
+            for edit in undone {
+                println!("reverted {}{}", edit.path, if edit.deleted { " (deleted)" } else { "" });
             }
         }
         Command::Export { id, format } => {

@@ -36,6 +36,7 @@
 pub mod prompt;
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -44,7 +45,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::providers::{ChatRequest, Message, Provider, ProviderError, Role, StreamEvent, ToolCall, Usage};
 use crate::sessions::{SessionError, SessionStore};
-use crate::tools::{FileEdit, PermissionKind, ToolError, ToolLimits, ToolOutput, Toolbox, UndoneEdit, Workspace};
+use crate::tools::{
+    EditJournal, FileEdit, PermissionKind, ToolError, ToolLimits, ToolOutput, Toolbox, UndoneEdit, Workspace,
+};
 
 /// How a kind of action is authorised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -268,6 +271,8 @@ pub struct Agent {
     history: Vec<Message>,
     session_id: Option<String>,
     total_usage: Usage,
+    /// Journal entries already mirrored into the session store.
+    persisted_edits: usize,
 }
 
 impl Agent {
@@ -289,6 +294,7 @@ impl Agent {
             history: Vec::new(),
             session_id: None,
             total_usage: Usage::default(),
+            persisted_edits: 0,
         }
     }
 
@@ -352,11 +358,14 @@ impl Agent {
         self.toolbox.journal().edits()
     }
 
-    /// Starts a fresh conversation (new session on the next run). Edits stay
-    /// in the journal, so they can still be undone.
+    /// Starts a fresh conversation (new session on the next run) with an
+    /// empty edit journal; the old session's edits stay stored, so
+    /// `sextant sessions undo` can still revert them.
     pub fn clear(&mut self) {
         self.history.clear();
         self.session_id = None;
+        self.toolbox.set_journal(EditJournal::default());
+        self.persisted_edits = 0;
     }
 
     /// Continues a stored session: a fresh system prompt, then the stored
@@ -373,13 +382,45 @@ impl Agent {
             tool_call_id: m.tool_call_id,
         });
         self.history = std::iter::once(Message::system(system)).chain(well_formed(messages.collect())).collect();
+        // The stored edits become undoable again when the session belongs
+        // to this workspace (entries outside it are never loaded).
+        let mut journal = Vec::new();
+        if Path::new(&session.workspace) == self.toolbox.workspace().root() {
+            for entry in store.edits(&session.id)? {
+                if self.toolbox.workspace().resolve(&entry.display).is_ok_and(|p| p == entry.path) {
+                    journal.push(entry);
+                }
+            }
+        }
+        self.persisted_edits = journal.len();
+        self.toolbox.set_journal(EditJournal::from_entries(journal));
         self.session_id = Some(session.id.clone());
         Ok(session.id)
     }
 
-    /// Reverts the agent's edits (all, or those to `path`), newest first.
-    pub fn undo(&mut self, path: Option<&str>) -> Result<Vec<UndoneEdit>, ToolError> {
-        self.toolbox.undo(path)
+    /// Reverts the agent's edits of this session (all, or those to `path`),
+    /// newest first. Without `force`, refuses when a file changed since the
+    /// agent wrote it. The stored journal follows.
+    pub fn undo(&mut self, path: Option<&str>, force: bool) -> Result<Vec<UndoneEdit>, ToolError> {
+        let result = self.toolbox.undo(path, force);
+        if let Err(err) = self.sync_journal() {
+            tracing::warn!("session store: {err}");
+        }
+        result
+    }
+
+    /// Mirrors the edit journal into the session store: appends new entries,
+    /// or rewrites the stored journal when entries were undone.
+    fn sync_journal(&mut self) -> Result<(), SessionError> {
+        let (Some(store), Some(session)) = (&self.store, &self.session_id) else { return Ok(()) };
+        let entries = self.toolbox.journal().entries();
+        if entries.len() > self.persisted_edits {
+            store.append_edits(session, &entries[self.persisted_edits..])?;
+        } else if entries.len() < self.persisted_edits {
+            store.replace_edits(session, entries)?;
+        }
+        self.persisted_edits = entries.len();
+        Ok(())
     }
 
     /// The system prompt a run would start with (AGENTS.md, repo map...).
@@ -577,7 +618,13 @@ impl Agent {
                 return ToolOutput::error(reason);
             }
         }
-        self.toolbox.execute(&prepared, cancel).await
+        let output = self.toolbox.execute(&prepared, cancel).await;
+        if prepared.needs_permission == Some(PermissionKind::Edit) {
+            if let Err(err) = self.sync_journal() {
+                warn(observer, run, err);
+            }
+        }
+        output
     }
 
     fn finish_call(&mut self, call: &ToolCall, output: ToolOutput, observer: &mut dyn AgentObserver, run: &mut RunState) {

@@ -184,6 +184,9 @@ impl AnthropicProvider {
     ) -> Result<ChatResponse, ProviderError> {
         let response = self.post(&self.messages_body(request, false), cancel).await?;
         let body = self.transport.read_json(response, cancel).await?;
+        if body.get("type").and_then(Value::as_str) == Some("error") {
+            return Err(self.stream_error(&body));
+        }
         let content = body
             .get("content")
             .and_then(Value::as_array)

@@ -43,6 +43,15 @@ impl OpenAiProvider {
         self.transport.post_json(&join_url(&self.options.base_url, path), &headers, body, cancel).await
     }
 
+    /// An `{"error": …}` object sent with HTTP 200 (in a stream or a body).
+    fn check_error(&self, value: &Value) -> Result<(), ProviderError> {
+        if value.get("error").is_some_and(|e| !e.is_null()) {
+            let message = super::http::error_message(&value.to_string());
+            return Err(self.transport.bad_response(format!("the server reported an error: {message}")));
+        }
+        Ok(())
+    }
+
     /// The JSON body of a chat request.
     pub fn chat_body(&self, request: &ChatRequest, stream: bool) -> Value {
         let mut body = json!({
@@ -93,9 +102,7 @@ impl OpenAiProvider {
             let chunk: Value = serde_json::from_str(&event.data).map_err(|err| {
                 self.transport.bad_response(format!("invalid stream chunk ({err}): {}", super::http::snippet(&event.data)))
             })?;
-            if let Some(error) = chunk.get("error") {
-                return Err(self.transport.bad_response(format!("error inside the stream: {error}")));
-            }
+            self.check_error(&chunk)?;
             if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
                 input_tokens = usage.get("prompt_tokens").and_then(Value::as_u64).or(input_tokens);
                 output_tokens = usage.get("completion_tokens").and_then(Value::as_u64).or(output_tokens);
@@ -141,6 +148,7 @@ impl OpenAiProvider {
     ) -> Result<ChatResponse, ProviderError> {
         let response = self.post("chat/completions", &self.chat_body(request, false), cancel).await?;
         let body = self.transport.read_json(response, cancel).await?;
+        self.check_error(&body)?;
         let choice = body
             .pointer("/choices/0")
             .ok_or_else(|| self.transport.bad_response("the reply has no `choices`"))?;
@@ -205,6 +213,7 @@ impl OpenAiProvider {
         }
         let response = self.post("completions", &body, cancel).await?;
         let reply = self.transport.read_json(response, cancel).await?;
+        self.check_error(&reply)?;
         let choice = reply
             .pointer("/choices/0")
             .ok_or_else(|| self.transport.bad_response("the completion reply has no `choices`"))?;

@@ -15,9 +15,10 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use serde::Serialize;
 
 use crate::providers::{Message, Role, ToolCall, Usage};
+use crate::tools::JournalEntry;
 
 /// Current schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Environment variable overriding the data directory.
 pub const DATA_DIR_ENV: &str = "SEXTANT_DATA_DIR";
@@ -41,6 +42,9 @@ pub enum SessionError {
 }
 
 type Result<T> = std::result::Result<T, SessionError>;
+
+/// (seq, role, content, tool_calls JSON, tool_call_id, created_at) as stored.
+type RawMessageRow = (i64, String, String, Option<String>, Option<String>, i64);
 
 /// One stored session with its totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -247,6 +251,52 @@ impl SessionStore {
         })
     }
 
+    /// Appends entries of the agent's edit journal.
+    pub fn append_edits(&self, session_id: &str, entries: &[JournalEntry]) -> Result<()> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            insert_edits(&tx, session_id, entries)?;
+            tx.commit()
+        })
+    }
+
+    /// Replaces a session's stored journal (after an undo).
+    pub fn replace_edits(&self, session_id: &str, entries: &[JournalEntry]) -> Result<()> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM edits WHERE session_id = ?1", [session_id])?;
+            insert_edits(&tx, session_id, entries)?;
+            tx.commit()
+        })
+    }
+
+    /// A session's stored journal, oldest first.
+    pub fn edits(&self, session_id: &str) -> Result<Vec<JournalEntry>> {
+        let rows: Vec<(String, String, Option<Vec<u8>>, Vec<u8>, String)> = self.with_conn(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT path, display, before, after_hash, created_dirs FROM edits WHERE session_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(path, display, before, after_hash, created_dirs)| {
+                let after_hash: [u8; 32] = after_hash
+                    .try_into()
+                    .map_err(|_| SessionError::Corrupt(format!("edit of {display}: bad content hash")))?;
+                let created_dirs: Vec<String> =
+                    serde_json::from_str(&created_dirs).map_err(|err| SessionError::Corrupt(err.to_string()))?;
+                Ok(JournalEntry {
+                    path: PathBuf::from(path),
+                    display,
+                    before,
+                    after_hash,
+                    created_dirs: created_dirs.into_iter().map(PathBuf::from).collect(),
+                })
+            })
+            .collect()
+    }
+
     /// Most recently updated sessions first.
     pub fn list_sessions(&self, limit: usize) -> Result<Vec<SessionSummary>> {
         let sql = format!("{SUMMARY_SELECT} ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ?1");
@@ -281,7 +331,7 @@ impl SessionStore {
 
     /// The messages of a session in order.
     pub fn messages(&self, session_id: &str) -> Result<Vec<StoredMessage>> {
-        let rows: Vec<(i64, String, String, Option<String>, Option<String>, i64)> = self.with_conn(|conn| {
+        let rows: Vec<RawMessageRow> = self.with_conn(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT seq, role, content, tool_calls, tool_call_id, created_at FROM messages WHERE session_id = ?1 ORDER BY seq",
             )?;
@@ -521,6 +571,22 @@ CREATE TRIGGER messages_fts_update AFTER UPDATE ON messages BEGIN
 END;
 ";
 
+/// v2: the agent's edit journal (pre-images), so a session's edits can be
+/// undone from another process (`sextant sessions undo`).
+const SCHEMA_V2: &str = "
+CREATE TABLE edits (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    display TEXT NOT NULL,
+    before BLOB,
+    after_hash BLOB NOT NULL,
+    created_dirs TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX edits_session ON edits(session_id);
+";
+
 fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
     let sql_err = |source| SessionError::Sqlite { path: path.to_string(), source };
     // IMMEDIATE: two processes opening a fresh database at once must not
@@ -533,9 +599,32 @@ fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
     if version < 1 {
         tx.execute_batch(SCHEMA_V1).map_err(sql_err)?;
     }
-    // Future migrations: `if version < 2 { ... }`.
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2).map_err(sql_err)?;
+    }
+    // Future migrations: `if version < 3 { ... }`.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_err)?;
     tx.commit().map_err(sql_err)
+}
+
+fn insert_edits(tx: &rusqlite::Transaction<'_>, session_id: &str, entries: &[JournalEntry]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO edits (session_id, path, display, before, after_hash, created_dirs, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for entry in entries {
+        let dirs: Vec<String> = entry.created_dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect();
+        let dirs = serde_json::to_string(&dirs).unwrap_or_else(|_| "[]".to_string());
+        stmt.execute(params![
+            session_id,
+            entry.path.to_string_lossy(),
+            entry.display,
+            entry.before,
+            entry.after_hash.as_slice(),
+            dirs,
+            now_secs()
+        ])?;
+    }
+    Ok(())
 }
 
 fn quote_fts_query(query: &str) -> String {

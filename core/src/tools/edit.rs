@@ -8,15 +8,29 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// One recorded change.
+/// One recorded write: enough to restore the file and to notice when
+/// someone changed it afterwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct JournalEntry {
-    path: PathBuf,
-    display: String,
+pub struct JournalEntry {
+    /// Absolute (sandbox-checked) path.
+    pub path: PathBuf,
+    /// Path relative to the workspace root, for messages.
+    pub display: String,
     /// Content before the edit; `None` when the edit created the file.
-    before: Option<Vec<u8>>,
-    /// Directories the edit created (deepest last), removed again on undo if empty.
-    created_dirs: Vec<PathBuf>,
+    pub before: Option<Vec<u8>>,
+    /// blake3 of the content the agent wrote.
+    pub after_hash: [u8; 32],
+    /// Directories the edit created (outermost first), removed again on undo if empty.
+    pub created_dirs: Vec<PathBuf>,
+}
+
+/// Why undo did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    #[error("refusing to undo: {} changed since the agent's last edit (undo with force to overwrite)", .0.join(", "))]
+    Changed(Vec<String>),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// A file changed by the agent, as reported in the run summary.
@@ -67,8 +81,24 @@ impl EditJournal {
             }
         }
         std::fs::write(path, content)?;
-        self.entries.push(JournalEntry { path: path.to_path_buf(), display: display.to_string(), before, created_dirs });
+        self.entries.push(JournalEntry {
+            path: path.to_path_buf(),
+            display: display.to_string(),
+            before,
+            after_hash: *blake3::hash(content).as_bytes(),
+            created_dirs,
+        });
         Ok(())
+    }
+
+    /// A journal of entries loaded from the session store.
+    pub fn from_entries(entries: Vec<JournalEntry>) -> Self {
+        EditJournal { entries }
+    }
+
+    /// All recorded writes, oldest first.
+    pub fn entries(&self) -> &[JournalEntry] {
+        &self.entries
     }
 
     /// Files changed so far, each once, in first-change order.
@@ -92,13 +122,33 @@ impl EditJournal {
     }
 
     /// Reverts recorded writes newest first: all of them, or only those to
-    /// `only` (a resolved path). Restored entries leave the journal.
-    pub fn undo(&mut self, only: Option<&Path>) -> std::io::Result<Vec<UndoneEdit>> {
+    /// `only` (a resolved path). Restored entries leave the journal. Unless
+    /// `force`, nothing is touched when a file to restore no longer holds
+    /// what the agent last wrote (someone edited it since).
+    pub fn undo(&mut self, only: Option<&Path>, force: bool) -> Result<Vec<UndoneEdit>, UndoError> {
+        let selected = |entry: &JournalEntry| only.is_none_or(|p| p == entry.path);
+        if !force {
+            let mut changed: Vec<String> = Vec::new();
+            let mut checked: Vec<&Path> = Vec::new();
+            for entry in self.entries.iter().rev().filter(|e| selected(e)) {
+                if checked.contains(&entry.path.as_path()) {
+                    continue;
+                }
+                checked.push(&entry.path);
+                let current = std::fs::read(&entry.path).ok().map(|bytes| *blake3::hash(&bytes).as_bytes());
+                if current != Some(entry.after_hash) {
+                    changed.push(entry.display.clone());
+                }
+            }
+            if !changed.is_empty() {
+                return Err(UndoError::Changed(changed));
+            }
+        }
         let mut undone: Vec<UndoneEdit> = Vec::new();
         let mut index = self.entries.len();
         while index > 0 {
             index -= 1;
-            if only.is_some_and(|p| p != self.entries[index].path) {
+            if !selected(&self.entries[index]) {
                 continue;
             }
             let entry = self.entries.remove(index);
@@ -107,7 +157,7 @@ impl EditJournal {
                 None => match std::fs::remove_file(&entry.path) {
                     Ok(()) => {}
                     Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => return Err(err),
+                    Err(err) => return Err(err.into()),
                 },
             }
             for dir in entry.created_dirs.iter().rev() {
@@ -305,7 +355,11 @@ mod tests {
                 FileEdit { path: "new/dir/b.txt".into(), created: true }
             ]
         );
-        let undone = journal.undo(None).expect("undo");
+        std::fs::write(&existing, "changed by the user").expect("write");
+        assert!(matches!(journal.undo(None, false), Err(UndoError::Changed(files)) if files == ["a.txt"]));
+        assert_eq!(std::fs::read_to_string(&created).expect("untouched"), "fresh");
+        std::fs::write(&existing, "second").expect("write");
+        let undone = journal.undo(None, false).expect("undo");
         assert_eq!(undone.len(), 2);
         assert_eq!(std::fs::read_to_string(&existing).expect("read"), "original");
         assert!(!created.exists());

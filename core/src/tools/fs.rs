@@ -5,9 +5,22 @@ use std::path::Path;
 
 use super::{ToolLimits, ToolOutput, Workspace};
 
+/// Files above this are not loaded by read_file (use a range after grep).
+const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
+/// grep skips files above this (generated blobs, logs).
+const MAX_GREP_BYTES: u64 = 4 * 1024 * 1024;
+
 pub fn read_file(path: &Path, display: &str, start: Option<usize>, end: Option<usize>, limits: &ToolLimits) -> ToolOutput {
     if path.is_dir() {
         return ToolOutput::error(format!("read_file: {display} is a directory; use list_dir"));
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.len() > MAX_READ_BYTES {
+            return ToolOutput::error(format!(
+                "read_file: {display} is {} bytes, over the {MAX_READ_BYTES}-byte limit; use grep to find the part you need",
+                meta.len()
+            ));
+        }
     }
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -165,6 +178,9 @@ pub fn grep(
             if !glob_matches(matcher, glob_has_slash, &relative) {
                 continue;
             }
+        }
+        if entry.metadata().map(|m| m.len() > MAX_GREP_BYTES).unwrap_or(true) {
+            continue;
         }
         let Ok(bytes) = std::fs::read(entry.path()) else { continue };
         if bytes.iter().take(8192).any(|&b| b == 0) {

@@ -22,7 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::providers::{ToolCall, ToolSpec};
 
-pub use edit::{apply_search_replace, closest_region, ClosestRegion, EditJournal, EditMismatch, FileEdit, UndoneEdit};
+pub use edit::{
+    apply_search_replace, closest_region, ClosestRegion, EditJournal, EditMismatch, FileEdit, JournalEntry, UndoError,
+    UndoneEdit,
+};
 pub use shell::{denied_by, detect_isolation, DenyRule, Isolation, ShellLimits, ShellOutput};
 pub use symbols::render_map as render_repo_map;
 pub use workspace::{SandboxError, Workspace};
@@ -48,6 +51,8 @@ pub enum ToolError {
     Sandbox(#[from] SandboxError),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    #[error(transparent)]
+    Undo(#[from] UndoError),
 }
 
 /// What a tool call needs the user's consent for.
@@ -178,12 +183,18 @@ impl Toolbox {
     }
 
     /// Reverts the agent's edits (all, or those to one path), newest first.
-    pub fn undo(&mut self, path: Option<&str>) -> Result<Vec<UndoneEdit>, ToolError> {
+    /// Without `force`, refuses when a file changed since the agent wrote it.
+    pub fn undo(&mut self, path: Option<&str>, force: bool) -> Result<Vec<UndoneEdit>, ToolError> {
         let resolved = match path {
             Some(p) => Some(self.workspace.resolve(p)?),
             None => None,
         };
-        self.journal.undo(resolved.as_deref()).map_err(|err| ToolError::Io("undo".into(), err))
+        Ok(self.journal.undo(resolved.as_deref(), force)?)
+    }
+
+    /// Replaces the journal (a resumed session's stored edits).
+    pub fn set_journal(&mut self, journal: EditJournal) {
+        self.journal = journal;
     }
 
     /// The JSON-schema specs of every tool, for `ChatRequest::tools`.
@@ -449,7 +460,7 @@ impl Toolbox {
                 if self.journal.is_empty() {
                     return ToolOutput::ok("undo: there are no edits to revert");
                 }
-                match self.journal.undo(path.as_ref().map(|(p, _)| p.as_path())) {
+                match self.journal.undo(path.as_ref().map(|(p, _)| p.as_path()), false) {
                     Ok(undone) if undone.is_empty() => ToolOutput::ok("undo: no edits to that path to revert"),
                     Ok(undone) => ToolOutput::ok(format!(
                         "undo: reverted {}",

@@ -23,6 +23,7 @@ const script = [
   { text: ['Points ', 'are ', '2D.'], chunk_delay_ms: 30 },
   { text: 'It builds two points.' },
   { text: 'A 2D point type.' },
+  { text: ['The workspace ', 'has two files.'] },
   { text: '```rust\npub fn new(x: f64, y: f64) -> Self {\n    Self { x, y }\n}\n```' },
 ];
 
@@ -152,6 +153,25 @@ await run('lsp_actions', [
       server.connection.sendNotification(DidChangeConfigurationNotification.type, { settings: { lsp: { completion: { debounceMs: 'soon' } } } });
       await waitFor(() => server.messages.length > before, 'an error message');
       assert.match(server.messages.at(-1).message, /invalid sextant settings/);
+    },
+  ],
+  [
+    'sextant.agent runs the core agent with progress',
+    async () => {
+      const token = 'agent-progress';
+      server.watchProgress(token);
+      const answer = await server.request(ExecuteCommandRequest.type, {
+        command: 'sextant.agent',
+        arguments: [{ task: 'Summarise the workspace.' }],
+        workDoneToken: token,
+      });
+      assert.match(answer, /The workspace has two files\./);
+      const values = server.progress.filter((p) => p.token === token).map((p) => p.value);
+      assert.equal(values[0].kind, 'begin');
+      assert.equal(values.at(-1).kind, 'end');
+      assert.ok(values.some((v) => v.kind === 'report' && /The workspace/.test(v.message)));
+      const request = JSON.stringify(provider.requests().at(-1).body);
+      assert.match(request, /Summarise the workspace\./);
     },
   ],
   [

@@ -120,7 +120,7 @@ await run('lsp_protocol', [
         textDocument: { uri, languageId: 'rust', version: 1, text: 'fn g() { helper_from_disk(); }\n' },
       });
       let markdown = '';
-      for (let attempt = 0; attempt < 100 && !markdown.includes('helper_from_disk'); attempt++) {
+      for (let attempt = 0; attempt < 400 && !markdown.includes('helper_from_disk'); attempt++) {
         const result = await server.request(HoverRequest.type, { textDocument: { uri }, position: { line: 0, character: 12 } });
         markdown = hoverText(result);
         if (!markdown) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -131,7 +131,7 @@ await run('lsp_protocol', [
         changes: [{ uri: server.uri('src/extra.rs'), type: FileChangeType.Deleted }],
       });
       let gone = false;
-      for (let attempt = 0; attempt < 100 && !gone; attempt++) {
+      for (let attempt = 0; attempt < 400 && !gone; attempt++) {
         const result = await server.request(HoverRequest.type, { textDocument: { uri }, position: { line: 0, character: 12 } });
         gone = result === null;
         if (!gone) await new Promise((resolve) => setTimeout(resolve, 50));

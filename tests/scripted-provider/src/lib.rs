@@ -87,6 +87,8 @@ pub struct Script {
     pub fallback: Option<Turn>,
 }
 
+// Parsed once per script: the size difference between variants is irrelevant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum ScriptRepr {

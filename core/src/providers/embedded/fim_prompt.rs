@@ -5,6 +5,10 @@
 use crate::providers::{ChatRequest, FimRequest, Message};
 
 const FENCE: &str = "```";
+/// Trailing blanks are cut from the pre-filled prefix: BPE merges a space
+/// with the word after it, so a prompt ending in a lone space token derails
+/// the model. The reply then starts with the blanks, which are removed again.
+const HEALED: &[char] = &[' ', '\t'];
 /// Only code near the cursor matters to a small model, and a short prompt
 /// keeps completion latency low.
 const PREFIX_CHARS: usize = 1500;
@@ -40,7 +44,7 @@ pub fn chat_hole_filler(request: &FimRequest) -> ChatRequest {
     if !suffix.trim().is_empty() {
         user.push_str(&format!(" The code after the gap is:\n{FENCE}\n{suffix}\n{FENCE}"));
     }
-    let prefill = format!("{FENCE}\n{}", tail(&request.prefix, PREFIX_CHARS));
+    let prefill = format!("{FENCE}\n{}", tail(&request.prefix, PREFIX_CHARS).trim_end_matches(HEALED));
     let mut stop = request.stop.clone();
     stop.push(FENCE.to_string());
     ChatRequest {
@@ -55,7 +59,8 @@ pub fn chat_hole_filler(request: &FimRequest) -> ChatRequest {
 /// The code to insert: the model's continuation, cut where it starts to
 /// repeat the code after the cursor.
 pub fn extract_completion(reply: &str, request: &FimRequest) -> String {
-    let mut text = reply.to_string();
+    let blanks = &request.prefix[request.prefix.trim_end_matches(HEALED).len()..];
+    let mut text = reply.strip_prefix(blanks).unwrap_or(reply).to_string();
     if let Some(at) = text.find(FENCE) {
         text.truncate(at);
     }
@@ -83,15 +88,15 @@ mod tests {
     #[test]
     fn continuation_stops_before_the_suffix() {
         let req = request("fn add(a: i32, b: i32) -> i32 {\n    ", "\n}\n");
-        assert_eq!(extract_completion("a + b\n}\n\nfn main() {}", &req), "a + b");
-        assert_eq!(extract_completion("a + b\n```", &req), "a + b");
+        assert_eq!(extract_completion("    a + b\n}\n\nfn main() {}", &req), "a + b");
+        assert_eq!(extract_completion("    a + b\n```", &req), "a + b");
     }
 
     #[test]
     fn prompt_prefills_the_prefix() {
         let chat = chat_hole_filler(&request("let x = ", ";\nprint(x)"));
         assert!(chat.messages[1].content.contains(";\nprint(x)"));
-        assert_eq!(chat.messages[2].content, "```\nlet x = ");
+        assert_eq!(chat.messages[2].content, "```\nlet x =");
         assert!(chat.stop.contains(&"```".to_string()));
     }
 }

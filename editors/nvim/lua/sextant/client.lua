@@ -85,8 +85,9 @@ local function on_show_document(_, params, ctx)
       vim.ui.open(params.uri)
       return { success = true }
     end
+    -- No opener before 0.10: say where to look instead.
     ui.notify('open ' .. params.uri .. ' in your browser')
-    return { success = true }
+    return { success = false }
   end
   local ok, bufnr = pcall(vim.uri_to_bufnr, params.uri)
   if not ok then
@@ -119,16 +120,17 @@ end
 
 local message_levels = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO, vim.log.levels.DEBUG }
 
---- window/showMessage: long (multi-line) messages go to a scratch buffer.
+--- window/showMessage: a notification; multi-line messages (e.g. answers
+--- with `lsp.results = 'message'`) go in full to the sextant://message buffer.
 local function on_show_message(_, params)
   if type(params) ~= 'table' or type(params.message) ~= 'string' then
     return
   end
-  if params.message:find('\n') then
+  local first_line = params.message:match('^[^\n]*')
+  if first_line ~= params.message then
     ui.show('message', params.message)
-  else
-    ui.notify(params.message, message_levels[params.type] or vim.log.levels.INFO)
   end
+  ui.notify(first_line, message_levels[params.type] or vim.log.levels.INFO)
 end
 
 local function find_root(bufnr)
