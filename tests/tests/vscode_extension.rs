@@ -8,22 +8,18 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use scripted_provider::{Script, ScriptedServer, Turn};
 use serde_json::{json, Value};
+use sextant_tests::{built_binary, copy_dir, repo_root};
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bundling plus a server start and three model round trips, on a loaded CI box.
 const EXTENSION_RUN_TIMEOUT: Duration = Duration::from_secs(180);
-
-fn repo_root() -> PathBuf {
-    let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
-    tests_crate.parent().unwrap_or(tests_crate).to_path_buf()
-}
 
 fn read_source(relative: &str) -> String {
     let path = repo_root().join(relative);
@@ -53,8 +49,7 @@ fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
 
 /// The `executeCommandProvider.commands` the built server announces.
 fn server_commands() -> BTreeSet<String> {
-    let binary = repo_root().join("target/debug/sextant-lsp");
-    assert!(binary.exists(), "{} is missing: run `cargo build -p sextant-lsp` first", binary.display());
+    let binary = built_binary("sextant-lsp");
     let workspace = tempfile::tempdir().unwrap_or_else(|error| panic!("cannot create a temporary directory: {error}"));
     let mut child = Command::new(&binary)
         .current_dir(workspace.path())
@@ -111,9 +106,9 @@ fn quoted_commands(text: &str) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     for quote in ['\'', '"'] {
         for piece in text.split(quote).skip(1).step_by(2) {
-            let is_command = piece.strip_prefix("sextant.").is_some_and(|name| {
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric())
-            });
+            let is_command = piece
+                .strip_prefix("sextant.")
+                .is_some_and(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()));
             if is_command {
                 found.insert(piece.to_string());
             }
@@ -174,20 +169,6 @@ fn vscode_manifest_matches_the_extension() {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 /// Runs `program args` in `dir` to completion within the timeout; returns (success, stdout + stderr).
 async fn run_to_end(program: &str, args: &[&str], dir: &Path, env: &[(&str, String)]) -> (bool, String) {
     let mut command = tokio::process::Command::new(program);
@@ -216,8 +197,7 @@ async fn bundled_extension_talks_to_the_server() {
         "node packages are missing in {}: run `cargo xtask setup` (npm ci)",
         extension_dir.display()
     );
-    let server = root.join("target/debug/sextant-lsp");
-    assert!(server.exists(), "{} is missing: run `cargo build -p sextant-lsp` first", server.display());
+    let server = built_binary("sextant-lsp");
     // Inline completion first, then the chat: the model sees them in this order.
     let script = Script::new(vec![Turn::text([INLINE_TEXT]), Turn::text([CHAT_ANSWER])]);
     let provider = ScriptedServer::start(script).await.unwrap_or_else(|error| panic!("scripted provider: {error:#}"));

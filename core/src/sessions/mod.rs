@@ -45,6 +45,8 @@ type Result<T> = std::result::Result<T, SessionError>;
 
 /// (seq, role, content, tool_calls JSON, tool_call_id, created_at) as stored.
 type RawMessageRow = (i64, String, String, Option<String>, Option<String>, i64);
+/// (path, display, before, after_hash, created_dirs JSON) as stored.
+type RawEditRow = (String, String, Option<Vec<u8>>, Vec<u8>, String);
 
 /// One stored session with its totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -272,7 +274,7 @@ impl SessionStore {
 
     /// A session's stored journal, oldest first.
     pub fn edits(&self, session_id: &str) -> Result<Vec<JournalEntry>> {
-        let rows: Vec<(String, String, Option<Vec<u8>>, Vec<u8>, String)> = self.with_conn(|conn| {
+        let rows: Vec<RawEditRow> = self.with_conn(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT path, display, before, after_hash, created_dirs FROM edits WHERE session_id = ?1 ORDER BY id",
             )?;

@@ -22,10 +22,16 @@ H.run(function()
   H.wait('the status to return to idle', function()
     return require('sextant').status() == 'idle'
   end)
+  local source_still_current = vim.api.nvim_get_current_buf() == bufnr
+  local answer_visible = vim.fn.bufwinid(answer_buffer) ~= -1
+  -- :checkhealth sextant reports the running server.
+  vim.cmd('checkhealth sextant')
+  local health = H.buffer_text(0)
   return {
+    health = health,
     statuses = statuses,
     answer = H.buffer_text(answer_buffer),
-    answer_visible = vim.fn.bufwinid(answer_buffer) ~= -1,
-    source_still_current = vim.api.nvim_get_current_buf() == bufnr,
+    answer_visible = answer_visible,
+    source_still_current = source_still_current,
   }
 end)

@@ -13,11 +13,17 @@ H.run(function()
   vim.bo.indentexpr = ''
   local row = H.find_line(bufnr, 'let mut total = 0.0;')
   vim.api.nvim_win_set_cursor(0, { row, 0 })
-  H.type('o    let count = ')
+  -- Multi-byte characters before the cursor, and text after it: positions
+  -- must be sent in the negotiated encoding (UTF-16 on 0.7), not as bytes.
+  H.type('o    let label = "≈π"; let count = ;<Left>')
   local inline = require('sextant.inline')
-  local ghost = H.wait('ghost text', function()
+  local function ghost_or_failure()
+    if inline.last_error then
+      error('inline completion failed: ' .. inline.last_error)
+    end
     return inline.ghost_text(bufnr)
-  end)
+  end
+  local ghost = H.wait('ghost text', ghost_or_failure)
   local marks = vim.api.nvim_buf_get_extmarks(bufnr, inline.namespace, 0, -1, { details = true })
   local mark = marks[1] or {}
   local details = mark[4] or {}
@@ -41,9 +47,7 @@ H.run(function()
   result.extmarks_after_dismiss = #vim.api.nvim_buf_get_extmarks(bufnr, inline.namespace, 0, -1, {})
   result.line_after_dismiss_unchanged = vim.api.nvim_get_current_line() == line_before
   H.type(' <BS>')
-  H.wait('ghost text after typing again', function()
-    return inline.ghost_text(bufnr)
-  end)
+  H.wait('ghost text after typing again', ghost_or_failure)
   H.type('<Tab>')
   result.cursor_after_accept = vim.api.nvim_win_get_cursor(0)
   H.type('<Esc>')

@@ -3,10 +3,12 @@
 local M = {}
 
 M.has_lsp_start = vim.fn.has('nvim-0.8') == 1
--- 0.10 added inline virtual text and the (encoding, index) string APIs.
+-- 0.10 added inline virtual text.
 M.has_inline_virt_text = vim.fn.has('nvim-0.10') == 1
--- 0.11 made client methods take `self` (client:request); dot calls are deprecated.
+-- 0.11 made client methods take `self` (client:request; dot calls are
+-- deprecated) and gave vim.str_utfindex/str_byteindex an encoding argument.
 local method_calls = vim.fn.has('nvim-0.11') == 1
+local encoding_string_api = vim.fn.has('nvim-0.11') == 1
 
 function M.request(client, method, params, handler, bufnr)
   if method_calls then
@@ -62,7 +64,7 @@ function M.char_index(line, col, encoding)
   if encoding == 'utf-8' then
     return col
   end
-  if M.has_inline_virt_text then
+  if encoding_string_api then
     return vim.str_utfindex(line, encoding, col, false)
   end
   local utf32, utf16 = vim.str_utfindex(line, col)
@@ -74,7 +76,7 @@ function M.byte_col(line, character, encoding)
   if encoding == 'utf-8' then
     return math.min(character, #line)
   end
-  if M.has_inline_virt_text then
+  if encoding_string_api then
     return vim.str_byteindex(line, encoding, character, false)
   end
   local ok, col = pcall(vim.str_byteindex, line, character, encoding == 'utf-16')
