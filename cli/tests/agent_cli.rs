@@ -351,3 +351,21 @@ async fn stored_edits_are_undone_from_another_process() {
     assert!(out.stdout.contains("reverted src/lib.rs"), "{}\n{}", out.stdout, out.stderr);
     assert_eq!(env.read("src/lib.rs"), pristine);
 }
+
+#[tokio::test]
+async fn a_provider_failure_mid_run_still_reports_the_edits() {
+    let env = Env::new(vec![edit_turn("c1"), Turn::status(500)]).await;
+    let out = env.sextant(&["run", "-p", "edit then fail", "--allow-edits", "--output-format", "json"], "").await;
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).expect("json summary despite the failure");
+    assert_eq!(summary["outcome"], "failed");
+    assert_eq!(summary["edits"][0]["path"], "src/lib.rs");
+    assert!(summary["error"].as_str().unwrap_or("").contains("HTTP 500"), "{}", summary);
+    assert!(out.stderr.contains("the model request failed"), "{}", out.stderr);
+
+    let env = Env::new(vec![edit_turn("c1"), Turn::status(500)]).await;
+    let out = env.sextant(&["run", "-p", "edit then fail", "--allow-edits"], "").await;
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("changed: src/lib.rs"), "{}", out.stderr);
+    assert!(out.stderr.contains("stopped: the model request failed after 2 steps"), "{}", out.stderr);
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use agent_support::{Fixture, Recorder};
 use scripted_provider::{Script, ScriptedServer, Turn};
 use serde_json::{json, Value};
-use sextant_core::agent::{Agent, AgentEvent, AgentOptions, Permissions, RunOutcome};
+use sextant_core::agent::{Agent, AgentError, AgentEvent, AgentOptions, Permissions, RunOutcome};
 use sextant_core::providers::http::RemoteOptions;
 use sextant_core::providers::openai::OpenAiProvider;
 use sextant_core::sessions::SessionStore;
@@ -90,4 +90,6 @@ async fn provider_errors_end_the_run_with_an_error() {
     let mut agent = Agent::new(Arc::new(provider), workspace, Permissions::headless(false, false), None).with_options(uncached());
     let err = agent.run("hi", &mut Recorder::default(), &CancellationToken::new()).await.expect_err("401 fails");
     assert!(err.to_string().contains("authentication failed"), "{err}");
+    let AgentError::Provider { partial, .. } = err else { panic!("expected a provider error") };
+    assert_eq!((partial.outcome, partial.steps), (RunOutcome::Failed, 1));
 }

@@ -28,9 +28,11 @@ fn provider() -> &'static EmbeddedProvider {
     })
 }
 
+/// SmolLM2's default system prompt sends this tiny model off course on some
+/// questions (llama.cpp does the same, see below), so most tests set a plain one.
 fn greedy(question: &str, max_tokens: u32) -> ChatRequest {
     ChatRequest {
-        messages: vec![Message::user(question)],
+        messages: vec![Message::system("You are a helpful assistant."), Message::user(question)],
         max_tokens: Some(max_tokens),
         temperature: Some(0.0),
         ..Default::default()
@@ -72,12 +74,28 @@ async fn greedy_answer_is_sensible_and_repeatable() {
     let request = greedy("What is the capital of France?", 24);
     let (first, events) = chat(&request).await;
     let (second, _) = chat(&request).await;
-    expect!["L'Étoile, la Marseillaise, la femme au roi, la femme au ro"].assert_eq(&first.message.content);
+    expect!["The capital of France is Paris."].assert_eq(&first.message.content);
+    assert!(first.message.content.contains("Paris"));
     assert_eq!(first.message.content, second.message.content);
     assert_eq!(streamed_text(&events), first.message.content);
     assert!(first.usage.input_tokens > 10, "prompt tokens are counted: {:?}", first.usage);
     assert!(first.usage.output_tokens > 0 && first.usage.output_tokens <= 24, "{:?}", first.usage);
     assert_eq!(first.stop_reason, StopReason::EndTurn);
+}
+
+/// With no system message the provider uses SmolLM2's own default one. The
+/// snapshot is what llama.cpp's llama-simple prints for the same GGUF and
+/// prompt (greedy, 16 tokens): our forward pass agrees with it token for token.
+#[tokio::test]
+async fn default_system_prompt_output_matches_llama_cpp() {
+    let request = ChatRequest {
+        messages: vec![Message::user("What is the capital of France?")],
+        max_tokens: Some(16),
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let (response, _) = chat(&request).await;
+    expect!["L'Étoile, la Marseillaise, la femme au"].assert_eq(response.message.content.trim_end());
 }
 
 #[tokio::test]
@@ -150,7 +168,7 @@ async fn fim_request_returns_code() {
         .complete(&request, &CancellationToken::new())
         .await
         .unwrap_or_else(|err| panic!("complete failed: {err}"));
-    expect!["The code is missing the necessary function `add` to add two numbers. The"].assert_eq(&completion.text);
+    expect!["a + b"].assert_eq(&completion.text);
     assert!(completion.usage.output_tokens <= 16);
 }
 

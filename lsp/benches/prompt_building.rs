@@ -7,8 +7,12 @@
 //!   per request, splits it into lines and windows with String operations,
 //!   using the same token counter and budgets.
 //! - `sextant full prompt`: window + identifiers near the cursor + repo-map
-//!   context ranking (personalised PageRank over this repository's own
-//!   `core/` + `lsp/` sources) + signature rendering.
+//!   context (definitions of those identifiers, then the file's ranked
+//!   definitions) rendered as signatures, with the file's ranking cached as
+//!   the server does between keystrokes. The map is this repository's own
+//!   `core/` + `lsp/` sources.
+//! - `ranking refresh`: the personalised PageRank the server reruns when the
+//!   current file changes, or at most every 2 s while the map changes.
 //!
 //! Run: `cargo bench -p sextant-lsp` (release profile).
 
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant};
 use ropey::Rope;
 use sextant_core::repomap::{self, RepoMap, SourceFile};
 use sextant_core::tokens;
-use sextant_lsp::prompt::{build_prompt, prefix_window, suffix_window, PromptBudget};
+use sextant_lsp::prompt::{build_prompt, prefix_window, rank_for_file, suffix_window, PromptBudget};
 
 const LINES: usize = 10_000;
 const SAMPLES: usize = 400;
@@ -152,8 +156,12 @@ fn main() {
         let (prefix, suffix) = naive_window(&rope, cursor, &budget);
         prefix.len() + suffix.len()
     });
+    let path = Some("lsp/src/synthetic.rs");
+    let ranked = rank_for_file(&map, path);
     measure("sextant full prompt (+ repo map)", &positions, |cursor| {
-        let prompt = build_prompt(&rope, cursor, Some("lsp/src/synthetic.rs"), Some(&map), &budget);
+        let prompt = build_prompt(&rope, cursor, path, Some(&map), Some(&ranked), &budget);
         prompt.prefix.len() + prompt.context.len()
     });
+    let refresh_positions: Vec<usize> = positions.iter().copied().take(60).collect();
+    measure("ranking refresh (rare, see docs)", &refresh_positions, |_| rank_for_file(&map, path).len());
 }

@@ -14,7 +14,7 @@ use tower_lsp::lsp_types::{FileChangeType, FileEvent, Url};
 use tower_lsp::Client;
 
 use crate::progress::Progress;
-use crate::session::{lock, write, Session};
+use crate::session::{lock, Session};
 
 /// Builds the map for the workspace root in the background.
 pub async fn index_workspace(client: Client, session: Arc<Session>) {
@@ -59,7 +59,7 @@ pub async fn index_workspace(client: Client, session: Arc<Session>) {
                     map.update_file(repomap::SourceFile::new(path, text.into_bytes()));
                 }
             }
-            *write(&session.map) = map;
+            session.update_map(|current| *current = map);
             summary
         }
         Ok(Err(error)) => {
@@ -89,11 +89,10 @@ pub async fn update_file(session: &Session, path: String, contents: Vec<u8>) {
     let extracted = tokio::task::spawn_blocking(move || extract::extract_file(&parse_path, &contents)).await;
     match extracted {
         Ok(extracted) => {
-            let mut map = write(&session.map);
-            match extracted.tags {
+            session.update_map(|map| match extracted.tags {
                 Some(tags) => map.set_file_tags(&path, tags),
                 None => map.remove_file(&path),
-            }
+            });
         }
         Err(error) => tracing::error!("re-indexing {path} failed: {error}"),
     }
@@ -130,7 +129,7 @@ pub async fn apply_file_events(session: &Session, events: Vec<FileEvent>) {
     for event in events {
         let Some(path) = session.relative_path(&event.uri) else { continue };
         if event.typ == FileChangeType::DELETED {
-            write(&session.map).remove_file(&path);
+            session.update_map(|map| map.remove_file(&path));
             continue;
         }
         if session.document(&event.uri).is_some() {
@@ -141,7 +140,7 @@ pub async fn apply_file_events(session: &Session, events: Vec<FileEvent>) {
             Ok(contents) => update_file(session, path, contents).await,
             Err(error) => {
                 tracing::warn!("cannot read {}: {error}", file_path.display());
-                write(&session.map).remove_file(&path);
+                session.update_map(|map| map.remove_file(&path));
             }
         }
     }

@@ -85,7 +85,8 @@ pub async fn suggest(session: &Session, uri: &Url, position: Position) -> jsonrp
 
     let prompt = {
         let map = read(&session.map);
-        build_prompt(&document.text, cursor_char, path.as_deref(), Some(&map), &settings.completion.budget())
+        let ranked = session.ranking_for(&map, path.as_deref());
+        build_prompt(&document.text, cursor_char, path.as_deref(), Some(&map), Some(&ranked), &settings.completion.budget())
     };
     let key = uri.as_str();
     let cached = {

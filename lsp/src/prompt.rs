@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use ropey::Rope;
-use sextant_core::repomap::{MapRequest, RepoMap, Role};
+use sextant_core::repomap::{MapRequest, RepoMap, Role, Tag};
 use sextant_core::tokens;
 use serde::Serialize;
 
@@ -159,32 +159,62 @@ pub fn identifiers_nearest_end(text: &str, limit: usize) -> Vec<String> {
     found
 }
 
-/// Picks definitions from the repo map (outside the current file, which the
-/// window already covers) and renders them as per-file signature listings.
+/// Definitions ranked for one file (personalised PageRank over the file
+/// graph), best first, current file and zero scores left out. Costs a few ms
+/// on a large map, so callers cache it per (file, map generation).
+pub type RankedDefinitions = Vec<(Tag, f64)>;
+
+/// At most this many ranked definitions are kept per file.
+const MAX_RANKED: usize = 256;
+/// At most this many definitions per identifier near the cursor.
+const MAX_DEFINITIONS_PER_IDENT: usize = 3;
+
+pub fn rank_for_file(map: &RepoMap, current_path: Option<&str>) -> RankedDefinitions {
+    let request = MapRequest {
+        focus_files: current_path.map(|p| vec![p.to_string()]).unwrap_or_default(),
+        mentioned_idents: Vec::new(),
+        token_budget: 0,
+        include_focus_files: false,
+    };
+    map.ranked_definitions(&request)
+        .into_iter()
+        // Zero score: unrelated to this file; only noise.
+        .filter(|(tag, score)| tag.role == Role::Definition && Some(&*tag.path) != current_path && *score > 0.0)
+        .take(MAX_RANKED)
+        .map(|(tag, score)| (tag.clone(), score))
+        .collect()
+}
+
+/// Picks context definitions: first those of the identifiers near the
+/// cursor (nearest first), then the file's ranked definitions, until the
+/// budget is spent; rendered as per-file signature listings.
 pub fn select_context(
     map: &RepoMap,
+    ranked: &[(Tag, f64)],
     current_path: Option<&str>,
     nearby_identifiers: &[String],
     budget_tokens: usize,
 ) -> Vec<ContextSnippet> {
-    if budget_tokens == 0 || map.file_count() == 0 {
+    if budget_tokens == 0 {
         return Vec::new();
     }
-    let request = MapRequest {
-        focus_files: current_path.map(|p| vec![p.to_string()]).unwrap_or_default(),
-        mentioned_idents: nearby_identifiers.to_vec(),
-        token_budget: budget_tokens,
-        include_focus_files: false,
-    };
-    let nearby: HashSet<&str> = nearby_identifiers.iter().map(String::as_str).collect();
+    let mut candidates: Vec<(&Tag, String)> = Vec::new();
+    for ident in nearby_identifiers {
+        for tag in map.definitions(ident).into_iter().filter(|t| Some(&*t.path) != current_path).take(MAX_DEFINITIONS_PER_IDENT) {
+            candidates.push((tag, format!("`{}` ({}) is used near the cursor", tag.name, tag.kind.as_str())));
+        }
+    }
+    for (tag, score) in ranked {
+        candidates.push((tag, format!("`{}` ({}) ranked {score:.4} for this file", tag.name, tag.kind.as_str())));
+    }
+    let mut shown: HashSet<(&str, u32, &str)> = HashSet::new();
     let mut snippets: Vec<ContextSnippet> = Vec::new();
     let mut used = 0usize;
-    for (tag, score) in map.ranked_definitions(&request) {
-        // Zero score: unrelated to this file and the cursor; only noise.
-        if tag.role != Role::Definition || Some(&*tag.path) == current_path || score <= 0.0 {
+    for (tag, why) in candidates {
+        if !shown.insert((&tag.path, tag.line, &tag.name)) {
             continue;
         }
-        let signature = tag.signature.clone().unwrap_or_else(|| tag.name.clone());
+        let signature = tag.signature.as_deref().unwrap_or(&tag.name);
         let mut entry = String::new();
         if let Some(doc) = tag.doc.as_deref().and_then(|d| d.lines().next()).filter(|d| !d.trim().is_empty()) {
             entry.push_str(&comment_line(&tag.path, doc));
@@ -202,11 +232,6 @@ pub fn select_context(
             continue;
         }
         used += cost;
-        let why = if nearby.contains(tag.name.as_str()) {
-            format!("`{}` ({}) is used near the cursor; score {:.4}", tag.name, tag.kind.as_str(), score)
-        } else {
-            format!("`{}` ({}) ranked for this file; score {:.4}", tag.name, tag.kind.as_str(), score)
-        };
         match snippets.iter_mut().find(|s| s.path == *tag.path) {
             Some(snippet) => {
                 snippet.text.push_str(&entry);
@@ -227,12 +252,14 @@ fn comment_line(path: &str, text: &str) -> String {
     }
 }
 
-/// Builds the whole prompt for a cursor position.
+/// Builds the whole prompt for a cursor position. `ranked` is the file's
+/// cached ranking; without it (but with a map) it is computed here.
 pub fn build_prompt(
     rope: &Rope,
     cursor: usize,
     path: Option<&str>,
     map: Option<&RepoMap>,
+    ranked: Option<&[(Tag, f64)]>,
     budget: &PromptBudget,
 ) -> CompletionPrompt {
     let (prefix, prefix_tokens) = prefix_window(rope, cursor, budget.prefix_tokens);
@@ -247,7 +274,14 @@ pub fn build_prompt(
             nearby_identifiers.push(word);
         }
     }
-    let context = map.map(|m| select_context(m, path, &nearby_identifiers, budget.context_tokens)).unwrap_or_default();
+    let context = match (map, ranked) {
+        (Some(map), Some(ranked)) => select_context(map, ranked, path, &nearby_identifiers, budget.context_tokens),
+        (Some(map), None) => {
+            let ranked = rank_for_file(map, path);
+            select_context(map, &ranked, path, &nearby_identifiers, budget.context_tokens)
+        }
+        (None, _) => Vec::new(),
+    };
     CompletionPrompt {
         path: path.map(str::to_string),
         prefix,
@@ -308,7 +342,7 @@ mod tests {
         let map = sample_map();
         let rope = Rope::from_str("fn main() {\n    let a = Point { x: 1.0, y: 2.0 };\n    let d = a.distance(\n}\n");
         let cursor = rope.line_to_char(2) + "    let d = a.distance(".len();
-        let prompt = build_prompt(&rope, cursor, Some("src/main.rs"), Some(&map), &PromptBudget::default());
+        let prompt = build_prompt(&rope, cursor, Some("src/main.rs"), Some(&map), None, &PromptBudget::default());
         let rendered: Vec<String> = prompt
             .context
             .iter()
@@ -319,13 +353,13 @@ mod tests {
             prefix: "fn main() {\n    let a = Point { x: 1.0, y: 2.0 };\n    let d = a.distance("
             suffix: "\n}\n"
             == src/geometry.rs (62 tokens)
-            // A 2D point.
-            pub struct Point
-            impl Point
             // Euclidean distance to another point.
             // in Point
             pub fn distance(&self, other: &Point) -> f64
-            -- why: `Point` (struct) is used near the cursor; score 1.4545; `Point` (impl) is used near the cursor; score 1.4545; `distance` (method) is used near the cursor; score 1.0835"#]].assert_eq(&format!(
+            // A 2D point.
+            pub struct Point
+            impl Point
+            -- why: `distance` (method) is used near the cursor; `Point` (struct) is used near the cursor; `Point` (impl) is used near the cursor"#]].assert_eq(&format!(
             "nearby: {:?}\nprefix: {:?}\nsuffix: {:?}\n{}",
             prompt.nearby_identifiers,
             prompt.prefix,

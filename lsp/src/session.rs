@@ -6,8 +6,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use sextant_core::config::Config;
@@ -18,7 +19,7 @@ use tower_lsp::lsp_types::Url;
 
 use crate::completion_cache::CompletionCache;
 use crate::document::{Document, PositionEncoding};
-use crate::prompt::CompletionPrompt;
+use crate::prompt::{rank_for_file, CompletionPrompt, RankedDefinitions};
 use crate::settings::Settings;
 
 /// What the client told us it can do (from `initialize`).
@@ -30,6 +31,19 @@ pub struct ClientFlags {
     pub apply_edit: bool,
     pub watched_files_dynamic: bool,
 }
+
+/// A cached ranking of the repo map for one file.
+pub struct RankingCache {
+    pub path: Option<String>,
+    pub generation: u64,
+    pub computed: Instant,
+    pub ranked: Arc<RankedDefinitions>,
+}
+
+/// A ranking newer than this is reused even if the map changed since: ranks
+/// move slowly, and re-ranking on every debounced re-index would cost a few
+/// ms per keystroke pause on large maps.
+const RANKING_MAX_STALENESS: Duration = Duration::from_secs(2);
 
 /// What went into the last inline-completion prompt (`sextant.showLastPrompt`).
 #[derive(Debug, Clone)]
@@ -46,6 +60,10 @@ pub struct Session {
     pub client: RwLock<ClientFlags>,
     pub documents: RwLock<HashMap<Url, Document>>,
     pub map: RwLock<RepoMap>,
+    /// Bumped on every change to `map` (invalidates `ranking`).
+    pub map_generation: AtomicU64,
+    /// The current file's repo-map ranking, reused across keystrokes.
+    pub ranking: Mutex<Option<RankingCache>>,
     pub index_ready: AtomicBool,
     /// The merged core config (user file, project file, env, client JSON).
     pub config: RwLock<Config>,
@@ -75,6 +93,8 @@ impl Default for Session {
             client: RwLock::new(ClientFlags::default()),
             documents: RwLock::new(HashMap::new()),
             map: RwLock::new(RepoMap::new()),
+            map_generation: AtomicU64::new(0),
+            ranking: Mutex::new(None),
             index_ready: AtomicBool::new(false),
             config: RwLock::new(Config::default()),
             settings: RwLock::new(settings),
@@ -144,6 +164,32 @@ impl Session {
         *lock(&self.completions) = CompletionCache::new(cache_size);
         lock(&self.hover_cache).clear();
         Ok(())
+    }
+
+    /// Changes the repo map and invalidates rankings built from it.
+    pub fn update_map(&self, change: impl FnOnce(&mut RepoMap)) {
+        change(&mut write(&self.map));
+        self.map_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The ranking for `path`, recomputed when the file changed or the map
+    /// changed more than `RANKING_MAX_STALENESS` ago.
+    pub fn ranking_for(&self, map: &RepoMap, path: Option<&str>) -> Arc<RankedDefinitions> {
+        let generation = self.map_generation.load(Ordering::Acquire);
+        if let Some(cache) = lock(&self.ranking).as_ref() {
+            let fresh = cache.generation == generation || cache.computed.elapsed() < RANKING_MAX_STALENESS;
+            if cache.path.as_deref() == path && fresh {
+                return cache.ranked.clone();
+            }
+        }
+        let ranked = Arc::new(rank_for_file(map, path));
+        *lock(&self.ranking) = Some(RankingCache {
+            path: path.map(str::to_string),
+            generation,
+            computed: Instant::now(),
+            ranked: ranked.clone(),
+        });
+        ranked
     }
 
     pub fn config(&self) -> Config {

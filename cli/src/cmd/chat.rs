@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use sextant_core::agent::{Agent, AgentEvent, AgentObserver, PermissionAnswer, PermissionRequest, Permission, Permissions};
+use sextant_core::agent::{Agent, AgentError, AgentEvent, AgentObserver, PermissionAnswer, PermissionRequest, Permission, Permissions};
 use sextant_core::config::Config;
 use sextant_core::sessions::{format_utc, SessionStore};
 use sextant_core::tools::PermissionKind;
@@ -95,6 +95,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         set_running(&running_turn, None);
         match result {
             Ok(summary) => observer.output.finish(&summary)?,
+            Err(AgentError::Provider { source, partial }) => {
+                observer.output.fail(&partial, &source.to_string())?;
+                eprintln!("error: the model request failed: {source}");
+            }
             Err(err) => eprintln!("error: {err}"),
         }
     }

@@ -15,7 +15,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use clap::ValueEnum;
 use sextant_core::agent::{
-    Agent, AgentEvent, AgentObserver, AgentOptions, PermissionAnswer, PermissionRequest, Permissions, RunOutcome,
+    Agent, AgentError, AgentEvent, AgentObserver, AgentOptions, PermissionAnswer, PermissionRequest, Permissions, RunOutcome,
     RunSummary,
 };
 use sextant_core::config::Config;
@@ -95,12 +95,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut observer = CliObserver::new(args.output_format);
     let result = agent.run(&task, &mut observer, &cancel).await;
     interrupt.abort();
-    let summary = result?;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(AgentError::Provider { source, partial }) => {
+            // Report what happened before the failure (edits stay on disk).
+            observer.fail(&partial, &source.to_string())?;
+            return Err(anyhow::Error::new(source).context("the model request failed"));
+        }
+        Err(err) => return Err(err.into()),
+    };
     observer.finish(&summary)?;
     Ok(match summary.outcome {
         RunOutcome::Completed => ExitCode::SUCCESS,
         RunOutcome::MaxSteps => ExitCode::from(2),
         RunOutcome::Cancelled => ExitCode::from(130),
+        RunOutcome::Failed => ExitCode::FAILURE,
     })
 }
 
@@ -176,6 +185,33 @@ impl CliObserver {
         }
     }
 
+    /// After a provider failure: the partial summary (JSON formats carry the
+    /// error in an `error` field; text mode prints the summary on stderr).
+    pub fn fail(&mut self, partial: &RunSummary, error: &str) -> anyhow::Result<()> {
+        match self.format {
+            OutputFormat::Text => {
+                self.end_line();
+                eprint!("{}", text_summary(partial));
+            }
+            OutputFormat::Json | OutputFormat::StreamJson => {
+                let mut value = serde_json::to_value(partial)?;
+                if let Some(object) = value.as_object_mut() {
+                    if self.format == OutputFormat::StreamJson {
+                        object.insert("type".into(), "result".into());
+                    }
+                    object.insert("error".into(), error.into());
+                }
+                if self.format == OutputFormat::Json {
+                    println!("{}", serde_json::to_string_pretty(&value)?);
+                } else {
+                    println!("{value}");
+                }
+            }
+        }
+        std::io::stdout().flush().ok();
+        Ok(())
+    }
+
     /// Prints the result (JSON formats) or the summary (text, on stderr).
     pub fn finish(&mut self, summary: &RunSummary) -> anyhow::Result<()> {
         match self.format {
@@ -216,6 +252,7 @@ pub fn text_summary(summary: &RunSummary) -> String {
         RunOutcome::Completed => {}
         RunOutcome::MaxSteps => out.push_str(&format!("stopped: reached the step limit ({} steps)\n", summary.steps)),
         RunOutcome::Cancelled => out.push_str("stopped: cancelled\n"),
+        RunOutcome::Failed => out.push_str(&format!("stopped: the model request failed after {} steps\n", summary.steps)),
     }
     out.push_str(&format!(
         "tokens: {} in, {} out ({} steps, {} tool calls){}\n",

@@ -222,6 +222,8 @@ pub enum RunOutcome {
     /// `max_steps` model requests were made and it still wanted tools.
     MaxSteps,
     Cancelled,
+    /// The provider failed (only in `AgentError::Provider`'s partial summary).
+    Failed,
 }
 
 /// A call that was not allowed: an edit or command without permission, a
@@ -253,8 +255,10 @@ pub struct RunSummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error(transparent)]
-    Provider(#[from] ProviderError),
+    /// The model request failed. `partial` says what the run did before
+    /// (edits made, tokens used), with outcome `Failed`.
+    #[error("{source}")]
+    Provider { source: ProviderError, partial: Box<RunSummary> },
     #[error("the task is empty")]
     EmptyTask,
 }
@@ -494,7 +498,10 @@ impl Agent {
                     outcome = RunOutcome::Cancelled;
                     break;
                 }
-                Err(err) => return Err(err.into()),
+                Err(source) => {
+                    let partial = Box::new(self.summary(run, RunOutcome::Failed));
+                    return Err(AgentError::Provider { source, partial });
+                }
             };
             run.usage += response.usage;
             self.total_usage += response.usage;
@@ -528,7 +535,11 @@ impl Agent {
                 break;
             }
         }
-        Ok(RunSummary {
+        Ok(self.summary(run, outcome))
+    }
+
+    fn summary(&self, run: RunState, outcome: RunOutcome) -> RunSummary {
+        RunSummary {
             final_text: run.final_text,
             outcome,
             steps: run.steps,
@@ -538,7 +549,7 @@ impl Agent {
             denied: run.denied,
             session_id: self.session_id.clone(),
             warnings: run.warnings,
-        })
+        }
     }
 
     async fn execute_call(

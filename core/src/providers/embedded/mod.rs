@@ -214,14 +214,6 @@ impl EmbeddedProvider {
         })
     }
 
-    #[doc(hidden)]
-    pub fn debug_continue(&self, text: &str, n: usize) -> String {
-        let ids = self.engine.tokenizer.encode(text).unwrap();
-        let params = GenerationParams { max_new_tokens: n, temperature: 0.0, seed: 0, stop: vec![] };
-        let g = self.engine.run(&ids, &params, &CancellationToken::new(), &mut |_| true).unwrap();
-        format!("{ids:?} => {:?}", g.text)
-    }
-
     fn max_new_tokens(&self, requested: Option<u32>, default: usize) -> usize {
         let limit = self.config().context_length / 2;
         requested.map(|n| n as usize).unwrap_or(default).clamp(1, limit.max(1))
