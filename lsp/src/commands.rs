@@ -158,7 +158,7 @@ async fn stream_chat(
 ) -> jsonrpc::Result<String> {
     let provider = model::provider(session, sextant_core::config::Purpose::Chat).await?;
     let settings = session.settings();
-    let progress = Progress::begin(client, session, token, title, true).await;
+    let progress = Progress::begin(client, session, token, title, false).await;
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
     let cancel = CancellationToken::new();
     let _guard = cancel.clone().drop_guard();
@@ -232,7 +232,7 @@ async fn run_agent(client: &Client, session: &Session, token: Option<NumberOrStr
     let permissions = Permissions { edits: grant(settings.agent.allow_edits), shell: grant(settings.agent.allow_shell) };
     let mut agent = Agent::new(provider, workspace, permissions, None);
     agent.set_max_steps(settings.agent.max_steps);
-    let progress = Progress::begin(client, session, token, "Sextant agent", true).await;
+    let progress = Progress::begin(client, session, token, "Sextant agent", false).await;
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
     let cancel = CancellationToken::new();
     let _guard = cancel.clone().drop_guard();

@@ -36,13 +36,9 @@ fn indentation(line: &str) -> usize {
 /// less than the line the cursor is on: the model has left the block and is
 /// writing the next item.
 fn stop_at_block_end(text: &str, prefix: &str) -> String {
+    // On a blank line this is the cursor column: the block's indentation.
     let cursor_line = prefix.rsplit('\n').next().unwrap_or("");
-    let base_indent = if cursor_line.trim().is_empty() {
-        // On a blank line, the block's indentation is the cursor column.
-        indentation(cursor_line)
-    } else {
-        indentation(cursor_line)
-    };
+    let base_indent = indentation(cursor_line);
     let mut kept: Vec<&str> = Vec::new();
     for (index, line) in text.split('\n').enumerate() {
         if index > 0 && !line.trim().is_empty() && indentation(line) < base_indent {
@@ -82,14 +78,14 @@ fn code_chars(text: &str) -> impl Iterator<Item = char> + '_ {
     let mut escaped = false;
     let mut in_line_comment = false;
     let mut previous = '\0';
-    text.chars().filter_map(move |c| {
+    text.chars().filter(move |&c| {
         let was_previous = previous;
         previous = c;
         if in_line_comment {
             if c == '\n' {
                 in_line_comment = false;
             }
-            return None;
+            return false;
         }
         if let Some(quote) = in_string {
             if escaped {
@@ -99,22 +95,22 @@ fn code_chars(text: &str) -> impl Iterator<Item = char> + '_ {
             } else if c == quote || c == '\n' {
                 in_string = None;
             }
-            return None;
+            return false;
         }
         match c {
             '"' | '`' => {
                 in_string = Some(c);
-                None
+                false
             }
             '/' if was_previous == '/' => {
                 in_line_comment = true;
-                None
+                false
             }
             '#' => {
                 in_line_comment = true;
-                None
+                false
             }
-            _ => Some(c),
+            _ => true,
         }
     })
 }
@@ -185,10 +181,8 @@ fn balance_brackets(text: &str, prefix: &str) -> String {
     for c in code_chars(prefix) {
         match c {
             '(' | '[' | '{' => stack.push(c),
-            ')' | ']' | '}' => {
-                if stack.last() == Some(&opener_of(c)) {
-                    stack.pop();
-                }
+            ')' | ']' | '}' if stack.last() == Some(&opener_of(c)) => {
+                stack.pop();
             }
             _ => {}
         }

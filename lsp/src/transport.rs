@@ -49,33 +49,31 @@ pub fn check_body(body: &[u8]) -> Result<(), String> {
 
 /// Splits complete frames off the front of `buffer`.
 pub fn next_frame(buffer: &mut Vec<u8>) -> Option<Frame> {
-    loop {
-        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-            if buffer.len() > MAX_HEADER_BYTES {
-                // Keep a tail in case a header is split across reads.
-                let drop = buffer.len() - 1024;
-                buffer.drain(..drop);
-                return Some(Frame::Dropped(format!("{drop} bytes of noise without a header")));
-            }
-            return None;
-        };
-        let header = &buffer[..end];
-        let Some(length) = content_length(header).filter(|len| *len <= MAX_BODY_BYTES) else {
-            let dropped = end + 4;
-            buffer.drain(..dropped);
-            return Some(Frame::Dropped(format!("a header block without a usable Content-Length ({dropped} bytes)")));
-        };
-        let start = end + 4;
-        if buffer.len() < start + length {
-            return None;
+    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        if buffer.len() > MAX_HEADER_BYTES {
+            // Keep a tail in case a header is split across reads.
+            let drop = buffer.len() - 1024;
+            buffer.drain(..drop);
+            return Some(Frame::Dropped(format!("{drop} bytes of noise without a header")));
         }
-        let body: Vec<u8> = buffer[start..start + length].to_vec();
-        buffer.drain(..start + length);
-        return Some(match check_body(&body) {
-            Ok(()) => Frame::Valid(body),
-            Err(reason) => Frame::Dropped(reason),
-        });
+        return None;
+    };
+    let header = &buffer[..end];
+    let Some(length) = content_length(header).filter(|len| *len <= MAX_BODY_BYTES) else {
+        let dropped = end + 4;
+        buffer.drain(..dropped);
+        return Some(Frame::Dropped(format!("a header block without a usable Content-Length ({dropped} bytes)")));
+    };
+    let start = end + 4;
+    if buffer.len() < start + length {
+        return None;
     }
+    let body: Vec<u8> = buffer[start..start + length].to_vec();
+    buffer.drain(..start + length);
+    Some(match check_body(&body) {
+        Ok(()) => Frame::Valid(body),
+        Err(reason) => Frame::Dropped(reason),
+    })
 }
 
 /// Copies valid frames from `input` to `output` until `input` ends.

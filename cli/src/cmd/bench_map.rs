@@ -43,9 +43,21 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     tokio::task::spawn_blocking(move || {
-        for path in &args.paths {
-            bench_repo(path, &args)?;
+        // Child processes first, for every repo, while this process is still
+        // small: Linux carries the parent's peak RSS into a spawned child's
+        // ru_maxrss, so the parent's size is a floor under every figure.
+        let scratch = tempfile_dir()?;
+        let mut children = Vec::new();
+        for (number, path) in args.paths.iter().enumerate() {
+            if !path.is_dir() {
+                anyhow::bail!("{} is not a directory\n\n{CORPUS_HELP}", path.display());
+            }
+            children.push(measure_children(path, &scratch.join(number.to_string()), args.tokens)?);
         }
+        for (path, children) in args.paths.iter().zip(children) {
+            bench_in_process(path, &scratch, &args, children)?;
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
         Ok(ExitCode::SUCCESS)
     })
     .await
@@ -71,18 +83,38 @@ fn timed<T>(runs: usize, mut action: impl FnMut() -> anyhow::Result<T>) -> anyho
 
 fn no_progress(_: repomap::Progress) {}
 
-fn bench_repo(root: &Path, args: &Args) -> anyhow::Result<()> {
-    if !root.is_dir() {
-        anyhow::bail!("{} is not a directory\n\n{CORPUS_HELP}", root.display());
-    }
-    let scratch = tempfile_dir()?;
-    let cache_dir = scratch.join("cache");
-    let request = MapRequest { token_budget: args.tokens, ..MapRequest::default() };
+struct ChildFigures {
+    cold: ChildRun,
+    warm: ChildRun,
+    ctags: Result<ChildRun, String>,
+}
 
-    // In-process figures.
+/// `sextant map` cold and warm, and `ctags -R`, as child processes.
+fn measure_children(root: &Path, scratch: &Path, tokens: usize) -> anyhow::Result<ChildFigures> {
+    std::fs::create_dir_all(scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
+    let exe = std::env::current_exe().context("cannot find the sextant executable")?;
+    let budget = tokens.to_string();
+    let map = || {
+        let mut command = Command::new(&exe);
+        command.arg("map").arg(root).args(["--tokens", &budget]);
+        command
+    };
+    let cold = measure_child(map().arg("--no-cache"))?;
+    let cache = scratch.join("child-cache");
+    measure_child(map().arg("--cache-dir").arg(&cache))?; // populate
+    // Let the racy-mtime window pass so the warm run trusts file stats.
+    std::thread::sleep(repomap::index::RACY_WINDOW);
+    let warm = measure_child(map().arg("--cache-dir").arg(&cache))?;
+    let ctags = measure_ctags(root, scratch);
+    Ok(ChildFigures { cold, warm, ctags })
+}
+
+fn bench_in_process(root: &Path, scratch: &Path, args: &Args, children: ChildFigures) -> anyhow::Result<()> {
+    let request = MapRequest { token_budget: args.tokens, ..MapRequest::default() };
     let (cold, index) = timed(args.runs, || Ok(repomap::load_or_build(root, &IndexOptions::default(), &no_progress)?))?;
-    let with_cache = IndexOptions { cache_dir: Some(cache_dir.clone()) };
+    let with_cache = IndexOptions { cache_dir: Some(scratch.join(format!("cache-{}", file_name_label(root)))) };
     repomap::load_or_build(root, &with_cache, &no_progress)?; // populate
+    std::thread::sleep(repomap::index::RACY_WINDOW);
     let (warm, _) = timed(args.runs, || Ok(repomap::load_or_build(root, &with_cache, &no_progress)?))?;
     let (render, rendered) = timed(args.runs, || Ok(index.map.render(&request)))?;
     let refocus = MapRequest {
@@ -91,22 +123,13 @@ fn bench_repo(root: &Path, args: &Args) -> anyhow::Result<()> {
         ..request.clone()
     };
     let (rerender, _) = timed(args.runs, || Ok(index.map.render(&refocus)))?;
-
-    // Child processes: wall time and peak RSS.
-    let exe = std::env::current_exe().context("cannot find the sextant executable")?;
-    let budget = args.tokens.to_string();
-    let root_arg = root.as_os_str();
-    let child_cold = measure_child(Command::new(&exe).arg("map").arg(root_arg).args(["--no-cache", "--tokens", &budget]))?;
-    let child_cache = scratch.join("child-cache");
-    measure_child(Command::new(&exe).arg("map").arg(root_arg).arg("--cache-dir").arg(&child_cache).args(["--tokens", &budget]))?;
-    // Let the racy-mtime window pass so the warm run trusts file stats.
-    std::thread::sleep(repomap::index::RACY_WINDOW);
-    let child_warm = measure_child(Command::new(&exe).arg("map").arg(root_arg).arg("--cache-dir").arg(&child_cache).args(["--tokens", &budget]))?;
-    let ctags = measure_ctags(root, &scratch);
-
-    print_report(root, &index, &rendered.text, Figures { cold, warm, render, rerender, child_cold, child_warm }, &ctags);
-    let _ = std::fs::remove_dir_all(&scratch);
+    print_report(root, &index, &rendered.text, Figures { cold, warm, render, rerender, children });
     Ok(())
+}
+
+/// A file-name-safe label for a path.
+fn file_name_label(path: &Path) -> String {
+    path.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
 struct Figures {
@@ -114,11 +137,11 @@ struct Figures {
     warm: Duration,
     render: Duration,
     rerender: Duration,
-    child_cold: ChildRun,
-    child_warm: ChildRun,
+    children: ChildFigures,
 }
 
-fn print_report(root: &Path, index: &RepoIndex, text: &str, figures: Figures, ctags: &Result<ChildRun, String>) {
+fn print_report(root: &Path, index: &RepoIndex, text: &str, figures: Figures) {
+    let ctags = &figures.children.ctags;
     let tags = index.map.tag_count();
     let definitions: usize = index
         .map
@@ -143,15 +166,15 @@ fn print_report(root: &Path, index: &RepoIndex, text: &str, figures: Figures, ct
     println!(
         "  {:<44} {:>8.3} s {:>7.1} MB  {}",
         "cold: `sextant map --no-cache` (process)",
-        figures.child_cold.wall.as_secs_f64(),
-        figures.child_cold.max_rss_mb,
+        figures.children.cold.wall.as_secs_f64(),
+        figures.children.cold.max_rss_mb,
         peer(ctags)
     );
     println!(
         "  {:<44} {:>8.3} s {:>7.1} MB  {}",
         "warm: `sextant map` with tag cache (process)",
-        figures.child_warm.wall.as_secs_f64(),
-        figures.child_warm.max_rss_mb,
+        figures.children.warm.wall.as_secs_f64(),
+        figures.children.warm.max_rss_mb,
         "n/a (ctags has no cache)"
     );
     println!("  {:<44} {:>8.3} s", "cold index, in-process (walk+read+parse)", figures.cold.as_secs_f64());
@@ -159,6 +182,7 @@ fn print_report(root: &Path, index: &RepoIndex, text: &str, figures: Figures, ct
     println!("  {:<44} {:>8.3} s", "render (rank + budget fit)", figures.render.as_secs_f64());
     println!("  {:<44} {:>8.3} s", "warm in-memory re-render (new focus)", figures.rerender.as_secs_f64());
     println!("  aider repo map: peer unavailable: aider-chat is not installed here (a large pip package)");
+    println!("  (process peak memory includes this benchmark's own small footprint, inherited by spawned children)");
 }
 
 fn rayon_threads() -> usize {

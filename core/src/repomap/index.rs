@@ -98,33 +98,44 @@ pub struct WalkResult {
 /// Lists the `.rs`/`.py`/`.pyi` files under `root` (gitignore-aware, hidden
 /// entries skipped), sorted by relative path.
 pub fn walk(root: &Path) -> WalkResult {
-    let mut result = WalkResult::default();
-    let walker = ignore::WalkBuilder::new(root)
+    let collected = std::sync::Mutex::new(WalkResult::default());
+    // Parallel walk: directory reads and stats dominate on big trees.
+    ignore::WalkBuilder::new(root)
         .hidden(true)
         .git_ignore(true)
         .git_exclude(true)
         .git_global(false)
         .require_git(false)
         .follow_links(false)
-        .build();
-    for entry in walker {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(error) => {
-                let path = error_path(&error).map(|path| relative_path(root, &path)).unwrap_or_default();
-                result.notes.push(Note { path, reason: NoteReason::Unreadable { error: error.to_string() } });
-                continue;
-            }
-        };
-        if !entry.file_type().is_some_and(|file_type| file_type.is_file()) {
-            continue;
-        }
-        let relative = relative_path(root, entry.path());
-        if Language::from_path(&relative).is_none() {
-            continue;
-        }
-        result.files.push((relative, entry.into_path()));
-    }
+        .build_parallel()
+        .run(|| {
+            Box::new(|entry| {
+                let found = match entry {
+                    Ok(entry) => {
+                        if !entry.file_type().is_some_and(|file_type| file_type.is_file()) {
+                            return ignore::WalkState::Continue;
+                        }
+                        let relative = relative_path(root, entry.path());
+                        if Language::from_path(&relative).is_none() {
+                            return ignore::WalkState::Continue;
+                        }
+                        Ok((relative, entry.into_path()))
+                    }
+                    Err(error) => {
+                        let path = error_path(&error).map(|path| relative_path(root, &path)).unwrap_or_default();
+                        Err(Note { path, reason: NoteReason::Unreadable { error: error.to_string() } })
+                    }
+                };
+                if let Ok(mut result) = collected.lock() {
+                    match found {
+                        Ok(file) => result.files.push(file),
+                        Err(note) => result.notes.push(note),
+                    }
+                }
+                ignore::WalkState::Continue
+            })
+        });
+    let mut result = collected.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
     result.files.sort();
     result.notes.sort();
     result
@@ -236,7 +247,9 @@ pub fn load_or_build(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RepoIndex, IndexError> {
     fs::read_dir(root).map_err(|source| IndexError::Root { path: root.to_path_buf(), source })?;
+    let started = std::time::Instant::now();
     let walked = walk(root);
+    tracing::debug!(files = walked.files.len(), elapsed = ?started.elapsed(), "repo map: walked");
     let total = walked.files.len();
     progress(Progress::Walked { files: total });
 
@@ -257,6 +270,7 @@ pub fn load_or_build(
         .map(|cache| cache.written_at_ns.saturating_sub(RACY_WINDOW.as_nanos()))
         .unwrap_or(0);
 
+    tracing::debug!(entries = entries.len(), elapsed = ?started.elapsed(), "repo map: cache read");
     let done = AtomicUsize::new(0);
     let outcomes: Vec<FileOutcome> = walked
         .files
@@ -330,6 +344,7 @@ pub fn load_or_build(
         new_entries = cache.entries;
     }
 
+    tracing::debug!(parsed = stats.parsed, cached = stats.cached, elapsed = ?started.elapsed(), "repo map: files indexed");
     let mut notes = walked.notes;
     let mut files = Vec::with_capacity(new_entries.len());
     for entry in new_entries {
@@ -339,7 +354,9 @@ pub fn load_or_build(
         }
     }
     notes.sort();
-    Ok(RepoIndex { root: root.to_path_buf(), map: RepoMap::from_tags(files), notes, stats, cache_warning })
+    let map = RepoMap::from_tags(files);
+    tracing::debug!(elapsed = ?started.elapsed(), "repo map: in-memory index built");
+    Ok(RepoIndex { root: root.to_path_buf(), map, notes, stats, cache_warning })
 }
 
 fn index_one(

@@ -22,9 +22,9 @@ pub mod index;
 mod rank;
 mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -246,26 +246,97 @@ pub struct RenderedMap {
 /// Per-file state kept by the map.
 #[derive(Debug, Clone, Default)]
 struct FileEntry {
+    /// Stable id of this version of the file (keys the ident index).
+    id: u32,
     tags: Vec<Tag>,
 }
 
-/// How often an identifier is defined / referenced, per file.
+/// How often an identifier is defined / referenced, per file id. Unordered:
+/// readers sort (see `rank::Graph::build`, `tags_named`).
 #[derive(Debug, Clone, Default)]
 struct IdentEntry {
-    /// path -> number of definitions of this ident in that file.
-    definers: BTreeMap<Arc<str>, u32>,
-    /// path -> number of references to this ident from that file.
-    referencers: BTreeMap<Arc<str>, u32>,
+    /// (file id, number of definitions of this ident in that file).
+    definers: Vec<(u32, u32)>,
+    /// (file id, number of references to this ident from that file).
+    referencers: Vec<(u32, u32)>,
 }
+
+/// FxHash: a fast, fixed-seed hasher for the map's internal hash tables.
+/// Never iterated for output (readers sort), so its order cannot leak.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+    fn write_u32(&mut self, value: u32) {
+        self.add(u64::from(value));
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub(crate) type FxBuildHasher = std::hash::BuildHasherDefault<FxHasher>;
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuildHasher>;
 
 /// The in-memory tag index of a workspace. Pure: no I/O.
 ///
-/// Invariant: `idents` is exactly the aggregation of all `files[*].tags`
-/// (maintained by `insert_tags` / `remove_file`).
+/// Invariant: `idents` and `paths_by_id` are exactly the aggregation of
+/// `files` (maintained by `insert_tags` / `remove_file`), and `graph` is
+/// either empty or built from the current state.
 #[derive(Debug, Clone, Default)]
 pub struct RepoMap {
     files: BTreeMap<Arc<str>, FileEntry>,
-    idents: BTreeMap<String, IdentEntry>,
+    paths_by_id: FxHashMap<u32, Arc<str>>,
+    idents: FxHashMap<Box<str>, IdentEntry>,
+    next_file_id: u32,
+    /// Request-independent ranking graph, built on first use; every mutation
+    /// resets it.
+    graph: OnceLock<rank::Graph>,
+}
+
+/// Distinct (name, role) pairs of a file's tags with their counts, sorted.
+fn name_counts(tags: &[Tag]) -> Vec<(&str, Role, u32)> {
+    let mut pairs: Vec<(&str, Role)> = tags.iter().map(|tag| (tag.name.as_str(), tag.role)).collect();
+    pairs.sort_unstable();
+    let mut counts: Vec<(&str, Role, u32)> = Vec::new();
+    for (name, role) in pairs {
+        match counts.last_mut() {
+            Some(last) if last.0 == name && last.1 == role => last.2 += 1,
+            _ => counts.push((name, role, 1)),
+        }
+    }
+    counts
 }
 
 impl RepoMap {
@@ -322,52 +393,53 @@ impl RepoMap {
 
     /// Replaces one file's tags with already-extracted ones.
     pub fn set_file_tags(&mut self, path: &str, tags: Vec<Tag>) {
-        self.remove_file(path);
         self.insert_tags(path, tags);
     }
 
     /// Drops a file and all its tags. Unknown paths are ignored.
     pub fn remove_file(&mut self, path: &str) {
-        let Some((key, entry)) = self.files.remove_entry(path) else { return };
-        for tag in &entry.tags {
-            let Some(ident) = self.idents.get_mut(tag.name.as_str()) else { continue };
-            let per_file = match tag.role {
+        let Some(entry) = self.files.remove(path) else { return };
+        self.graph = OnceLock::new();
+        self.paths_by_id.remove(&entry.id);
+        for (name, role, _) in name_counts(&entry.tags) {
+            let Some(ident) = self.idents.get_mut(name) else { continue };
+            let per_file = match role {
                 Role::Definition => &mut ident.definers,
                 Role::Reference => &mut ident.referencers,
             };
-            per_file.remove(&key);
+            per_file.retain(|(id, _)| *id != entry.id);
             if ident.definers.is_empty() && ident.referencers.is_empty() {
-                self.idents.remove(tag.name.as_str());
+                self.idents.remove(name);
             }
         }
     }
 
     fn insert_tags(&mut self, path: &str, mut tags: Vec<Tag>) {
         self.remove_file(path);
+        self.graph = OnceLock::new();
         let key: Arc<str> = Arc::from(path);
         for tag in &mut tags {
             tag.path = key.clone();
         }
-        // Count per (name, role) first so the shared index is touched once
-        // per distinct name, not once per tag (a big win on warm loads).
-        let mut counts: Vec<(&str, Role)> = tags.iter().map(|tag| (tag.name.as_str(), tag.role)).collect();
-        counts.sort_unstable();
-        let mut position = 0;
-        while position < counts.len() {
-            let (name, role) = counts[position];
-            let run = counts[position..].iter().take_while(|entry| **entry == (name, role)).count();
-            position += run;
+        let id = self.next_file_id;
+        self.next_file_id = self.next_file_id.wrapping_add(1);
+        // Touch the shared index once per distinct name, not once per tag.
+        for (name, role, count) in name_counts(&tags) {
             let ident = match self.idents.get_mut(name) {
                 Some(ident) => ident,
-                None => self.idents.entry(name.to_string()).or_default(),
+                None => self.idents.entry(name.into()).or_default(),
             };
-            let per_file = match role {
-                Role::Definition => &mut ident.definers,
-                Role::Reference => &mut ident.referencers,
-            };
-            per_file.insert(key.clone(), run as u32);
+            match role {
+                Role::Definition => ident.definers.push((id, count)),
+                Role::Reference => ident.referencers.push((id, count)),
+            }
         }
-        self.files.insert(key, FileEntry { tags });
+        self.paths_by_id.insert(id, key.clone());
+        self.files.insert(key, FileEntry { id, tags });
+    }
+
+    fn graph(&self) -> &rank::Graph {
+        self.graph.get_or_init(|| rank::Graph::build(self))
     }
 
     /// All indexed paths, sorted.
@@ -406,8 +478,10 @@ impl RepoMap {
             Role::Definition => &ident.definers,
             Role::Reference => &ident.referencers,
         };
-        per_file
-            .keys()
+        let mut paths: Vec<&Arc<str>> = per_file.iter().filter_map(|(id, _)| self.paths_by_id.get(id)).collect();
+        paths.sort();
+        paths
+            .into_iter()
             .filter_map(|path| self.files.get(path))
             .flat_map(|entry| entry.tags.iter().filter(|tag| tag.role == role && tag.name == name))
             .collect()

@@ -18,13 +18,17 @@
 //! files in path order, iteration stops at a fixed tolerance or count, and
 //! every sort has a total tie-break.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use super::{MapRequest, RepoMap, Role, Tag};
+use super::{FxHashMap, IdentEntry, MapRequest, RepoMap, Role, Tag};
 
 const DAMPING: f64 = 0.85;
 const MAX_ITERATIONS: usize = 100;
-const TOLERANCE: f64 = 1e-10;
+/// L1 change at which iteration stops (fixed, so results are reproducible).
+const TOLERANCE: f64 = 1e-9;
+/// Weight of the self-edge that lets unreferenced definitions rank.
+const SELF_EDGE_WEIGHT: f64 = 0.1;
 
 pub(crate) struct Ranking<'a> {
     /// (path, rank) for every file, in path order.
@@ -56,37 +60,106 @@ fn ident_multiplier(name: &str, mentioned: &BTreeSet<&str>, definer_count: usize
     multiplier
 }
 
-struct IdentFlow<'a> {
-    name: &'a str,
-    /// (file index, number of definitions of the ident in that file).
-    definers: Vec<(usize, u32)>,
-    /// (file index, edge weight per definer). Empty: self-edges only.
-    referencers: Vec<(usize, f64)>,
-    self_weight: f64,
+/// The part of the ranking graph that does not depend on the request, built
+/// once per map state and cached in [`RepoMap`] (reset by every mutation).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Graph {
+    /// File index -> path; the order of `RepoMap::files` (sorted).
+    paths: Vec<Arc<str>>,
+    /// Identifiers that have at least one definition, in name order.
+    idents: Vec<GraphIdent>,
+    /// Definitions in file order: (file index, tag index in file, ident
+    /// index, number of definitions of that ident in that file).
+    definitions: Vec<(u32, u32, u32, u32)>,
+}
+
+#[derive(Debug, Clone)]
+struct GraphIdent {
+    name: Box<str>,
+    /// Request-independent part of the multiplier (length, privacy, fan-in).
+    base_multiplier: f64,
+    /// File indices of the definers.
+    definers: Vec<u32>,
+    /// (file index, sqrt(reference count)).
+    referencers: Vec<(u32, f64)>,
+}
+
+impl Graph {
+    pub(crate) fn build(map: &RepoMap) -> Graph {
+        let paths: Vec<Arc<str>> = map.files.keys().cloned().collect();
+        let dense_of: FxHashMap<u32, u32> =
+            map.files.values().enumerate().map(|(index, entry)| (entry.id, index as u32)).collect();
+        let no_mentions = BTreeSet::new();
+        // Hash-map order must not leak: visit identifiers sorted by name.
+        let mut named: Vec<(&str, &IdentEntry)> = map
+            .idents
+            .iter()
+            .filter(|(_, ident)| !ident.definers.is_empty())
+            .map(|(name, ident)| (&**name, ident))
+            .collect();
+        named.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut ident_index: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut idents = Vec::with_capacity(named.len());
+        for (name, ident) in named {
+            ident_index.insert(name, idents.len() as u32);
+            let mut definers: Vec<u32> = ident.definers.iter().filter_map(|(id, _)| dense_of.get(id).copied()).collect();
+            definers.sort_unstable();
+            let mut referencers: Vec<(u32, f64)> = ident
+                .referencers
+                .iter()
+                .filter_map(|(id, count)| dense_of.get(id).map(|&index| (index, f64::from(*count).sqrt())))
+                .collect();
+            referencers.sort_unstable_by_key(|(index, _)| *index);
+            idents.push(GraphIdent {
+                name: name.into(),
+                base_multiplier: ident_multiplier(name, &no_mentions, ident.definers.len()),
+                definers,
+                referencers,
+            });
+        }
+        let mut definitions = Vec::new();
+        let mut per_file: FxHashMap<&str, u32> = FxHashMap::default();
+        for (file_index, entry) in map.files.values().enumerate() {
+            per_file.clear();
+            for tag in entry.tags.iter().filter(|tag| tag.role == Role::Definition) {
+                *per_file.entry(tag.name.as_str()).or_insert(0) += 1;
+            }
+            for (tag_index, tag) in entry.tags.iter().enumerate() {
+                if tag.role != Role::Definition {
+                    continue;
+                }
+                let Some(&ident) = ident_index.get(tag.name.as_str()) else { continue };
+                let count = per_file.get(tag.name.as_str()).copied().unwrap_or(1).max(1);
+                definitions.push((file_index as u32, tag_index as u32, ident, count));
+            }
+        }
+        Graph { paths, idents, definitions }
+    }
 }
 
 pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
-    let paths: Vec<&'a str> = map.files.keys().map(|path| &**path).collect();
-    let file_count = paths.len();
+    let graph: &'a Graph = map.graph();
+    let file_count = graph.paths.len();
     if file_count == 0 {
         return Ranking { file_ranks: Vec::new(), definitions: Vec::new() };
     }
-    let index_of: HashMap<&str, usize> = paths.iter().enumerate().map(|(index, path)| (*path, index)).collect();
-    let mentioned: BTreeSet<&str> = request.mentioned_idents.iter().map(String::as_str).collect();
+    let find_file = |path: &str| graph.paths.binary_search_by(|probe| (**probe).cmp(path)).ok();
+    let find_ident = |name: &str| graph.idents.binary_search_by(|probe| (*probe.name).cmp(name)).ok();
 
     // Personalisation: focus files and files defining mentioned identifiers.
     let mut personalization = vec![0.0f64; file_count];
     for focus in &request.focus_files {
-        if let Some(&index) = index_of.get(focus.as_str()) {
+        if let Some(index) = find_file(focus) {
             personalization[index] += 1.0;
         }
     }
-    for name in &mentioned {
-        if let Some(ident) = map.idents.get(*name) {
-            for path in ident.definers.keys() {
-                if let Some(&index) = index_of.get(&**path) {
-                    personalization[index] += 1.0;
-                }
+    let mut mentioned = vec![false; graph.idents.len()];
+    let mentioned_names: BTreeSet<&str> = request.mentioned_idents.iter().map(String::as_str).collect();
+    for name in &mentioned_names {
+        if let Some(ident) = find_ident(name) {
+            mentioned[ident] = true;
+            for &definer in &graph.idents[ident].definers {
+                personalization[definer as usize] += 1.0;
             }
         }
     }
@@ -97,48 +170,55 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         personalization.iter_mut().for_each(|value| *value = 1.0 / file_count as f64);
     }
 
-    // Identifier flows and each file's total out-weight.
+    // Per-request multipliers and each file's total out-weight.
+    let multipliers: Vec<f64> = graph
+        .idents
+        .iter()
+        .zip(&mentioned)
+        .map(|(ident, &is_mentioned)| ident.base_multiplier * if is_mentioned { 10.0 } else { 1.0 })
+        .collect();
     let mut out_weight = vec![0.0f64; file_count];
-    let mut flows: Vec<IdentFlow<'a>> = Vec::new();
-    for (name, ident) in &map.idents {
-        if ident.definers.is_empty() {
-            continue;
-        }
-        let multiplier = ident_multiplier(name, &mentioned, ident.definers.len());
-        let definers: Vec<(usize, u32)> = ident
-            .definers
-            .iter()
-            .filter_map(|(path, count)| index_of.get(&**path).map(|&index| (index, *count)))
-            .collect();
-        let referencers: Vec<(usize, f64)> = ident
-            .referencers
-            .iter()
-            .filter_map(|(path, count)| {
-                index_of.get(&**path).map(|&index| (index, multiplier * f64::from(*count).sqrt()))
-            })
-            .collect();
-        let self_weight = 0.1 * multiplier;
-        if referencers.is_empty() {
-            for &(definer, _) in &definers {
-                out_weight[definer] += self_weight;
+    for (ident, &multiplier) in graph.idents.iter().zip(&multipliers) {
+        if ident.referencers.is_empty() {
+            for &definer in &ident.definers {
+                out_weight[definer as usize] += SELF_EDGE_WEIGHT * multiplier;
             }
         } else {
-            for &(referencer, weight) in &referencers {
-                out_weight[referencer] += weight * definers.len() as f64;
+            let fan_out = ident.definers.len() as f64;
+            for &(referencer, sqrt_count) in &ident.referencers {
+                out_weight[referencer as usize] += multiplier * sqrt_count * fan_out;
             }
         }
-        flows.push(IdentFlow { name, definers, referencers, self_weight });
     }
 
-    // Power iteration.
+    // Power iteration. `share[f]` = rank[f] / out_weight[f]: what one unit of
+    // edge weight out of f carries.
     let mut ranks = personalization.clone();
     let mut next = vec![0.0f64; file_count];
+    let mut share = vec![0.0f64; file_count];
     for _ in 0..MAX_ITERATIONS {
-        next.iter_mut().for_each(|value| *value = 0.0);
-        for flow in &flows {
-            propagate(flow, &ranks, &out_weight, |definer, amount| next[definer] += amount);
+        let mut dangling = 0.0;
+        for index in 0..file_count {
+            if out_weight[index] > 0.0 {
+                share[index] = ranks[index] / out_weight[index];
+            } else {
+                share[index] = 0.0;
+                dangling += ranks[index];
+            }
         }
-        let dangling: f64 = (0..file_count).filter(|&index| out_weight[index] == 0.0).map(|index| ranks[index]).sum();
+        next.iter_mut().for_each(|value| *value = 0.0);
+        for (ident, &multiplier) in graph.idents.iter().zip(&multipliers) {
+            if ident.referencers.is_empty() {
+                for &definer in &ident.definers {
+                    next[definer as usize] += share[definer as usize] * SELF_EDGE_WEIGHT * multiplier;
+                }
+            } else {
+                let inflow = inflow(ident, multiplier, &share);
+                for &definer in &ident.definers {
+                    next[definer as usize] += inflow;
+                }
+            }
+        }
         let mut change = 0.0;
         for index in 0..file_count {
             let value = (1.0 - DAMPING) * personalization[index] + DAMPING * (next[index] + dangling * personalization[index]);
@@ -151,56 +231,45 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         }
     }
 
-    // Distribute: each (definer file, ident) gets the flow it receives, split
-    // evenly over that file's definitions of the ident.
-    let mut ident_scores: HashMap<(usize, &str), f64> = HashMap::new();
-    for flow in &flows {
-        propagate(flow, &ranks, &out_weight, |definer, amount| {
-            *ident_scores.entry((definer, flow.name)).or_insert(0.0) += amount;
-        });
+    // Distribute: a definition gets the flow its file receives through its
+    // identifier, split evenly over that file's definitions of the ident.
+    for index in 0..file_count {
+        share[index] = if out_weight[index] > 0.0 { ranks[index] / out_weight[index] } else { 0.0 };
     }
-    let mut definitions: Vec<(&'a Tag, f64)> = Vec::new();
-    for (index, entry) in map.files.values().enumerate() {
-        for tag in entry.tags.iter().filter(|tag| tag.role == Role::Definition) {
-            let per_file_count = map
-                .idents
-                .get(tag.name.as_str())
-                .and_then(|ident| ident.definers.get(&tag.path))
-                .copied()
-                .unwrap_or(1)
-                .max(1);
-            let mut score = ident_scores.get(&(index, tag.name.as_str())).copied().unwrap_or(0.0) / f64::from(per_file_count);
-            if mentioned.contains(tag.name.as_str()) {
+    let inflows: Vec<f64> = graph
+        .idents
+        .iter()
+        .zip(&multipliers)
+        .map(|(ident, &multiplier)| if ident.referencers.is_empty() { 0.0 } else { inflow(ident, multiplier, &share) })
+        .collect();
+    let file_tags: Vec<&'a [Tag]> = map.files.values().map(|entry| entry.tags.as_slice()).collect();
+    let definitions = graph
+        .definitions
+        .iter()
+        .filter_map(|&(file, tag_index, ident, per_file)| {
+            let tag = file_tags.get(file as usize)?.get(tag_index as usize)?;
+            let graph_ident = &graph.idents[ident as usize];
+            let flow = if graph_ident.referencers.is_empty() {
+                share[file as usize] * SELF_EDGE_WEIGHT * multipliers[ident as usize]
+            } else {
+                inflows[ident as usize]
+            };
+            let mut score = flow / f64::from(per_file);
+            if mentioned[ident as usize] {
                 // The user named it: rank it above everything unmentioned
                 // (ranks sum to 1, so no unmentioned score reaches 1).
                 score += 1.0;
             }
-            definitions.push((tag, score));
-        }
-    }
+            Some((tag, score))
+        })
+        .collect();
 
-    Ranking { file_ranks: paths.into_iter().zip(ranks).collect(), definitions }
+    Ranking { file_ranks: graph.paths.iter().map(|path| &**path).zip(ranks).collect(), definitions }
 }
 
-/// Calls `deliver(definer, amount)` for the rank flowing through one ident.
-fn propagate(flow: &IdentFlow, ranks: &[f64], out_weight: &[f64], mut deliver: impl FnMut(usize, f64)) {
-    if flow.referencers.is_empty() {
-        for &(definer, _) in &flow.definers {
-            if out_weight[definer] > 0.0 {
-                deliver(definer, ranks[definer] * flow.self_weight / out_weight[definer]);
-            }
-        }
-        return;
-    }
-    let inflow: f64 = flow
-        .referencers
-        .iter()
-        .filter(|(referencer, _)| out_weight[*referencer] > 0.0)
-        .map(|&(referencer, weight)| ranks[referencer] * weight / out_weight[referencer])
-        .sum();
-    for &(definer, _) in &flow.definers {
-        deliver(definer, inflow);
-    }
+/// Total rank flowing into an identifier from its referencers.
+fn inflow(ident: &GraphIdent, multiplier: f64, share: &[f64]) -> f64 {
+    multiplier * ident.referencers.iter().map(|&(referencer, sqrt_count)| share[referencer as usize] * sqrt_count).sum::<f64>()
 }
 
 /// Best score first; ties by path, line, name, then byte offset (total).

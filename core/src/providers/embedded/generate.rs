@@ -84,7 +84,7 @@ pub fn generate(
                 emitted = safe;
             }
         }
-        if cache.len() >= model.config.context_length || output_ids.len() >= params.max_new_tokens {
+        if cache.positions() >= model.config.context_length || output_ids.len() >= params.max_new_tokens {
             break StopReason::MaxTokens;
         }
         logits = model.forward(&[next], &mut cache)?;

@@ -345,7 +345,7 @@ fn describe_tools(tools: &[ToolSpec]) -> String {
 fn parse_tool_call(reply: &str, tools: &[ToolSpec]) -> Option<(String, serde_json::Value)> {
     let trimmed = reply.trim();
     let start = trimmed.find('{')?;
-    let end = trimmed.rfind('}')?;
+    let end = trimmed.rfind('}').filter(|&end| end > start)?;
     let outside = format!("{}{}", &trimmed[..start], &trimmed[end + 1..]);
     if !outside.trim().trim_matches('`').trim_start_matches("json").trim().is_empty() {
         return None;
@@ -482,6 +482,7 @@ mod tests {
         assert_eq!(parsed, Some(("read_file".into(), serde_json::json!({"path": "a.rs"}))));
         assert_eq!(parse_tool_call("{\"tool\": \"other\", \"arguments\": {}}", &tools), None);
         assert_eq!(parse_tool_call("Sure! {\"tool\": \"read_file\"} is what I'd call", &tools), None);
+        assert_eq!(parse_tool_call("} backwards {", &tools), None);
     }
 
     #[test]

@@ -111,7 +111,8 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    pub fn len(&self) -> usize {
+    /// Positions filled so far.
+    pub fn positions(&self) -> usize {
         self.len
     }
 }
