@@ -68,7 +68,10 @@ pub struct CompiledQuery {
 #[derive(Debug, Clone, Copy)]
 enum CaptureMeaning {
     /// `@name.definition.<kind>` / `@name.reference.<kind>`.
-    Name { role: Role, kind: QueryKind },
+    Name {
+        role: Role,
+        kind: QueryKind,
+    },
     /// `@definition.<kind>`: the whole item.
     Item,
     /// `@reference.import`: a container whose identifiers are imports.
@@ -90,7 +93,11 @@ impl CompiledQuery {
     fn new(language: Language) -> Result<CompiledQuery, String> {
         let query = Query::new(&language.grammar(), language.query_source())
             .map_err(|error| format!("{language:?} tag query does not compile: {error}"))?;
-        let captures = query.capture_names().iter().map(|name| parse_capture_name(name)).collect();
+        let captures = query
+            .capture_names()
+            .iter()
+            .map(|name| parse_capture_name(name))
+            .collect();
         Ok(CompiledQuery { query, captures })
     }
 }
@@ -143,25 +150,51 @@ pub struct Extracted {
 
 /// Checks, parses and tags one file. Never panics on bad input.
 pub fn extract_file(path: &str, contents: &[u8]) -> Extracted {
-    let note = |reason| Some(Note { path: path.to_string(), reason });
+    let note = |reason| {
+        Some(Note {
+            path: path.to_string(),
+            reason,
+        })
+    };
     let Some(language) = Language::from_path(path) else {
-        return Extracted { tags: None, note: note(NoteReason::UnsupportedLanguage) };
+        return Extracted {
+            tags: None,
+            note: note(NoteReason::UnsupportedLanguage),
+        };
     };
     if contents.len() > MAX_FILE_BYTES {
-        return Extracted { tags: None, note: note(NoteReason::TooLarge { bytes: contents.len() as u64 }) };
+        return Extracted {
+            tags: None,
+            note: note(NoteReason::TooLarge {
+                bytes: contents.len() as u64,
+            }),
+        };
     }
     if contents.contains(&0) {
-        return Extracted { tags: None, note: note(NoteReason::Binary) };
+        return Extracted {
+            tags: None,
+            note: note(NoteReason::Binary),
+        };
     }
     let Ok(source) = std::str::from_utf8(contents) else {
-        return Extracted { tags: None, note: note(NoteReason::NotUtf8) };
+        return Extracted {
+            tags: None,
+            note: note(NoteReason::NotUtf8),
+        };
     };
     match extract_tags(language, path, source) {
         Ok((tags, first_error_line)) => Extracted {
             tags: Some(tags),
-            note: first_error_line.and_then(|line| note(NoteReason::SyntaxErrors { first_error_line: line })),
+            note: first_error_line.and_then(|line| {
+                note(NoteReason::SyntaxErrors {
+                    first_error_line: line,
+                })
+            }),
         },
-        Err(error) => Extracted { tags: None, note: note(NoteReason::Unreadable { error }) },
+        Err(error) => Extracted {
+            tags: None,
+            note: note(NoteReason::Unreadable { error }),
+        },
     }
 }
 
@@ -185,7 +218,10 @@ fn parse(language: Language, source: &str) -> Result<Tree, String> {
                 parsers.len() - 1
             }
         };
-        parsers[position].1.parse(source, None).ok_or_else(|| "the parser gave up".to_string())
+        parsers[position]
+            .1
+            .parse(source, None)
+            .ok_or_else(|| "the parser gave up".to_string())
     })
 }
 
@@ -198,11 +234,19 @@ struct Found {
 
 /// Tags of one parsed source text, in source order, and the 0-based line of
 /// the first syntax error if any. `Err` only if the grammar/query is broken.
-pub fn extract_tags(language: Language, path: &str, source: &str) -> Result<(Vec<Tag>, Option<u32>), String> {
+pub fn extract_tags(
+    language: Language,
+    path: &str,
+    source: &str,
+) -> Result<(Vec<Tag>, Option<u32>), String> {
     let compiled = language.query()?;
     let tree = parse(language, source)?;
     let root = tree.root_node();
-    let first_error_line = if root.has_error() { first_error_line(root) } else { None };
+    let first_error_line = if root.has_error() {
+        first_error_line(root)
+    } else {
+        None
+    };
     let bytes = source.as_bytes();
     let path: Arc<str> = Arc::from(path);
 
@@ -214,7 +258,9 @@ pub fn extract_tags(language: Language, path: &str, source: &str) -> Result<(Vec
         let mut item: Option<Node> = None;
         for capture in query_match.captures {
             match compiled.captures.get(capture.index as usize) {
-                Some(CaptureMeaning::Name { role, kind }) => name = Some((capture.node, *role, *kind)),
+                Some(CaptureMeaning::Name { role, kind }) => {
+                    name = Some((capture.node, *role, *kind))
+                }
                 Some(CaptureMeaning::Item) => item = Some(capture.node),
                 Some(CaptureMeaning::ImportContainer) => {
                     collect_imports(capture.node, source, &path, &mut found)
@@ -222,8 +268,12 @@ pub fn extract_tags(language: Language, path: &str, source: &str) -> Result<(Vec
                 Some(CaptureMeaning::Ignored) | None => {}
             }
         }
-        let Some((name_node, role, kind)) = name else { continue };
-        let Some(text) = node_text(name_node, source) else { continue };
+        let Some((name_node, role, kind)) = name else {
+            continue;
+        };
+        let Some(text) = node_text(name_node, source) else {
+            continue;
+        };
         if is_keyword_like(text) {
             continue;
         }
@@ -245,7 +295,8 @@ pub fn extract_tags(language: Language, path: &str, source: &str) -> Result<(Vec
                 }
             }
         };
-        if role == Role::Definition && item.is_some_and(|item| inside_function_body(language, item)) {
+        if role == Role::Definition && item.is_some_and(|item| inside_function_body(language, item))
+        {
             // Locals (nested functions, classes in functions) are not API.
             continue;
         }
@@ -276,7 +327,11 @@ pub fn extract_tags(language: Language, path: &str, source: &str) -> Result<(Vec
                 scope: None,
             },
         };
-        found.push(Found { name_start: name_node.start_byte(), priority: priority(tag.role, tag.kind), tag });
+        found.push(Found {
+            name_start: name_node.start_byte(),
+            priority: priority(tag.role, tag.kind),
+            tag,
+        });
     }
 
     // Order by identifier position; at one position keep the most specific
@@ -288,7 +343,10 @@ pub fn extract_tags(language: Language, path: &str, source: &str) -> Result<(Vec
             .then_with(|| a.tag.name.cmp(&b.tag.name))
     });
     found.dedup_by(|later, earlier| later.name_start == earlier.name_start);
-    Ok((found.into_iter().map(|found| found.tag).collect(), first_error_line))
+    Ok((
+        found.into_iter().map(|found| found.tag).collect(),
+        first_error_line,
+    ))
 }
 
 fn priority(role: Role, kind: TagKind) -> u8 {
@@ -421,10 +479,16 @@ fn signature(language: Language, kind: TagKind, item: Node, source: &str) -> Opt
     let start = item.start_byte();
     let line_start = source[..start].rfind('\n').map_or(0, |newline| newline + 1);
     let indent = &source[line_start..start];
-    let indent = if indent.chars().all(|c| c == ' ' || c == '\t') { indent } else { "" };
+    let indent = if indent.chars().all(|c| c == ' ' || c == '\t') {
+        indent
+    } else {
+        ""
+    };
 
     let header = if kind == TagKind::Macro && language == Language::Rust {
-        let name = item.child_by_field_name("name").and_then(|name| node_text(name, source))?;
+        let name = item
+            .child_by_field_name("name")
+            .and_then(|name| node_text(name, source))?;
         format!("macro_rules! {name}")
     } else if let Some(body) = item.child_by_field_name("body") {
         let text = source.get(start..body.start_byte())?.trim_end();
@@ -438,13 +502,18 @@ fn signature(language: Language, kind: TagKind, item: Node, source: &str) -> Opt
         }
     } else {
         let text = node_text(item, source)?.trim_end();
-        let multi_line_fn = matches!(kind, TagKind::Function | TagKind::Method) && text.contains('\n');
+        let multi_line_fn =
+            matches!(kind, TagKind::Function | TagKind::Method) && text.contains('\n');
         if multi_line_fn {
             // A body-less fn signature (trait method) may wrap its parameters.
-            text.lines().take(MAX_SIGNATURE_LINES).collect::<Vec<_>>().join("\n")
+            text.lines()
+                .take(MAX_SIGNATURE_LINES)
+                .collect::<Vec<_>>()
+                .join("\n")
         } else {
             let first_line = text.lines().next().unwrap_or("");
-            let mut line = truncate_at_char_boundary(first_line, MAX_VALUE_SIGNATURE_BYTES).to_string();
+            let mut line =
+                truncate_at_char_boundary(first_line, MAX_VALUE_SIGNATURE_BYTES).to_string();
             if line.len() < text.len() {
                 line.push_str(" …");
             }
@@ -475,7 +544,9 @@ fn rust_doc(item: Node, source: &str) -> Option<String> {
             "attribute_item" => {}
             "line_comment" | "block_comment" => {
                 let text = node_text(node, source)?.trim_end();
-                let Some(doc) = outer_doc_text(text) else { break };
+                let Some(doc) = outer_doc_text(text) else {
+                    break;
+                };
                 // Walking upwards: prepend.
                 for line in doc.into_iter().rev() {
                     lines.insert(0, line);
@@ -495,7 +566,9 @@ fn rust_doc(item: Node, source: &str) -> Option<String> {
                 let text = node_text(child, source)?.trim_end();
                 if let Some(rest) = text.strip_prefix("//!") {
                     lines.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
-                } else if let Some(rest) = text.strip_prefix("/*!").and_then(|r| r.strip_suffix("*/")) {
+                } else if let Some(rest) =
+                    text.strip_prefix("/*!").and_then(|r| r.strip_suffix("*/"))
+                {
                     lines.extend(clean_block_doc(rest));
                 }
             }
@@ -543,15 +616,21 @@ fn finish_doc(lines: Vec<String>) -> Option<String> {
 fn python_docstring(item: Node, source: &str) -> Option<String> {
     let body = item.child_by_field_name("body")?;
     let mut cursor = body.walk();
-    let first = body.named_children(&mut cursor).find(|child| child.kind() != "comment")?;
+    let first = body
+        .named_children(&mut cursor)
+        .find(|child| child.kind() != "comment")?;
     if first.kind() != "expression_statement" {
         return None;
     }
-    let string = first.named_child(0).filter(|node| node.kind() == "string")?;
+    let string = first
+        .named_child(0)
+        .filter(|node| node.kind() == "string")?;
     let raw = node_text(string, source)?;
     let unprefixed = raw.trim_start_matches(|c: char| c.is_ascii_alphabetic());
     let inner = ["\"\"\"", "'''", "\"", "'"].iter().find_map(|quote| {
-        unprefixed.strip_prefix(quote).and_then(|rest| rest.strip_suffix(quote))
+        unprefixed
+            .strip_prefix(quote)
+            .and_then(|rest| rest.strip_suffix(quote))
     })?;
     Some(clean_docstring(inner)).filter(|doc| !doc.is_empty())
 }
@@ -572,7 +651,10 @@ fn clean_docstring(text: &str) -> String {
             if index == 0 {
                 line.trim().to_string()
             } else {
-                line.get(indent..).unwrap_or(line.trim_start()).trim_end().to_string()
+                line.get(indent..)
+                    .unwrap_or(line.trim_start())
+                    .trim_end()
+                    .to_string()
             }
         })
         .collect();
@@ -585,13 +667,15 @@ fn scope(language: Language, item: Node, source: &str) -> Option<String> {
     let mut node = item.parent();
     while let Some(current) = node {
         let name = match (language, current.kind()) {
-            (Language::Rust, "impl_item") => current.child_by_field_name("type").and_then(|ty| base_type_name(ty, source)),
-            (Language::Rust, "trait_item" | "mod_item") => {
-                current.child_by_field_name("name").and_then(|name| node_text(name, source))
-            }
-            (Language::Python, "class_definition" | "function_definition") => {
-                current.child_by_field_name("name").and_then(|name| node_text(name, source))
-            }
+            (Language::Rust, "impl_item") => current
+                .child_by_field_name("type")
+                .and_then(|ty| base_type_name(ty, source)),
+            (Language::Rust, "trait_item" | "mod_item") => current
+                .child_by_field_name("name")
+                .and_then(|name| node_text(name, source)),
+            (Language::Python, "class_definition" | "function_definition") => current
+                .child_by_field_name("name")
+                .and_then(|name| node_text(name, source)),
             _ => None,
         };
         if let Some(name) = name {
@@ -606,9 +690,15 @@ fn scope(language: Language, item: Node, source: &str) -> Option<String> {
 fn base_type_name<'a>(ty: Node, source: &'a str) -> Option<&'a str> {
     match ty.kind() {
         "type_identifier" => node_text(ty, source),
-        "generic_type" => ty.child_by_field_name("type").and_then(|inner| base_type_name(inner, source)),
-        "scoped_type_identifier" => ty.child_by_field_name("name").and_then(|inner| node_text(inner, source)),
-        "reference_type" => ty.child_by_field_name("type").and_then(|inner| base_type_name(inner, source)),
+        "generic_type" => ty
+            .child_by_field_name("type")
+            .and_then(|inner| base_type_name(inner, source)),
+        "scoped_type_identifier" => ty
+            .child_by_field_name("name")
+            .and_then(|inner| node_text(inner, source)),
+        "reference_type" => ty
+            .child_by_field_name("type")
+            .and_then(|inner| base_type_name(inner, source)),
         _ => node_text(ty, source),
     }
 }

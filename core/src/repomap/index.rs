@@ -40,7 +40,10 @@ pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("workspace root {path} is not a readable directory: {source}")]
-    Root { path: PathBuf, source: std::io::Error },
+    Root {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Progress reports for a UI (called from worker threads).
@@ -112,7 +115,10 @@ pub fn walk(root: &Path) -> WalkResult {
             Box::new(|entry| {
                 let found = match entry {
                     Ok(entry) => {
-                        if !entry.file_type().is_some_and(|file_type| file_type.is_file()) {
+                        if !entry
+                            .file_type()
+                            .is_some_and(|file_type| file_type.is_file())
+                        {
                             return ignore::WalkState::Continue;
                         }
                         let relative = relative_path(root, entry.path());
@@ -122,8 +128,15 @@ pub fn walk(root: &Path) -> WalkResult {
                         Ok((relative, entry.into_path()))
                     }
                     Err(error) => {
-                        let path = error_path(&error).map(|path| relative_path(root, &path)).unwrap_or_default();
-                        Err(Note { path, reason: NoteReason::Unreadable { error: error.to_string() } })
+                        let path = error_path(&error)
+                            .map(|path| relative_path(root, &path))
+                            .unwrap_or_default();
+                        Err(Note {
+                            path,
+                            reason: NoteReason::Unreadable {
+                                error: error.to_string(),
+                            },
+                        })
                     }
                 };
                 if let Ok(mut result) = collected.lock() {
@@ -135,7 +148,9 @@ pub fn walk(root: &Path) -> WalkResult {
                 ignore::WalkState::Continue
             })
         });
-    let mut result = collected.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut result = collected
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     result.files.sort();
     result.notes.sort();
     result
@@ -144,7 +159,9 @@ pub fn walk(root: &Path) -> WalkResult {
 fn error_path(error: &ignore::Error) -> Option<PathBuf> {
     match error {
         ignore::Error::WithPath { path, .. } => Some(path.clone()),
-        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
         _ => None,
     }
 }
@@ -152,7 +169,10 @@ fn error_path(error: &ignore::Error) -> Option<PathBuf> {
 /// `root`-relative path with `/` separators (lossy for non-UTF-8 names).
 fn relative_path(root: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(root).unwrap_or(path);
-    let parts: Vec<String> = relative.components().map(|part| part.as_os_str().to_string_lossy().into_owned()).collect();
+    let parts: Vec<String> = relative
+        .components()
+        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .collect();
     parts.join("/")
 }
 
@@ -161,7 +181,12 @@ fn relative_path(root: &Path, path: &Path) -> String {
 pub fn default_cache_dir(root: &Path) -> Option<PathBuf> {
     let canonical = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let digest = blake3::hash(canonical.to_string_lossy().as_bytes()).to_hex();
-    Some(dirs::cache_dir()?.join("sextant").join("repomap").join(&digest.as_str()[..16]))
+    Some(
+        dirs::cache_dir()?
+            .join("sextant")
+            .join("repomap")
+            .join(&digest.as_str()[..16]),
+    )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -201,23 +226,39 @@ fn read_cache(cache_dir: &Path) -> Result<Option<CacheFile>, String> {
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(format!("cannot read the tag cache {}: {error}", path.display())),
+        Err(error) => {
+            return Err(format!(
+                "cannot read the tag cache {}: {error}",
+                path.display()
+            ))
+        }
     };
     match postcard::from_bytes::<CacheFile>(&bytes) {
-        Ok(cache) if cache.format == CACHE_FORMAT_VERSION && cache.query_hash == query_hash() => Ok(Some(cache)),
+        Ok(cache) if cache.format == CACHE_FORMAT_VERSION && cache.query_hash == query_hash() => {
+            Ok(Some(cache))
+        }
         // Stale format or queries: start over silently.
         Ok(_) => Ok(None),
-        Err(error) => Err(format!("ignoring a corrupt tag cache {}: {error}", path.display())),
+        Err(error) => Err(format!(
+            "ignoring a corrupt tag cache {}: {error}",
+            path.display()
+        )),
     }
 }
 
 fn write_cache(cache_dir: &Path, cache: &CacheFile) -> Result<(), String> {
     let path = cache_path(cache_dir);
-    let bytes = postcard::to_allocvec(cache).map_err(|error| format!("cannot encode the tag cache: {error}"))?;
-    fs::create_dir_all(cache_dir).map_err(|error| format!("cannot create {}: {error}", cache_dir.display()))?;
+    let bytes = postcard::to_allocvec(cache)
+        .map_err(|error| format!("cannot encode the tag cache: {error}"))?;
+    fs::create_dir_all(cache_dir)
+        .map_err(|error| format!("cannot create {}: {error}", cache_dir.display()))?;
     // Write-then-rename so a concurrent reader never sees half a file.
-    let temporary = cache_dir.join(format!("tags-v{CACHE_FORMAT_VERSION}.{}.tmp", std::process::id()));
-    fs::write(&temporary, &bytes).map_err(|error| format!("cannot write {}: {error}", temporary.display()))?;
+    let temporary = cache_dir.join(format!(
+        "tags-v{CACHE_FORMAT_VERSION}.{}.tmp",
+        std::process::id()
+    ));
+    fs::write(&temporary, &bytes)
+        .map_err(|error| format!("cannot write {}: {error}", temporary.display()))?;
     fs::rename(&temporary, &path).map_err(|error| {
         let _ = fs::remove_file(&temporary);
         format!("cannot replace {}: {error}", path.display())
@@ -225,7 +266,9 @@ fn write_cache(cache_dir: &Path, cache: &CacheFile) -> Result<(), String> {
 }
 
 fn nanos_since_epoch(time: SystemTime) -> u128 {
-    time.duration_since(UNIX_EPOCH).map(|duration| duration.as_nanos()).unwrap_or(0)
+    time.duration_since(UNIX_EPOCH)
+        .map(|duration| duration.as_nanos())
+        .unwrap_or(0)
 }
 
 /// What indexing one file produced.
@@ -246,7 +289,10 @@ pub fn load_or_build(
     options: &IndexOptions,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RepoIndex, IndexError> {
-    fs::read_dir(root).map_err(|source| IndexError::Root { path: root.to_path_buf(), source })?;
+    fs::read_dir(root).map_err(|source| IndexError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
     let started = std::time::Instant::now();
     let walked = walk(root);
     tracing::debug!(files = walked.files.len(), elapsed = ?started.elapsed(), "repo map: walked");
@@ -262,9 +308,20 @@ pub fn load_or_build(
         }
         None => None,
     };
-    let entries: &[CacheEntry] = cache.as_ref().map(|cache| cache.entries.as_slice()).unwrap_or(&[]);
-    let by_path: HashMap<&str, usize> = entries.iter().enumerate().map(|(index, entry)| (entry.path.as_str(), index)).collect();
-    let by_hash: HashMap<[u8; 32], usize> = entries.iter().enumerate().map(|(index, entry)| (entry.hash, index)).collect();
+    let entries: &[CacheEntry] = cache
+        .as_ref()
+        .map(|cache| cache.entries.as_slice())
+        .unwrap_or(&[]);
+    let by_path: HashMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| (entry.path.as_str(), index))
+        .collect();
+    let by_hash: HashMap<[u8; 32], usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| (entry.hash, index))
+        .collect();
     let trusted_before_ns = cache
         .as_ref()
         .map(|cache| cache.written_at_ns.saturating_sub(RACY_WINDOW.as_nanos()))
@@ -276,18 +333,36 @@ pub fn load_or_build(
         .files
         .par_iter()
         .map(|(relative, absolute)| {
-            let outcome = index_one(relative, absolute, entries, &by_path, &by_hash, trusted_before_ns);
+            let outcome = index_one(
+                relative,
+                absolute,
+                entries,
+                &by_path,
+                &by_hash,
+                trusted_before_ns,
+            );
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-            progress(Progress::Indexed { done: finished, total });
+            progress(Progress::Indexed {
+                done: finished,
+                total,
+            });
             outcome
         })
         .collect();
 
-    let mut stats = IndexStats { files: total, ..IndexStats::default() };
+    let mut stats = IndexStats {
+        files: total,
+        ..IndexStats::default()
+    };
     let mut changed = cache.is_none();
     // Move cached entries out instead of cloning their tags; a second file
     // with the same content (a copy) clones the first one's entry.
-    let mut slots: Vec<Option<CacheEntry>> = cache.map(|cache| cache.entries).unwrap_or_default().into_iter().map(Some).collect();
+    let mut slots: Vec<Option<CacheEntry>> = cache
+        .map(|cache| cache.entries)
+        .unwrap_or_default()
+        .into_iter()
+        .map(Some)
+        .collect();
     let mut placed_at: HashMap<usize, usize> = HashMap::new();
     let mut new_entries: Vec<CacheEntry> = Vec::with_capacity(outcomes.len());
     for (outcome, (relative, _)) in outcomes.into_iter().zip(&walked.files) {
@@ -324,8 +399,13 @@ pub fn load_or_build(
             }
         }
     }
-    let walked_paths: std::collections::HashSet<&str> = walked.files.iter().map(|(path, _)| path.as_str()).collect();
-    stats.dropped = slots.iter().flatten().filter(|entry| !walked_paths.contains(entry.path.as_str())).count();
+    let walked_paths: std::collections::HashSet<&str> =
+        walked.files.iter().map(|(path, _)| path.as_str()).collect();
+    stats.dropped = slots
+        .iter()
+        .flatten()
+        .filter(|entry| !walked_paths.contains(entry.path.as_str()))
+        .count();
     if stats.dropped > 0 {
         changed = true;
     }
@@ -356,7 +436,13 @@ pub fn load_or_build(
     notes.sort();
     let map = RepoMap::from_tags(files);
     tracing::debug!(elapsed = ?started.elapsed(), "repo map: in-memory index built");
-    Ok(RepoIndex { root: root.to_path_buf(), map, notes, stats, cache_warning })
+    Ok(RepoIndex {
+        root: root.to_path_buf(),
+        map,
+        notes,
+        stats,
+        cache_warning,
+    })
 }
 
 fn index_one(
@@ -374,7 +460,12 @@ fn index_one(
             mtime_ns: 0,
             hash: [0; 32],
             tags: None,
-            note: Some(Note { path: relative.to_string(), reason: NoteReason::Unreadable { error: error.to_string() } }),
+            note: Some(Note {
+                path: relative.to_string(),
+                reason: NoteReason::Unreadable {
+                    error: error.to_string(),
+                },
+            }),
         })
     };
     let metadata = match fs::metadata(absolute) {
@@ -385,7 +476,11 @@ fn index_one(
     let mtime_ns = metadata.modified().map(nanos_since_epoch).unwrap_or(0);
     if let Some(&index) = by_path.get(relative) {
         let entry = &entries[index];
-        if entry.size == size && entry.mtime_ns == mtime_ns && mtime_ns != 0 && mtime_ns < trusted_before_ns {
+        if entry.size == size
+            && entry.mtime_ns == mtime_ns
+            && mtime_ns != 0
+            && mtime_ns < trusted_before_ns
+        {
             return FileOutcome::Cached(index);
         }
     }
@@ -397,7 +492,10 @@ fn index_one(
             mtime_ns,
             hash: [0; 32],
             tags: None,
-            note: Some(Note { path: relative.to_string(), reason: NoteReason::TooLarge { bytes: size } }),
+            note: Some(Note {
+                path: relative.to_string(),
+                reason: NoteReason::TooLarge { bytes: size },
+            }),
         });
     }
     let contents = match fs::read(absolute) {
@@ -405,7 +503,11 @@ fn index_one(
         Err(error) => return unreadable(error),
     };
     let hash = *blake3::hash(&contents).as_bytes();
-    if let Some(&index) = by_path.get(relative).filter(|&&index| entries[index].hash == hash).or_else(|| by_hash.get(&hash)) {
+    if let Some(&index) = by_path
+        .get(relative)
+        .filter(|&&index| entries[index].hash == hash)
+        .or_else(|| by_hash.get(&hash))
+    {
         let entry = &entries[index];
         if entry.size == size && entry.mtime_ns == mtime_ns {
             return FileOutcome::Cached(index);
@@ -421,5 +523,12 @@ fn index_one(
         return FileOutcome::Refreshed(refreshed);
     }
     let extracted = extract::extract_file(relative, &contents);
-    FileOutcome::Parsed(CacheEntry { path: relative.to_string(), size, mtime_ns, hash, tags: extracted.tags, note: extracted.note })
+    FileOutcome::Parsed(CacheEntry {
+        path: relative.to_string(),
+        size,
+        mtime_ns,
+        hash,
+        tags: extracted.tags,
+        note: extracted.note,
+    })
 }

@@ -30,7 +30,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use extract::Language;
-pub use index::{default_cache_dir, load_or_build, walk, IndexError, IndexOptions, IndexStats, Progress, RepoIndex, WalkResult};
+pub use index::{
+    default_cache_dir, load_or_build, walk, IndexError, IndexOptions, IndexStats, Progress,
+    RepoIndex, WalkResult,
+};
 
 /// Files larger than this are not parsed (a [`NoteReason::TooLarge`] note is
 /// emitted instead): generated or vendored blobs that would only add noise.
@@ -48,7 +51,10 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(path: impl Into<String>, contents: impl Into<Arc<[u8]>>) -> Self {
-        SourceFile { path: path.into(), contents: contents.into() }
+        SourceFile {
+            path: path.into(),
+            contents: contents.into(),
+        }
     }
 }
 
@@ -193,7 +199,11 @@ impl std::fmt::Display for NoteReason {
             }
             NoteReason::Unreadable { error } => write!(f, "unreadable ({error}), skipped"),
             NoteReason::SyntaxErrors { first_error_line } => {
-                write!(f, "syntax errors from line {}, indexed what parsed", first_error_line + 1)
+                write!(
+                    f,
+                    "syntax errors from line {}, indexed what parsed",
+                    first_error_line + 1
+                )
             }
             NoteReason::UnsupportedLanguage => write!(f, "unsupported language, skipped"),
         }
@@ -327,7 +337,10 @@ pub struct RepoMap {
 
 /// Distinct (name, role) pairs of a file's tags with their counts, sorted.
 fn name_counts(tags: &[Tag]) -> Vec<(&str, Role, u32)> {
-    let mut pairs: Vec<(&str, Role)> = tags.iter().map(|tag| (tag.name.as_str(), tag.role)).collect();
+    let mut pairs: Vec<(&str, Role)> = tags
+        .iter()
+        .map(|tag| (tag.name.as_str(), tag.role))
+        .collect();
     pairs.sort_unstable();
     let mut counts: Vec<(&str, Role, u32)> = Vec::new();
     for (name, role) in pairs {
@@ -398,11 +411,15 @@ impl RepoMap {
 
     /// Drops a file and all its tags. Unknown paths are ignored.
     pub fn remove_file(&mut self, path: &str) {
-        let Some(entry) = self.files.remove(path) else { return };
+        let Some(entry) = self.files.remove(path) else {
+            return;
+        };
         self.graph = OnceLock::new();
         self.paths_by_id.remove(&entry.id);
         for (name, role, _) in name_counts(&entry.tags) {
-            let Some(ident) = self.idents.get_mut(name) else { continue };
+            let Some(ident) = self.idents.get_mut(name) else {
+                continue;
+            };
             let per_file = match role {
                 Role::Definition => &mut ident.definers,
                 Role::Reference => &mut ident.referencers,
@@ -459,7 +476,10 @@ impl RepoMap {
 
     /// The tags of one file in source order (empty for unknown paths).
     pub fn file_tags(&self, path: &str) -> &[Tag] {
-        self.files.get(path).map(|entry| entry.tags.as_slice()).unwrap_or(&[])
+        self.files
+            .get(path)
+            .map(|entry| entry.tags.as_slice())
+            .unwrap_or(&[])
     }
 
     /// All definitions named `name`, ordered by path then line.
@@ -473,17 +493,27 @@ impl RepoMap {
     }
 
     fn tags_named(&self, name: &str, role: Role) -> Vec<&Tag> {
-        let Some(ident) = self.idents.get(name) else { return Vec::new() };
+        let Some(ident) = self.idents.get(name) else {
+            return Vec::new();
+        };
         let per_file = match role {
             Role::Definition => &ident.definers,
             Role::Reference => &ident.referencers,
         };
-        let mut paths: Vec<&Arc<str>> = per_file.iter().filter_map(|(id, _)| self.paths_by_id.get(id)).collect();
+        let mut paths: Vec<&Arc<str>> = per_file
+            .iter()
+            .filter_map(|(id, _)| self.paths_by_id.get(id))
+            .collect();
         paths.sort();
         paths
             .into_iter()
             .filter_map(|path| self.files.get(path))
-            .flat_map(|entry| entry.tags.iter().filter(|tag| tag.role == role && tag.name == name))
+            .flat_map(|entry| {
+                entry
+                    .tags
+                    .iter()
+                    .filter(|tag| tag.role == role && tag.name == name)
+            })
             .collect()
     }
 

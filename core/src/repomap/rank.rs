@@ -87,8 +87,12 @@ struct GraphIdent {
 impl Graph {
     pub(crate) fn build(map: &RepoMap) -> Graph {
         let paths: Vec<Arc<str>> = map.files.keys().cloned().collect();
-        let dense_of: FxHashMap<u32, u32> =
-            map.files.values().enumerate().map(|(index, entry)| (entry.id, index as u32)).collect();
+        let dense_of: FxHashMap<u32, u32> = map
+            .files
+            .values()
+            .enumerate()
+            .map(|(index, entry)| (entry.id, index as u32))
+            .collect();
         let no_mentions = BTreeSet::new();
         // Hash-map order must not leak: visit identifiers sorted by name.
         let mut named: Vec<(&str, &IdentEntry)> = map
@@ -102,12 +106,20 @@ impl Graph {
         let mut idents = Vec::with_capacity(named.len());
         for (name, ident) in named {
             ident_index.insert(name, idents.len() as u32);
-            let mut definers: Vec<u32> = ident.definers.iter().filter_map(|(id, _)| dense_of.get(id).copied()).collect();
+            let mut definers: Vec<u32> = ident
+                .definers
+                .iter()
+                .filter_map(|(id, _)| dense_of.get(id).copied())
+                .collect();
             definers.sort_unstable();
             let mut referencers: Vec<(u32, f64)> = ident
                 .referencers
                 .iter()
-                .filter_map(|(id, count)| dense_of.get(id).map(|&index| (index, f64::from(*count).sqrt())))
+                .filter_map(|(id, count)| {
+                    dense_of
+                        .get(id)
+                        .map(|&index| (index, f64::from(*count).sqrt()))
+                })
                 .collect();
             referencers.sort_unstable_by_key(|(index, _)| *index);
             idents.push(GraphIdent {
@@ -128,12 +140,18 @@ impl Graph {
                 if tag.role != Role::Definition {
                     continue;
                 }
-                let Some(&ident) = ident_index.get(tag.name.as_str()) else { continue };
+                let Some(&ident) = ident_index.get(tag.name.as_str()) else {
+                    continue;
+                };
                 let count = per_file.get(tag.name.as_str()).copied().unwrap_or(1).max(1);
                 definitions.push((file_index as u32, tag_index as u32, ident, count));
             }
         }
-        Graph { paths, idents, definitions }
+        Graph {
+            paths,
+            idents,
+            definitions,
+        }
     }
 }
 
@@ -141,10 +159,23 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
     let graph: &'a Graph = map.graph();
     let file_count = graph.paths.len();
     if file_count == 0 {
-        return Ranking { file_ranks: Vec::new(), definitions: Vec::new() };
+        return Ranking {
+            file_ranks: Vec::new(),
+            definitions: Vec::new(),
+        };
     }
-    let find_file = |path: &str| graph.paths.binary_search_by(|probe| (**probe).cmp(path)).ok();
-    let find_ident = |name: &str| graph.idents.binary_search_by(|probe| (*probe.name).cmp(name)).ok();
+    let find_file = |path: &str| {
+        graph
+            .paths
+            .binary_search_by(|probe| (**probe).cmp(path))
+            .ok()
+    };
+    let find_ident = |name: &str| {
+        graph
+            .idents
+            .binary_search_by(|probe| (*probe.name).cmp(name))
+            .ok()
+    };
 
     // Personalisation: focus files and files defining mentioned identifiers.
     let mut personalization = vec![0.0f64; file_count];
@@ -154,7 +185,11 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         }
     }
     let mut mentioned = vec![false; graph.idents.len()];
-    let mentioned_names: BTreeSet<&str> = request.mentioned_idents.iter().map(String::as_str).collect();
+    let mentioned_names: BTreeSet<&str> = request
+        .mentioned_idents
+        .iter()
+        .map(String::as_str)
+        .collect();
     for name in &mentioned_names {
         if let Some(ident) = find_ident(name) {
             mentioned[ident] = true;
@@ -165,9 +200,13 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
     }
     let personal_total: f64 = personalization.iter().sum();
     if personal_total > 0.0 {
-        personalization.iter_mut().for_each(|value| *value /= personal_total);
+        personalization
+            .iter_mut()
+            .for_each(|value| *value /= personal_total);
     } else {
-        personalization.iter_mut().for_each(|value| *value = 1.0 / file_count as f64);
+        personalization
+            .iter_mut()
+            .for_each(|value| *value = 1.0 / file_count as f64);
     }
 
     // Per-request multipliers and each file's total out-weight.
@@ -210,7 +249,8 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         for (ident, &multiplier) in graph.idents.iter().zip(&multipliers) {
             if ident.referencers.is_empty() {
                 for &definer in &ident.definers {
-                    next[definer as usize] += share[definer as usize] * SELF_EDGE_WEIGHT * multiplier;
+                    next[definer as usize] +=
+                        share[definer as usize] * SELF_EDGE_WEIGHT * multiplier;
                 }
             } else {
                 let inflow = inflow(ident, multiplier, &share);
@@ -221,7 +261,8 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         }
         let mut change = 0.0;
         for index in 0..file_count {
-            let value = (1.0 - DAMPING) * personalization[index] + DAMPING * (next[index] + dangling * personalization[index]);
+            let value = (1.0 - DAMPING) * personalization[index]
+                + DAMPING * (next[index] + dangling * personalization[index]);
             change += (value - ranks[index]).abs();
             next[index] = value;
         }
@@ -234,15 +275,29 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
     // Distribute: a definition gets the flow its file receives through its
     // identifier, split evenly over that file's definitions of the ident.
     for index in 0..file_count {
-        share[index] = if out_weight[index] > 0.0 { ranks[index] / out_weight[index] } else { 0.0 };
+        share[index] = if out_weight[index] > 0.0 {
+            ranks[index] / out_weight[index]
+        } else {
+            0.0
+        };
     }
     let inflows: Vec<f64> = graph
         .idents
         .iter()
         .zip(&multipliers)
-        .map(|(ident, &multiplier)| if ident.referencers.is_empty() { 0.0 } else { inflow(ident, multiplier, &share) })
+        .map(|(ident, &multiplier)| {
+            if ident.referencers.is_empty() {
+                0.0
+            } else {
+                inflow(ident, multiplier, &share)
+            }
+        })
         .collect();
-    let file_tags: Vec<&'a [Tag]> = map.files.values().map(|entry| entry.tags.as_slice()).collect();
+    let file_tags: Vec<&'a [Tag]> = map
+        .files
+        .values()
+        .map(|entry| entry.tags.as_slice())
+        .collect();
     let definitions = graph
         .definitions
         .iter()
@@ -264,12 +319,20 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         })
         .collect();
 
-    Ranking { file_ranks: graph.paths.iter().map(|path| &**path).zip(ranks).collect(), definitions }
+    Ranking {
+        file_ranks: graph.paths.iter().map(|path| &**path).zip(ranks).collect(),
+        definitions,
+    }
 }
 
 /// Total rank flowing into an identifier from its referencers.
 fn inflow(ident: &GraphIdent, multiplier: f64, share: &[f64]) -> f64 {
-    multiplier * ident.referencers.iter().map(|&(referencer, sqrt_count)| share[referencer as usize] * sqrt_count).sum::<f64>()
+    multiplier
+        * ident
+            .referencers
+            .iter()
+            .map(|&(referencer, sqrt_count)| share[referencer as usize] * sqrt_count)
+            .sum::<f64>()
 }
 
 /// Best score first; ties by path, line, name, then byte offset (total).
