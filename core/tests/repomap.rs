@@ -481,3 +481,45 @@ fn repo_map_can_be_shared_across_threads() {
     assert_send_sync::<RepoMap>();
     assert_send_sync::<repomap::RepoIndex>();
 }
+
+#[test]
+fn truncated_or_foreign_cache_is_a_miss_not_a_panic() {
+    let workspace = tempfile::tempdir().unwrap();
+    let root = workspace.path().join("repo");
+    copy_dir(&fixture("rust_crate"), &root);
+    let cache_dir = workspace.path().join("cache");
+    let cache = IndexOptions {
+        cache_dir: Some(cache_dir.clone()),
+    };
+    let cold = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    let cache_files: Vec<PathBuf> = fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(cache_files.len(), 1, "{cache_files:?}");
+    let good = fs::read(&cache_files[0]).unwrap();
+    assert!(good.len() > 64, "cache of {} bytes", good.len());
+    let truncated_in_tags = good[..good.len() - 7].to_vec();
+    let truncated_in_header = good[..40].to_vec();
+    let mut with_trailing_bytes = good.clone();
+    with_trailing_bytes.extend_from_slice(b"tail");
+    for (label, bytes) in [
+        ("truncated in the tags", truncated_in_tags),
+        ("truncated in the header", truncated_in_header),
+        ("trailing bytes", with_trailing_bytes),
+        ("empty", Vec::new()),
+    ] {
+        fs::write(&cache_files[0], &bytes).unwrap();
+        let recovered = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+        assert!(recovered.cache_warning.is_some(), "{label}: no warning");
+        assert_eq!(recovered.stats.parsed, recovered.stats.files, "{label}");
+        assert_eq!(all_tags(&recovered.map), all_tags(&cold.map), "{label}");
+        assert_eq!(recovered.notes, cold.notes, "{label}");
+        assert!(recovered.stats.cache_written, "{label}");
+    }
+    // The rewritten cache is whole again and equals the first one's content.
+    let warm = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
+    assert!(warm.cache_warning.is_none());
+    assert_eq!(warm.stats.parsed, 0);
+    assert_eq!(all_tags(&warm.map), all_tags(&cold.map));
+}

@@ -5,8 +5,10 @@
 //! honoured even outside a git checkout; hidden files and directories are
 //! skipped; symlinks are not followed); only `.rs`, `.py` and `.pyi` files.
 //!
-//! Cache: one postcard file, `<cache_dir>/tags-v<N>.postcard`, holding for
-//! every indexed path its size, mtime, blake3 content hash, tags and note. A
+//! Cache: one file, `<cache_dir>/tags-v<N>.postcard`: a magic, a postcard
+//! header holding for every indexed path its size, mtime, blake3 content hash
+//! and note, then each file's tags as a separate postcard blob (decoded in
+//! parallel, only when re-used; copied as-is on a rewrite). A
 //! file is re-used without reading it when size and mtime match and the mtime
 //! is older than the cache itself by more than [`RACY_WINDOW`] (the git index
 //! trick); otherwise it is read and hashed, and re-used if the hash matches
@@ -19,8 +21,8 @@
 //! `<cache>/sextant/repomap/<blake3 of the canonical root path, 16 hex>/`, so
 //! indexing never writes into the repository itself.
 
-use std::collections::HashMap;
 use std::fs;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,10 +31,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{self, Language};
-use super::{Note, NoteReason, RepoMap, Tag, MAX_FILE_BYTES};
+use super::{FxHashMap, Note, NoteReason, RepoMap, Tag, MAX_FILE_BYTES};
 
 /// Bump when the cache layout or tag extraction semantics change.
-const CACHE_FORMAT_VERSION: u32 = 1;
+const CACHE_FORMAT_VERSION: u32 = 2;
 /// Files modified this close to the cache write are always re-hashed.
 pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
@@ -189,16 +191,46 @@ pub fn default_cache_dir(root: &Path) -> Option<PathBuf> {
     )
 }
 
+/// Opens every cache file, before the postcard header.
+const CACHE_MAGIC: &[u8; 8] = b"SXTAGS\0\n";
+
+/// Everything in a cache file but the tags: small, decoded up front. Each
+/// entry's tags follow the header as their own postcard blob (in entry order,
+/// lengths in [`CacheMeta::tags_bytes`]), so they are decoded in parallel, only
+/// for entries that are re-used, and copied unchanged when the cache is
+/// rewritten.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct CacheFile {
+struct CacheHeader {
     format: u32,
     query_hash: [u8; 32],
     /// When this cache was written (ns since the epoch).
     written_at_ns: u128,
-    entries: Vec<CacheEntry>,
+    entries: Vec<CacheMeta>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+struct CacheMeta {
+    path: String,
+    size: u64,
+    mtime_ns: u128,
+    hash: [u8; 32],
+    /// Length of the entry's postcard `Vec<Tag>` blob; `None` for skipped
+    /// files (binary, not UTF-8, too large).
+    tags_bytes: Option<u64>,
+    note: Option<Note>,
+}
+
+/// A cache file as read from disk: its header and where each tag blob lies.
+struct LoadedCache {
+    written_at_ns: u128,
+    entries: Vec<CacheMeta>,
+    bytes: Vec<u8>,
+    /// Per entry: the byte range of its tag blob in `bytes`.
+    blobs: Vec<Option<Range<usize>>>,
+}
+
+/// One file's record on its way into the map and the next cache file.
+#[derive(Debug, Clone)]
 struct CacheEntry {
     path: String,
     size: u64,
@@ -207,6 +239,8 @@ struct CacheEntry {
     /// `None` for skipped files (binary, not UTF-8, too large).
     tags: Option<Vec<Tag>>,
     note: Option<Note>,
+    /// The encoded `tags` in the old cache's bytes, when they came from there.
+    encoded: Option<Range<usize>>,
 }
 
 fn query_hash() -> [u8; 32] {
@@ -221,7 +255,7 @@ fn cache_path(cache_dir: &Path) -> PathBuf {
     cache_dir.join(format!("tags-v{CACHE_FORMAT_VERSION}.postcard"))
 }
 
-fn read_cache(cache_dir: &Path) -> Result<Option<CacheFile>, String> {
+fn read_cache(cache_dir: &Path) -> Result<Option<LoadedCache>, String> {
     let path = cache_path(cache_dir);
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
@@ -233,23 +267,97 @@ fn read_cache(cache_dir: &Path) -> Result<Option<CacheFile>, String> {
             ))
         }
     };
-    match postcard::from_bytes::<CacheFile>(&bytes) {
-        Ok(cache) if cache.format == CACHE_FORMAT_VERSION && cache.query_hash == query_hash() => {
-            Ok(Some(cache))
-        }
+    let corrupt = |problem: &dyn std::fmt::Display| {
+        format!("ignoring a corrupt tag cache {}: {problem}", path.display())
+    };
+    let Some(rest) = bytes.strip_prefix(CACHE_MAGIC.as_slice()) else {
+        return Err(corrupt(&"not a sextant tag cache"));
+    };
+    let (header, blob_region) =
+        postcard::take_from_bytes::<CacheHeader>(rest).map_err(|error| corrupt(&error))?;
+    if header.format != CACHE_FORMAT_VERSION || header.query_hash != query_hash() {
         // Stale format or queries: start over silently.
-        Ok(_) => Ok(None),
-        Err(error) => Err(format!(
-            "ignoring a corrupt tag cache {}: {error}",
-            path.display()
-        )),
+        return Ok(None);
     }
+    let mut offset = bytes.len() - blob_region.len();
+    let mut blobs = Vec::with_capacity(header.entries.len());
+    for entry in &header.entries {
+        let Some(length) = entry.tags_bytes else {
+            blobs.push(None);
+            continue;
+        };
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|length| offset.checked_add(length))
+            .filter(|&end| end <= bytes.len())
+            .ok_or_else(|| corrupt(&"truncated"))?;
+        blobs.push(Some(offset..end));
+        offset = end;
+    }
+    if offset != bytes.len() {
+        return Err(corrupt(&"trailing bytes"));
+    }
+    Ok(Some(LoadedCache {
+        written_at_ns: header.written_at_ns,
+        entries: header.entries,
+        bytes,
+        blobs,
+    }))
 }
 
-fn write_cache(cache_dir: &Path, cache: &CacheFile) -> Result<(), String> {
+/// Writes the cache: tags re-used from `old` are copied as encoded there,
+/// the others are encoded in parallel.
+fn write_cache(
+    cache_dir: &Path,
+    entries: &[CacheEntry],
+    old: Option<&LoadedCache>,
+) -> Result<(), String> {
     let path = cache_path(cache_dir);
-    let bytes = postcard::to_allocvec(cache)
+    let blobs: Vec<Option<std::borrow::Cow<'_, [u8]>>> = entries
+        .par_iter()
+        .map(|entry| {
+            let Some(tags) = &entry.tags else {
+                return Ok(None);
+            };
+            let copied = entry
+                .encoded
+                .clone()
+                .and_then(|range| old.and_then(|old| old.bytes.get(range)));
+            match copied {
+                Some(bytes) => Ok(Some(std::borrow::Cow::Borrowed(bytes))),
+                None => postcard::to_allocvec(tags).map(|bytes| Some(bytes.into())),
+            }
+        })
+        .collect::<Result<_, postcard::Error>>()
         .map_err(|error| format!("cannot encode the tag cache: {error}"))?;
+    let header = CacheHeader {
+        format: CACHE_FORMAT_VERSION,
+        query_hash: query_hash(),
+        written_at_ns: nanos_since_epoch(SystemTime::now()),
+        entries: entries
+            .iter()
+            .zip(&blobs)
+            .map(|(entry, blob)| CacheMeta {
+                path: entry.path.clone(),
+                size: entry.size,
+                mtime_ns: entry.mtime_ns,
+                hash: entry.hash,
+                tags_bytes: blob.as_ref().map(|blob| blob.len() as u64),
+                note: entry.note.clone(),
+            })
+            .collect(),
+    };
+    let header_bytes = postcard::to_allocvec(&header)
+        .map_err(|error| format!("cannot encode the tag cache: {error}"))?;
+    let total = CACHE_MAGIC.len()
+        + header_bytes.len()
+        + blobs.iter().flatten().map(|blob| blob.len()).sum::<usize>();
+    let mut bytes = Vec::with_capacity(total);
+    bytes.extend_from_slice(CACHE_MAGIC);
+    bytes.extend_from_slice(&header_bytes);
+    for blob in blobs.iter().flatten() {
+        bytes.extend_from_slice(blob);
+    }
     fs::create_dir_all(cache_dir)
         .map_err(|error| format!("cannot create {}: {error}", cache_dir.display()))?;
     // Write-then-rename so a concurrent reader never sees half a file.
@@ -262,7 +370,12 @@ fn write_cache(cache_dir: &Path, cache: &CacheFile) -> Result<(), String> {
     fs::rename(&temporary, &path).map_err(|error| {
         let _ = fs::remove_file(&temporary);
         format!("cannot replace {}: {error}", path.display())
-    })
+    })?;
+    // Older formats are never read again: do not leave them behind.
+    for version in 1..CACHE_FORMAT_VERSION {
+        let _ = fs::remove_file(cache_dir.join(format!("tags-v{version}.postcard")));
+    }
+    Ok(())
 }
 
 fn nanos_since_epoch(time: SystemTime) -> u128 {
@@ -273,9 +386,10 @@ fn nanos_since_epoch(time: SystemTime) -> u128 {
 
 /// What indexing one file produced.
 enum FileOutcome {
-    /// Re-used from the cache entry at this index, unchanged.
-    Cached(usize),
-    /// Cached tags under a new stat or path (content hash matched).
+    /// Re-used from the cache entry at `from`, same stat (the path may differ:
+    /// a rename or copy).
+    Cached { entry: CacheEntry, from: usize },
+    /// Cached tags under a new stat (content hash matched).
     Refreshed(CacheEntry),
     /// Read and parsed in this run (or skipped with a note).
     Parsed(CacheEntry),
@@ -294,13 +408,17 @@ pub fn load_or_build(
         source,
     })?;
     let started = std::time::Instant::now();
-    let walked = walk(root);
-    tracing::debug!(files = walked.files.len(), elapsed = ?started.elapsed(), "repo map: walked");
+    // The walk and the cache read are independent: overlap them.
+    let (walked, cache) = rayon::join(
+        || walk(root),
+        || options.cache_dir.as_deref().map(read_cache),
+    );
+    tracing::debug!(files = walked.files.len(), elapsed = ?started.elapsed(), "repo map: walked and cache read");
     let total = walked.files.len();
     progress(Progress::Walked { files: total });
 
     let mut cache_warning = None;
-    let cache = match options.cache_dir.as_deref().map(read_cache) {
+    let cache = match cache {
         Some(Ok(cache)) => cache,
         Some(Err(warning)) => {
             cache_warning = Some(warning);
@@ -308,16 +426,16 @@ pub fn load_or_build(
         }
         None => None,
     };
-    let entries: &[CacheEntry] = cache
+    let entries: &[CacheMeta] = cache
         .as_ref()
         .map(|cache| cache.entries.as_slice())
         .unwrap_or(&[]);
-    let by_path: HashMap<&str, usize> = entries
+    let by_path: FxHashMap<&str, usize> = entries
         .iter()
         .enumerate()
         .map(|(index, entry)| (entry.path.as_str(), index))
         .collect();
-    let by_hash: HashMap<[u8; 32], usize> = entries
+    let by_hash: FxHashMap<[u8; 32], usize> = entries
         .iter()
         .enumerate()
         .map(|(index, entry)| (entry.hash, index))
@@ -326,21 +444,19 @@ pub fn load_or_build(
         .as_ref()
         .map(|cache| cache.written_at_ns.saturating_sub(RACY_WINDOW.as_nanos()))
         .unwrap_or(0);
+    let lookup = CacheLookup {
+        cache: cache.as_ref(),
+        by_path,
+        by_hash,
+        trusted_before_ns,
+    };
 
-    tracing::debug!(entries = entries.len(), elapsed = ?started.elapsed(), "repo map: cache read");
     let done = AtomicUsize::new(0);
     let outcomes: Vec<FileOutcome> = walked
         .files
         .par_iter()
         .map(|(relative, absolute)| {
-            let outcome = index_one(
-                relative,
-                absolute,
-                entries,
-                &by_path,
-                &by_hash,
-                trusted_before_ns,
-            );
+            let outcome = index_one(relative, absolute, &lookup);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress(Progress::Indexed {
                 done: finished,
@@ -355,36 +471,17 @@ pub fn load_or_build(
         ..IndexStats::default()
     };
     let mut changed = cache.is_none();
-    // Move cached entries out instead of cloning their tags; a second file
-    // with the same content (a copy) clones the first one's entry.
-    let mut slots: Vec<Option<CacheEntry>> = cache
-        .map(|cache| cache.entries)
-        .unwrap_or_default()
-        .into_iter()
-        .map(Some)
-        .collect();
-    let mut placed_at: HashMap<usize, usize> = HashMap::new();
+    let mut reused = vec![false; entries.len()];
     let mut new_entries: Vec<CacheEntry> = Vec::with_capacity(outcomes.len());
-    for (outcome, (relative, _)) in outcomes.into_iter().zip(&walked.files) {
+    for outcome in outcomes {
         match outcome {
-            FileOutcome::Cached(index) => {
+            FileOutcome::Cached { entry, from } => {
                 stats.cached += 1;
-                let mut entry = match slots.get_mut(index).and_then(Option::take) {
-                    Some(entry) => entry,
-                    None => match placed_at.get(&index) {
-                        Some(&position) => new_entries[position].clone(),
-                        None => continue, // unreachable: indices come from this cache
-                    },
-                };
-                if entry.path != *relative {
+                if entries[from].path != entry.path {
                     // Same content under a new name (rename or copy).
                     changed = true;
-                    entry.path = relative.clone();
-                    if let Some(note) = &mut entry.note {
-                        note.path = relative.clone();
-                    }
                 }
-                placed_at.insert(index, new_entries.len());
+                reused[from] = true;
                 new_entries.push(entry);
             }
             FileOutcome::Refreshed(entry) => {
@@ -401,30 +498,26 @@ pub fn load_or_build(
     }
     let walked_paths: std::collections::HashSet<&str> =
         walked.files.iter().map(|(path, _)| path.as_str()).collect();
-    stats.dropped = slots
+    stats.dropped = entries
         .iter()
-        .flatten()
-        .filter(|entry| !walked_paths.contains(entry.path.as_str()))
+        .zip(&reused)
+        .filter(|(entry, reused)| !**reused && !walked_paths.contains(entry.path.as_str()))
         .count();
     if stats.dropped > 0 {
         changed = true;
     }
+    tracing::debug!(parsed = stats.parsed, cached = stats.cached, elapsed = ?started.elapsed(), "repo map: files indexed");
 
     if let (Some(cache_dir), true) = (options.cache_dir.as_deref(), changed) {
-        let cache = CacheFile {
-            format: CACHE_FORMAT_VERSION,
-            query_hash: query_hash(),
-            written_at_ns: nanos_since_epoch(SystemTime::now()),
-            entries: new_entries,
-        };
-        match write_cache(cache_dir, &cache) {
+        match write_cache(cache_dir, &new_entries, cache.as_ref()) {
             Ok(()) => stats.cache_written = true,
             Err(warning) => cache_warning = Some(warning),
         }
-        new_entries = cache.entries;
     }
+    // The old cache's bytes are no longer needed; free them before building.
+    drop(lookup);
+    drop(cache);
 
-    tracing::debug!(parsed = stats.parsed, cached = stats.cached, elapsed = ?started.elapsed(), "repo map: files indexed");
     let mut notes = walked.notes;
     let mut files = Vec::with_capacity(new_entries.len());
     for entry in new_entries {
@@ -445,14 +538,60 @@ pub fn load_or_build(
     })
 }
 
-fn index_one(
-    relative: &str,
-    absolute: &Path,
-    entries: &[CacheEntry],
-    by_path: &HashMap<&str, usize>,
-    by_hash: &HashMap<[u8; 32], usize>,
+/// The old cache and its indexes, shared by the indexing workers.
+struct CacheLookup<'a> {
+    cache: Option<&'a LoadedCache>,
+    by_path: FxHashMap<&'a str, usize>,
+    by_hash: FxHashMap<[u8; 32], usize>,
     trusted_before_ns: u128,
-) -> FileOutcome {
+}
+
+impl CacheLookup<'_> {
+    fn entries(&self) -> &[CacheMeta] {
+        self.cache
+            .map(|cache| cache.entries.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Entry `index` re-used for the file at `relative` with this stat, its
+    /// tags decoded; `None` if its tag blob does not decode (then the file is
+    /// parsed again).
+    fn reuse(&self, index: usize, relative: &str, size: u64, mtime_ns: u128) -> Option<CacheEntry> {
+        let cache = self.cache?;
+        let meta = cache.entries.get(index)?;
+        let encoded = cache.blobs.get(index).cloned().flatten();
+        let tags = match &encoded {
+            Some(range) => match cache
+                .bytes
+                .get(range.clone())
+                .map(postcard::from_bytes::<Vec<Tag>>)
+            {
+                Some(Ok(tags)) => Some(tags),
+                Some(Err(error)) => {
+                    tracing::debug!(path = relative, %error, "repo map: undecodable cache entry");
+                    return None;
+                }
+                None => return None,
+            },
+            None => None,
+        };
+        let mut note = meta.note.clone();
+        if let Some(note) = &mut note {
+            note.path = relative.to_string();
+        }
+        Some(CacheEntry {
+            path: relative.to_string(),
+            size,
+            mtime_ns,
+            hash: meta.hash,
+            tags,
+            note,
+            encoded,
+        })
+    }
+}
+
+fn index_one(relative: &str, absolute: &Path, lookup: &CacheLookup<'_>) -> FileOutcome {
     let unreadable = |error: std::io::Error| {
         FileOutcome::Parsed(CacheEntry {
             path: relative.to_string(),
@@ -466,6 +605,7 @@ fn index_one(
                     error: error.to_string(),
                 },
             }),
+            encoded: None,
         })
     };
     let metadata = match fs::metadata(absolute) {
@@ -474,14 +614,17 @@ fn index_one(
     };
     let size = metadata.len();
     let mtime_ns = metadata.modified().map(nanos_since_epoch).unwrap_or(0);
-    if let Some(&index) = by_path.get(relative) {
+    let entries = lookup.entries();
+    if let Some(&index) = lookup.by_path.get(relative) {
         let entry = &entries[index];
         if entry.size == size
             && entry.mtime_ns == mtime_ns
             && mtime_ns != 0
-            && mtime_ns < trusted_before_ns
+            && mtime_ns < lookup.trusted_before_ns
         {
-            return FileOutcome::Cached(index);
+            if let Some(entry) = lookup.reuse(index, relative, size, mtime_ns) {
+                return FileOutcome::Cached { entry, from: index };
+            }
         }
     }
     if size > MAX_FILE_BYTES as u64 {
@@ -496,6 +639,7 @@ fn index_one(
                 path: relative.to_string(),
                 reason: NoteReason::TooLarge { bytes: size },
             }),
+            encoded: None,
         });
     }
     let contents = match fs::read(absolute) {
@@ -503,24 +647,26 @@ fn index_one(
         Err(error) => return unreadable(error),
     };
     let hash = *blake3::hash(&contents).as_bytes();
-    if let Some(&index) = by_path
+    if let Some(&index) = lookup
+        .by_path
         .get(relative)
         .filter(|&&index| entries[index].hash == hash)
-        .or_else(|| by_hash.get(&hash))
+        .or_else(|| lookup.by_hash.get(&hash))
     {
         let entry = &entries[index];
-        if entry.size == size && entry.mtime_ns == mtime_ns {
-            return FileOutcome::Cached(index);
+        let same_stat = entry.size == size && entry.mtime_ns == mtime_ns;
+        if let Some(reused) = lookup.reuse(index, relative, size, mtime_ns) {
+            return if same_stat {
+                FileOutcome::Cached {
+                    entry: reused,
+                    from: index,
+                }
+            } else {
+                // Same content, new stat: refresh the stat so the next run
+                // is fast.
+                FileOutcome::Refreshed(reused)
+            };
         }
-        // Same content, new stat: refresh the stat so the next run is fast.
-        let mut refreshed = entry.clone();
-        refreshed.path = relative.to_string();
-        refreshed.size = size;
-        refreshed.mtime_ns = mtime_ns;
-        if let Some(note) = &mut refreshed.note {
-            note.path = relative.to_string();
-        }
-        return FileOutcome::Refreshed(refreshed);
     }
     let extracted = extract::extract_file(relative, &contents);
     FileOutcome::Parsed(CacheEntry {
@@ -530,5 +676,6 @@ fn index_one(
         hash,
         tags: extracted.tags,
         note: extracted.note,
+        encoded: None,
     })
 }

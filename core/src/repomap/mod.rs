@@ -385,11 +385,59 @@ impl RepoMap {
 
     /// Builds a map from tags extracted earlier (e.g. from the on-disk cache).
     /// `tags` need not have `path` filled in: it is set from the key.
+    /// A path given twice keeps its last tags (as repeated
+    /// [`RepoMap::set_file_tags`] would).
     pub fn from_tags(files: impl IntoIterator<Item = (String, Vec<Tag>)>) -> RepoMap {
+        let by_path: BTreeMap<Arc<str>, Vec<Tag>> = files
+            .into_iter()
+            .map(|(path, tags)| (Arc::from(path), tags))
+            .collect();
+        let mut files: Vec<(Arc<str>, Vec<Tag>)> = by_path.into_iter().collect();
+        // Per-file work (stamping paths, counting names) runs in parallel;
+        // only the merge into the shared ident index is sequential.
+        files.par_iter_mut().for_each(|(path, tags)| {
+            for tag in tags.iter_mut() {
+                tag.path = path.clone();
+            }
+        });
         let mut map = RepoMap::new();
-        for (path, tags) in files {
-            map.insert_tags(&path, tags);
+        {
+            let counts: Vec<Vec<(&str, Role, u32)>> = files
+                .par_iter()
+                .map(|(_, tags)| name_counts(tags))
+                .collect();
+            for (id, file_counts) in counts.iter().enumerate() {
+                for &(name, role, count) in file_counts {
+                    let ident = match map.idents.get_mut(name) {
+                        Some(ident) => ident,
+                        None => map.idents.entry(name.into()).or_default(),
+                    };
+                    match role {
+                        Role::Definition => ident.definers.push((id as u32, count)),
+                        Role::Reference => ident.referencers.push((id as u32, count)),
+                    }
+                }
+            }
         }
+        map.next_file_id = files.len() as u32;
+        map.paths_by_id = files
+            .iter()
+            .enumerate()
+            .map(|(id, (path, _))| (id as u32, path.clone()))
+            .collect();
+        map.files = files
+            .into_iter()
+            .enumerate()
+            .map(|(id, (path, tags))| {
+                (
+                    path,
+                    FileEntry {
+                        id: id as u32,
+                        tags,
+                    },
+                )
+            })
+            .collect();
         map
     }
 
