@@ -6,28 +6,14 @@
 //! Needs `cargo build --workspace --bins` first (the xtask test step does it)
 //! and `npm ci` in tests/clients/node (`cargo xtask setup`).
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use sextant_tests::{built_binary, repo_root};
 
 /// A scenario on a loaded 2-core CI box: start-up, indexing and a few model
 /// round trips. Far above what it needs, far below "hung".
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
-
-fn repo_root() -> PathBuf {
-    let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
-    tests_crate.parent().unwrap_or(tests_crate).to_path_buf()
-}
-
-fn built_binary(name: &str) -> PathBuf {
-    let path = repo_root().join("target/debug").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the binaries first (`cargo build --workspace --bins`, done by `cargo xtask test`)",
-        path.display()
-    );
-    path
-}
 
 fn run_scenario(script: &str) {
     let root = repo_root();

@@ -55,11 +55,23 @@ fn json_output_respects_the_budget_and_lists_skipped_files() {
     let workspace = python_workspace();
     let root = workspace.path().to_string_lossy().into_owned();
     let output = run_sextant(
-        &["map", &root, "--no-cache", "--format", "json", "--tokens", "300"],
+        &[
+            "map",
+            &root,
+            "--no-cache",
+            "--format",
+            "json",
+            "--tokens",
+            "300",
+        ],
         workspace.path(),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "exit {:?}: {stderr}",
+        output.status
+    );
     let json: Value = serde_json::from_str(&stdout_text(&output)).expect("stdout is JSON");
 
     assert_eq!(json["budget"], 300);
@@ -76,7 +88,11 @@ fn json_output_respects_the_budget_and_lists_skipped_files() {
             .find(|note| note["path"] == path)
             .map(|note| note["reason"].clone())
     };
-    assert_eq!(reason_of("blob.py"), Some(Value::from("binary")), "{notes:?}");
+    assert_eq!(
+        reason_of("blob.py"),
+        Some(Value::from("binary")),
+        "{notes:?}"
+    );
     assert_eq!(
         reason_of("legacy_latin1.py"),
         Some(Value::from("not_utf8")),

@@ -127,32 +127,10 @@ pub fn vscode_package(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// File names in a zip archive, read from its central directory.
-fn zip_entry_names(zip: &[u8]) -> Result<Vec<String>> {
-    const END_OF_CENTRAL_DIRECTORY: u32 = 0x0605_4b50;
-    const CENTRAL_DIRECTORY_ENTRY: u32 = 0x0201_4b50;
-    let u16_at = |at: usize| zip.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32_at = |at: usize| zip.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let end = (0..zip.len().saturating_sub(21))
-        .rev()
-        .find(|&at| u32_at(at) == Some(END_OF_CENTRAL_DIRECTORY))
-        .ok_or_else(|| anyhow::anyhow!("not a zip archive (no end of central directory)"))?;
-    let count = u16_at(end + 10).unwrap_or(0);
-    let mut at = u32_at(end + 16).unwrap_or(0) as usize;
-    let mut names = Vec::with_capacity(count);
-    for _ in 0..count {
-        if u32_at(at) != Some(CENTRAL_DIRECTORY_ENTRY) {
-            anyhow::bail!("corrupt zip central directory at offset {at}");
-        }
-        let (name_len, extra_len, comment_len) = match (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32)) {
-            (Some(n), Some(e), Some(c)) => (n, e, c),
-            _ => anyhow::bail!("truncated zip central directory"),
-        };
-        let name = zip.get(at + 46..at + 46 + name_len).ok_or_else(|| anyhow::anyhow!("truncated zip entry name"))?;
-        names.push(String::from_utf8_lossy(name).into_owned());
-        at += 46 + name_len + extra_len + comment_len;
-    }
-    Ok(names)
+/// File names in a zip archive (a .vsix is one).
+fn zip_entry_names(bytes: &[u8]) -> Result<Vec<String>> {
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))?;
+    Ok(archive.file_names().map(str::to_string).collect())
 }
 
 /// bubblewrap, so the agent's `run_shell` jail is exercised by the tests.

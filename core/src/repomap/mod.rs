@@ -335,21 +335,19 @@ pub struct RepoMap {
     graph: OnceLock<rank::Graph>,
 }
 
-/// Distinct (name, role) pairs of a file's tags with their counts, sorted.
+/// Distinct (name, role) pairs of a file's tags with their counts, in no
+/// particular order (each pair touches its own ident entry once, so the
+/// order cannot show in the index). Hashing beats sorting by name here.
 fn name_counts(tags: &[Tag]) -> Vec<(&str, Role, u32)> {
-    let mut pairs: Vec<(&str, Role)> = tags
-        .iter()
-        .map(|tag| (tag.name.as_str(), tag.role))
-        .collect();
-    pairs.sort_unstable();
-    let mut counts: Vec<(&str, Role, u32)> = Vec::new();
-    for (name, role) in pairs {
-        match counts.last_mut() {
-            Some(last) if last.0 == name && last.1 == role => last.2 += 1,
-            _ => counts.push((name, role, 1)),
-        }
+    let mut counts: FxHashMap<(&str, Role), u32> = FxHashMap::default();
+    counts.reserve(tags.len() / 2);
+    for tag in tags {
+        *counts.entry((tag.name.as_str(), tag.role)).or_insert(0) += 1;
     }
     counts
+        .into_iter()
+        .map(|((name, role), count)| (name, role, count))
+        .collect()
 }
 
 impl RepoMap {
