@@ -1,7 +1,7 @@
 //! Syntax-error counting with tree-sitter, used to validate AI edits before
 //! they are offered (an edit must not make a file less parseable).
 
-use tree_sitter::Parser;
+use tree_sitter::{Node, Parser};
 
 use crate::repomap::Language;
 
@@ -15,25 +15,29 @@ pub enum SyntaxError {
 
 /// Number of ERROR and MISSING nodes tree-sitter produces for `text`.
 pub fn count_syntax_errors(language: Language, text: &str) -> Result<usize, SyntaxError> {
-    let grammar: tree_sitter::Language = match language {
-        Language::Rust => tree_sitter_rust::LANGUAGE.into(),
-        Language::Python => tree_sitter_python::LANGUAGE.into(),
-    };
     let mut parser = Parser::new();
-    parser.set_language(&grammar).map_err(|error| SyntaxError::Grammar(language, error.to_string()))?;
+    parser.set_language(&language.grammar()).map_err(|error| SyntaxError::Grammar(language, error.to_string()))?;
     let tree = parser.parse(text, None).ok_or(SyntaxError::ParseFailed(language))?;
-    let root = tree.root_node();
-    if !root.has_error() {
-        return Ok(0);
-    }
     let mut errors = 0;
+    visit_error_nodes(tree.root_node(), |_| {
+        errors += 1;
+        true
+    });
+    Ok(errors)
+}
+
+/// Calls `visit` on every ERROR or MISSING node in document order, until it
+/// returns false. Only subtrees that contain an error are entered.
+pub(crate) fn visit_error_nodes(root: Node, mut visit: impl FnMut(Node) -> bool) {
+    if !root.has_error() {
+        return;
+    }
     let mut cursor = root.walk();
     loop {
         let node = cursor.node();
-        if node.is_error() || node.is_missing() {
-            errors += 1;
+        if (node.is_error() || node.is_missing()) && !visit(node) {
+            return;
         }
-        // Only subtrees that contain an error can hold more of them.
         if node.has_error() && cursor.goto_first_child() {
             continue;
         }
@@ -42,7 +46,7 @@ pub fn count_syntax_errors(language: Language, text: &str) -> Result<usize, Synt
                 break;
             }
             if !cursor.goto_parent() {
-                return Ok(errors);
+                return;
             }
         }
     }

@@ -29,7 +29,7 @@ impl Language {
         }
     }
 
-    fn grammar(self) -> tree_sitter::Language {
+    pub(crate) fn grammar(self) -> tree_sitter::Language {
         match self {
             Language::Rust => tree_sitter_rust::LANGUAGE.into(),
             Language::Python => tree_sitter_python::LANGUAGE.into(),
@@ -370,25 +370,13 @@ fn node_text<'a>(node: Node, source: &'a str) -> Option<&'a str> {
 }
 
 fn first_error_line(root: Node) -> Option<u32> {
-    let mut cursor = root.walk();
-    loop {
-        let node = cursor.node();
-        if node.is_error() || node.is_missing() {
-            return Some(node.start_position().row as u32);
-        }
-        // Descend only into subtrees that contain an error.
-        if node.has_error() && cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            if cursor.goto_next_sibling() {
-                break;
-            }
-            if !cursor.goto_parent() {
-                return Some(root.start_position().row as u32);
-            }
-        }
-    }
+    let mut first = None;
+    crate::syntax::visit_error_nodes(root, |node| {
+        first = Some(node.start_position().row as u32);
+        false
+    });
+    // `has_error` without a visible ERROR/MISSING node: point at the start.
+    first.or(Some(root.start_position().row as u32))
 }
 
 /// Adds one import reference per identifier inside a `use`/`import` node.
