@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sextant_core::config::Config;
+use sextant_core::config::{Config, ProviderKind, Purpose};
 
 use crate::prompt::PromptBudget;
 
@@ -53,6 +53,45 @@ impl Default for CompletionSettings {
 }
 
 impl CompletionSettings {
+    /// Defaults for completions served by `kind`. The embedded model reads
+    /// prompts at tens of tokens per second on a CPU, so it gets a small
+    /// window (about 0.7k prompt tokens) and short completions; remote
+    /// providers get the full [`PromptBudget::default`].
+    pub fn defaults_for(kind: ProviderKind) -> Self {
+        match kind {
+            ProviderKind::Embedded => Self {
+                prefix_tokens: 384,
+                suffix_tokens: 128,
+                context_tokens: 128,
+                max_tokens: 48,
+                ..Self::default()
+            },
+            ProviderKind::OpenAi | ProviderKind::Anthropic | ProviderKind::Ollama => Self::default(),
+        }
+    }
+
+    /// Replaces the budget fields the user left unset (absent from
+    /// `explicit`, the `lsp.completion` table as written) with the defaults
+    /// for `kind`. Explicit settings always win.
+    fn apply_provider_defaults(&mut self, kind: ProviderKind, explicit: Option<&serde_json::Value>) {
+        let defaults = Self::defaults_for(kind);
+        let is_set = |camel: &str, snake: &str| {
+            explicit.and_then(|v| v.as_object()).is_some_and(|o| o.contains_key(camel) || o.contains_key(snake))
+        };
+        if !is_set("prefixTokens", "prefix_tokens") {
+            self.prefix_tokens = defaults.prefix_tokens;
+        }
+        if !is_set("suffixTokens", "suffix_tokens") {
+            self.suffix_tokens = defaults.suffix_tokens;
+        }
+        if !is_set("contextTokens", "context_tokens") {
+            self.context_tokens = defaults.context_tokens;
+        }
+        if !is_set("maxTokens", "max_tokens") {
+            self.max_tokens = defaults.max_tokens;
+        }
+    }
+
     pub fn budget(&self) -> PromptBudget {
         PromptBudget {
             prefix_tokens: self.prefix_tokens,
@@ -153,7 +192,12 @@ impl Settings {
                 object.insert(name.to_string(), section.clone());
             }
         }
-        serde_json::from_value(value).map_err(|e| format!("invalid sextant settings: {e}"))
+        let explicit_completion = value.get("completion").cloned();
+        let mut settings: Settings =
+            serde_json::from_value(value).map_err(|e| format!("invalid sextant settings: {e}"))?;
+        let kind = config.resolve(Purpose::Completion).kind;
+        settings.completion.apply_provider_defaults(kind, explicit_completion.as_ref());
+        Ok(settings)
     }
 }
 
@@ -182,5 +226,29 @@ mod tests {
         assert_eq!((settings.completion.debounce_ms, settings.completion.cache_size), (10, 3));
         assert!(config.merge_json(&json!({"lsp": {"completion": {"debounceMs": "soon"}}})).is_ok());
         assert!(Settings::from_config(&config).is_err());
+    }
+
+    #[test]
+    fn completion_budget_defaults_follow_the_completion_provider() {
+        // The built-in default provider is the embedded model: small window.
+        let config = Config::default();
+        let settings = Settings::from_config(&config).unwrap_or_default();
+        let c = &settings.completion;
+        assert_eq!((c.prefix_tokens, c.suffix_tokens, c.context_tokens, c.max_tokens), (384, 128, 128, 48));
+        assert_eq!(c.debounce_ms, CompletionSettings::default().debounce_ms);
+
+        // A remote completion provider keeps the large defaults, even with an embedded chat provider.
+        let mut config = Config::default();
+        assert!(config.merge_json(&json!({"completion": {"provider": "ollama"}})).is_ok());
+        assert_eq!(config.resolve(Purpose::Completion).kind, ProviderKind::Ollama);
+        let settings = Settings::from_config(&config).unwrap_or_default();
+        assert_eq!(settings.completion, CompletionSettings::default());
+
+        // Explicit settings win over the embedded defaults, in either spelling.
+        let mut config = Config::default();
+        let patch = json!({"lsp": {"completion": {"prefixTokens": 2000, "max_tokens": 100}}});
+        assert!(config.merge_json(&patch).is_ok());
+        let c = Settings::from_config(&config).unwrap_or_default().completion;
+        assert_eq!((c.prefix_tokens, c.suffix_tokens, c.context_tokens, c.max_tokens), (2000, 128, 128, 100));
     }
 }

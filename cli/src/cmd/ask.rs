@@ -4,16 +4,17 @@
 //! the answer streams to stdout, token usage goes to stderr at the end, and
 //! the exchange is saved to the session history (so `sextant usage` counts it).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sextant_core::config::{self, Purpose};
+use sextant_core::config::{self, ProviderKind, Purpose};
 use sextant_core::providers::{self, ChatRequest, ChatResponse, Message, Provider, ProviderError, StreamEvent};
 use sextant_core::repomap::{self, IndexOptions, MapRequest, RepoMap};
 use sextant_core::sessions::SessionStore;
+use sextant_core::tokens;
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -23,9 +24,10 @@ pub struct Args {
     /// A file to include in full (and to focus the repo map on). Repeatable.
     #[arg(long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Token budget of the repo map in the prompt.
-    #[arg(long, default_value_t = 2048)]
-    pub tokens: usize,
+    /// Token budget of the repo map in the prompt (default: 2048, or 256
+    /// with the small embedded model).
+    #[arg(long)]
+    pub tokens: Option<usize>,
     /// Repository root (default: the enclosing git repository, else the current directory).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -47,6 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     anyhow::ensure!(root.is_dir(), "{} is not a directory", root.display());
     let config = config::load(Some(&root))?;
+    let budget = PromptBudget::for_provider(config.resolve(Purpose::Chat).kind, args.tokens);
 
     let mut files = Vec::new();
     for path in &args.files {
@@ -72,11 +75,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let map_request = MapRequest {
         focus_files: files.iter().map(|(path, _)| path.clone()).collect(),
         mentioned_idents: mentioned_identifiers(&args.question, &index.map),
-        token_budget: args.tokens,
+        token_budget: budget.map_tokens,
         include_focus_files: false,
     };
     let map = index.map.render(&map_request);
+    let files = fit_files(&files, &args.question, budget.file_tokens);
     let request = build_request(&args.question, &map.text, &files);
+    if std::io::stderr().is_terminal() {
+        // A small local model can take a while to read the prompt before the
+        // first word appears: say that something is happening.
+        let prompt_tokens: usize = request.messages.iter().map(|m| tokens::count(&m.content)).sum();
+        eprintln!("thinking… ({prompt_tokens} prompt tokens)");
+    }
     let (code, response) = stream_answer(provider.clone(), &request).await?;
     if let Some(response) = response {
         let workspace = root.canonicalize().unwrap_or(root).display().to_string();
@@ -227,6 +237,142 @@ fn mentioned_identifiers(question: &str, map: &RepoMap) -> Vec<String> {
     found
 }
 
+/// How much of the prompt the repo map and the --file contents may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PromptBudget {
+    map_tokens: usize,
+    /// Shared by all --file files.
+    file_tokens: usize,
+}
+
+impl PromptBudget {
+    /// The embedded model reads prompts at tens of tokens per second on a
+    /// laptop CPU and has a small context: keep its whole prompt near 1.2k
+    /// tokens. Remote models get a generous map and whole files. An explicit
+    /// `--tokens` always sets the map budget.
+    fn for_provider(kind: ProviderKind, requested_map_tokens: Option<usize>) -> Self {
+        let (default_map, file_tokens) = match kind {
+            ProviderKind::Embedded => (256, 768),
+            ProviderKind::OpenAi | ProviderKind::Anthropic | ProviderKind::Ollama => (2048, usize::MAX),
+        };
+        PromptBudget { map_tokens: requested_map_tokens.unwrap_or(default_map), file_tokens }
+    }
+}
+
+/// The --file contents cut to `budget` tokens in all (an equal share each,
+/// a file under its share leaving the rest to the others). A file over its
+/// share keeps the lines around the most relevant one (see [`anchor_line`])
+/// and gets a note saying which lines are shown.
+fn fit_files(files: &[(String, String)], question: &str, budget: usize) -> Vec<(String, String)> {
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| tokens::count(&files[i].1));
+    let mut remaining = budget;
+    let mut fitted = vec![String::new(); files.len()];
+    for (position, &index) in order.iter().enumerate() {
+        let share = remaining / (files.len() - position);
+        let text = excerpt_around_relevant_lines(&files[index].1, question, share);
+        remaining = remaining.saturating_sub(tokens::count(&text));
+        fitted[index] = text;
+    }
+    files.iter().zip(fitted).map(|((path, _), text)| (path.clone(), text)).collect()
+}
+
+/// `contents` when within `max_tokens`; otherwise a run of whole lines
+/// grown around [`anchor_line`] while it fits, plus a note.
+fn excerpt_around_relevant_lines(contents: &str, question: &str, max_tokens: usize) -> String {
+    if tokens::count(contents) <= max_tokens {
+        return contents.to_string();
+    }
+    let lines: Vec<&str> = contents.lines().collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    // Room for the note; each line costs its text plus one line break.
+    let budget = max_tokens.saturating_sub(40);
+    let cost: Vec<usize> = lines.iter().map(|line| tokens::count(line) + 1).collect();
+    let anchor = anchor_line(&lines, question);
+    let (mut first, mut last) = (anchor, anchor);
+    let mut used = cost[anchor];
+    if used > budget {
+        return format!("[… {} lines cut to fit the model's context …]", lines.len());
+    }
+    // Grow mostly downwards (a definition's body follows its signature),
+    // taking one line above for every two below.
+    let mut step = 0usize;
+    loop {
+        let can_down = last + 1 < lines.len() && used + cost[last + 1] <= budget;
+        let can_up = first > 0 && used + cost[first - 1] <= budget;
+        if !can_down && !can_up {
+            break;
+        }
+        let go_up = can_up && (!can_down || step % 3 == 2);
+        if go_up {
+            first -= 1;
+            used += cost[first];
+        } else {
+            last += 1;
+            used += cost[last];
+        }
+        step += 1;
+    }
+    let render = |first: usize, last: usize| {
+        format!(
+            "[… lines {}-{} of {} shown, cut to fit the model's context …]\n{}",
+            first + 1,
+            last + 1,
+            lines.len(),
+            lines[first..=last].join("\n")
+        )
+    };
+    // The estimate per line is close, not exact: drop far lines until it fits.
+    let mut excerpt = render(first, last);
+    while tokens::count(&excerpt) > max_tokens && last > first {
+        if last > anchor {
+            last -= 1;
+        } else {
+            first += 1;
+        }
+        excerpt = render(first, last);
+    }
+    excerpt
+}
+
+/// The line most worth showing for `question`: the first that defines a
+/// word of the question (`fn count`, `struct Ledger`, `def parse`…), else the
+/// first that mentions one, else the first line.
+fn anchor_line(lines: &[&str], question: &str) -> usize {
+    let words: Vec<&str> = question
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|word| word.len() >= 3 && !word.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let is_word_at = |line: &str, start: usize, word: &str| {
+        let before = line[..start].chars().next_back();
+        let after = line[start + word.len()..].chars().next();
+        let is_ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !is_ident(before) && !is_ident(after)
+    };
+    const DEFINERS: [&str; 12] =
+        ["fn", "struct", "enum", "trait", "type", "def", "class", "function", "func", "interface", "const", "mod"];
+    let defines = |line: &str| {
+        words.iter().any(|word| {
+            line.match_indices(word).any(|(start, _)| {
+                is_word_at(line, start, word) && {
+                    let keyword = line[..start].trim_end().rsplit(|c: char| !c.is_alphanumeric()).next();
+                    keyword.is_some_and(|k| DEFINERS.contains(&k))
+                }
+            })
+        })
+    };
+    let mentions = |line: &str| {
+        words.iter().any(|word| line.match_indices(word).any(|(start, _)| is_word_at(line, start, word)))
+    };
+    lines
+        .iter()
+        .position(|line| defines(line))
+        .or_else(|| lines.iter().position(|line| mentions(line)))
+        .unwrap_or(0)
+}
+
 /// The chat request: system prompt, then one user message with the map,
 /// the files and the question.
 fn build_request(question: &str, map_text: &str, files: &[(String, String)]) -> ChatRequest {
@@ -267,6 +413,51 @@ mod tests {
         );
         let empty_map = build_request("Why?", "  \n", &[]);
         assert_eq!(empty_map.messages[1].content, "Question: Why?");
+    }
+
+    #[test]
+    fn embedded_model_gets_small_budgets_unless_told_otherwise() {
+        let embedded = PromptBudget::for_provider(ProviderKind::Embedded, None);
+        assert_eq!(embedded, PromptBudget { map_tokens: 256, file_tokens: 768 });
+        assert_eq!(PromptBudget::for_provider(ProviderKind::Embedded, Some(900)).map_tokens, 900);
+        let remote = PromptBudget::for_provider(ProviderKind::OpenAi, None);
+        assert_eq!(remote, PromptBudget { map_tokens: 2048, file_tokens: usize::MAX });
+        assert_eq!(PromptBudget::for_provider(ProviderKind::Ollama, Some(64)).map_tokens, 64);
+    }
+
+    #[test]
+    fn long_files_keep_the_lines_around_the_asked_definition() {
+        let mut source = String::new();
+        for i in 0..300 {
+            source.push_str(&format!("pub fn helper_{i}(x: u32) -> u32 {{ x + {i} }}\n"));
+        }
+        source.push_str("/// Counts tokens.\npub fn count(text: &str) -> usize {\n    text.len()\n}\n");
+        for i in 300..600 {
+            source.push_str(&format!("pub fn helper_{i}(x: u32) -> u32 {{ x + {i} }}\n"));
+        }
+        let fitted = fit_files(&[("src/tokens.rs".into(), source.clone())], "What does tokens::count do?", 300);
+        let text = &fitted[0].1;
+        assert!(tokens::count(text) <= 300, "{} tokens", tokens::count(text));
+        assert!(text.starts_with("[… lines "), "{text}");
+        assert!(text.contains("pub fn count(text: &str) -> usize {\n    text.len()\n}"), "{text}");
+        assert!(text.contains("/// Counts tokens."), "{text}");
+        // Files within the budget are kept whole.
+        let small = fit_files(&[("a.rs".into(), "fn a() {}\n".into())], "what?", 300);
+        assert_eq!(small[0].1, "fn a() {}\n");
+    }
+
+    #[test]
+    fn files_share_the_budget_and_short_files_leave_room_to_long_ones() {
+        let long: String = (0..400).map(|i| format!("let value_{i} = {i};\n")).collect();
+        let files = vec![("long.rs".to_string(), long.clone()), ("short.rs".to_string(), "fn s() {}\n".to_string())];
+        let fitted = fit_files(&files, "what is value_200?", 400);
+        assert_eq!(fitted[1], files[1]);
+        let total: usize = fitted.iter().map(|(_, text)| tokens::count(text)).sum();
+        assert!(total <= 400 && total > 300, "{total} tokens");
+        assert!(fitted[0].1.contains("let value_200 = 200;"), "{}", fitted[0].1);
+        // Without any relevant line the excerpt starts at the top.
+        let top = fit_files(&[("long.rs".into(), long)], "why?", 100);
+        assert!(top[0].1.contains("[… lines 1-"), "{}", top[0].1);
     }
 
     #[test]

@@ -430,7 +430,8 @@ impl Agent {
     /// The system prompt a run would start with (AGENTS.md, repo map...).
     pub async fn system_prompt(&self) -> String {
         let workspace = self.toolbox.workspace().clone();
-        let map_tokens = self.options.repo_map_tokens;
+        let style = prompt::PromptStyle::for_provider(self.provider.name());
+        let map_tokens = style.repo_map_tokens(self.options.repo_map_tokens, AgentOptions::default().repo_map_tokens);
         let cache = self.options.tool_limits.repo_map_cache;
         let repo_map = if map_tokens == 0 {
             None
@@ -447,6 +448,7 @@ impl Agent {
             instructions: prompt::project_instructions(self.toolbox.workspace(), self.options.instructions_tokens),
             repo_map,
             shell_sandboxed: self.toolbox.isolation() == crate::tools::Isolation::Bwrap,
+            style,
         })
     }
 

@@ -40,6 +40,42 @@ pub fn truncate_to_tokens(text: &str, max_tokens: usize) -> String {
     kept
 }
 
+/// How much the system prompt may say. The embedded model reads prompts at
+/// tens of tokens per second on a CPU and has a small context, so it gets a
+/// short role text, tool names only (its provider describes the tools
+/// itself) and a small repo map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptStyle {
+    Full,
+    Compact,
+}
+
+/// Repo-map budget of the compact prompt.
+pub const COMPACT_REPO_MAP_TOKENS: usize = 256;
+/// AGENTS.md budget of the compact prompt.
+pub const COMPACT_INSTRUCTIONS_TOKENS: usize = 256;
+
+impl PromptStyle {
+    /// `Compact` for the in-process embedded model (provider name `embedded`).
+    pub fn for_provider(provider_name: &str) -> Self {
+        if provider_name == "embedded" {
+            PromptStyle::Compact
+        } else {
+            PromptStyle::Full
+        }
+    }
+
+    /// The repo-map budget to use given the configured one. The compact
+    /// style caps only the built-in default (`default_tokens`): a value the
+    /// user chose explicitly is kept.
+    pub fn repo_map_tokens(self, configured_tokens: usize, default_tokens: usize) -> usize {
+        match self {
+            PromptStyle::Compact if configured_tokens == default_tokens => configured_tokens.min(COMPACT_REPO_MAP_TOKENS),
+            _ => configured_tokens,
+        }
+    }
+}
+
 pub struct PromptParts<'a> {
     pub workspace: &'a Workspace,
     pub tools: &'a [ToolSpec],
@@ -47,9 +83,13 @@ pub struct PromptParts<'a> {
     pub instructions: Option<String>,
     pub repo_map: Option<String>,
     pub shell_sandboxed: bool,
+    pub style: PromptStyle,
 }
 
 pub fn system_prompt(parts: &PromptParts<'_>) -> String {
+    if parts.style == PromptStyle::Compact {
+        return compact_system_prompt(parts);
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -85,9 +125,89 @@ pub fn system_prompt(parts: &PromptParts<'_>) -> String {
     out
 }
 
+/// The [`PromptStyle::Compact`] prompt: the same facts in few tokens.
+fn compact_system_prompt(parts: &PromptParts<'_>) -> String {
+    let mut out = String::from(
+        "You are Sextant, a coding agent in a repository. Use the tools to read files before editing them; \
+         paths are relative to the repository root. When done, reply with a short summary and no tool call.\n",
+    );
+    if !parts.tools.is_empty() {
+        let names: Vec<&str> = parts.tools.iter().map(|tool| tool.name.as_str()).collect();
+        let _ = writeln!(out, "Tools: {}.", names.join(", "));
+    }
+    let state = |permission: Permission| match permission {
+        Permission::Allow => "allowed",
+        Permission::Ask => "ask the user",
+        Permission::Deny => "not allowed",
+    };
+    let _ = writeln!(
+        out,
+        "File edits: {}. Shell commands: {}{}.",
+        state(parts.permissions.edits),
+        state(parts.permissions.shell),
+        if parts.shell_sandboxed { "" } else { " (not sandboxed)" }
+    );
+    if let Some(instructions) = &parts.instructions {
+        let instructions = truncate_to_tokens(instructions, COMPACT_INSTRUCTIONS_TOKENS);
+        let _ = writeln!(out, "\n# {PROJECT_INSTRUCTIONS_FILE}\n{instructions}");
+    }
+    if let Some(map) = parts.repo_map.as_deref().filter(|m| !m.trim().is_empty()) {
+        let _ = writeln!(out, "\n# Repository map\n{map}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn parts_for<'a>(workspace: &'a Workspace, tools: &'a [ToolSpec], style: PromptStyle) -> PromptParts<'a> {
+        PromptParts {
+            workspace,
+            tools,
+            permissions: Permissions { edits: Permission::Allow, shell: Permission::Deny },
+            instructions: Some((0..400).map(|i| format!("rule {i}: keep it tidy")).collect::<Vec<_>>().join("\n")),
+            repo_map: Some("src/lib.rs:\n│pub fn run()".to_string()),
+            shell_sandboxed: false,
+            style,
+        }
+    }
+
+    #[test]
+    fn embedded_provider_gets_the_compact_prompt_and_a_small_default_map() {
+        assert_eq!(PromptStyle::for_provider("embedded"), PromptStyle::Compact);
+        assert_eq!(PromptStyle::for_provider("openai"), PromptStyle::Full);
+        assert_eq!(PromptStyle::Compact.repo_map_tokens(1024, 1024), COMPACT_REPO_MAP_TOKENS);
+        // An explicitly configured budget is kept.
+        assert_eq!(PromptStyle::Compact.repo_map_tokens(600, 1024), 600);
+        assert_eq!(PromptStyle::Compact.repo_map_tokens(100, 1024), 100);
+        assert_eq!(PromptStyle::Full.repo_map_tokens(1024, 1024), 1024);
+    }
+
+    #[test]
+    fn compact_prompt_keeps_the_facts_in_few_tokens() {
+        let dir = std::env::temp_dir();
+        let workspace = Workspace::new(&dir).expect("the temp dir is a valid workspace");
+        let long_description = "Reads a file of the repository and returns its lines with numbers. ".repeat(8);
+        let tools: Vec<ToolSpec> = ["read_file", "edit_file", "run_shell"]
+            .iter()
+            .map(|name| ToolSpec {
+                name: name.to_string(),
+                description: long_description.clone(),
+                parameters: json!({"type": "object"}),
+            })
+            .collect();
+        let compact = system_prompt(&parts_for(&workspace, &tools, PromptStyle::Compact));
+        let full = system_prompt(&parts_for(&workspace, &tools, PromptStyle::Full));
+        assert!(compact.contains("Tools: read_file, edit_file, run_shell."), "{compact}");
+        assert!(compact.contains("File edits: allowed. Shell commands: not allowed (not sandboxed)."), "{compact}");
+        assert!(compact.contains("src/lib.rs:\n│pub fn run()"), "{compact}");
+        assert!(compact.contains("[... truncated to fit the token budget ...]"), "{compact}");
+        assert!(!compact.contains(&long_description), "{compact}");
+        assert!(tokens::count(&compact) < 400, "{} tokens", tokens::count(&compact));
+        assert!(full.contains(&long_description) && tokens::count(&full) > tokens::count(&compact));
+    }
 
     #[test]
     fn truncation_respects_the_budget() {

@@ -334,10 +334,39 @@ fn describe_tools(tools: &[ToolSpec]) -> String {
         "\n\nYou can use tools. To call one, reply with only a JSON object of the form \
          {\"tool\": \"<name>\", \"arguments\": {...}} and nothing else. Available tools:\n",
     );
+    // Argument names and the description's first sentence, not the JSON
+    // schemas: a schema costs ~100 prompt tokens per tool, and the small
+    // model reads prompts at tens of tokens per second.
     for tool in tools {
-        text.push_str(&format!("- {}: {} Arguments schema: {}\n", tool.name, tool.description, tool.parameters));
+        text.push_str(&format!("- {}({}): {}\n", tool.name, argument_names(&tool.parameters), first_sentence(&tool.description)));
     }
     text
+}
+
+/// `path, start_line?` from a JSON schema's `properties` (`?` = optional).
+fn argument_names(schema: &serde_json::Value) -> String {
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(|r| r.as_array())
+        .map(|names| names.iter().filter_map(|n| n.as_str()).collect())
+        .unwrap_or_default();
+    let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return String::new();
+    };
+    properties
+        .keys()
+        .map(|name| if required.contains(&name.as_str()) { name.clone() } else { format!("{name}?") })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Up to and including the first `. ` (or the whole text).
+fn first_sentence(text: &str) -> &str {
+    let text = text.trim();
+    match text.find(". ") {
+        Some(end) => &text[..=end],
+        None => text,
+    }
 }
 
 /// A `{"tool": ..., "arguments": ...}` reply naming one of `tools`, if the
@@ -483,6 +512,22 @@ mod tests {
         assert_eq!(parse_tool_call("{\"tool\": \"other\", \"arguments\": {}}", &tools), None);
         assert_eq!(parse_tool_call("Sure! {\"tool\": \"read_file\"} is what I'd call", &tools), None);
         assert_eq!(parse_tool_call("} backwards {", &tools), None);
+    }
+
+    #[test]
+    fn tools_are_described_by_argument_names_and_first_sentence() {
+        let tools = [ToolSpec {
+            name: "read_file".into(),
+            description: "Read a file of the repository. Long files are cut; ask for a line range.".into(),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "start_line": {"type": "integer"}},
+                "required": ["path"]
+            }),
+        }];
+        let text = describe_tools(&tools);
+        assert!(text.ends_with("\n- read_file(path, start_line?): Read a file of the repository.\n"), "{text}");
+        assert_eq!(argument_names(&serde_json::json!({"type": "object"})), "");
     }
 
     #[test]
