@@ -134,10 +134,11 @@ fn weight_reader<R: Read + Seek>(
 
 /// Weights are held dense (f32): candle's quantized matmul does one
 /// vec-dot per weight row and token, while a dense matmul goes through its
-/// blocked, multithreaded GEMM. Measured on a 2-core x86-64 box (see
-/// `sextant bench embedded`), dense was ~20x faster at prompt processing and
-/// ~2x faster at decoding than Q8_0, for ~4x the weight memory (about
-/// 0.7 GB resident for the 135M model).
+/// blocked, multithreaded GEMM, so prompt processing is several times faster
+/// than with Q8_0. It also keeps greedy output equal to the exact weights:
+/// candle's AVX2 Q8_0 kernels degraded it. The costs: ~4x the weight memory
+/// (about 0.7 GB resident for the 135M model) and memory-bound decoding
+/// (25 tok/s on 2 idle cores, 0.19x llama.cpp; see `sextant bench embedded`).
 fn to_fast_matmul(tensor: QTensor, device: &Device) -> Result<QMatMul, EmbeddedError> {
     let dense = tensor.dequantize(device).map_err(EmbeddedError::candle)?;
     Ok(QMatMul::Tensor(dense))
@@ -156,8 +157,9 @@ impl Llama {
         let output = if content.tensor_infos.contains_key("output.weight") {
             to_fast_matmul(weight_reader(content, reader, "output.weight", &device)?, &device)?
         } else {
-            // Tied embeddings: the output projection reuses the embedding table.
-            to_fast_matmul(embedding_table, &device)?
+            // Tied embeddings: the output projection reuses the already
+            // dequantized embedding table (a shared tensor, not a second copy).
+            QMatMul::Tensor(token_embeddings.clone())
         };
         let mut layers = Vec::with_capacity(config.block_count);
         for index in 0..config.block_count {
