@@ -34,3 +34,13 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Fails the test, saying what to run, when `npm ci` has not installed
+/// `package` in the node project at `dir`.
+pub fn require_node_package(dir: &Path, package: &str) {
+    assert!(
+        dir.join("node_modules").join(package).exists(),
+        "node packages are missing in {}: run `cargo xtask setup` (npm ci)",
+        dir.display()
+    );
+}

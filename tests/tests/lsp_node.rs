@@ -9,7 +9,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sextant_tests::{built_binary, repo_root};
+use sextant_tests::{built_binary, repo_root, require_node_package};
 
 /// A scenario on a loaded 2-core CI box: start-up, indexing and a few model
 /// round trips. Far above what it needs, far below "hung".
@@ -18,11 +18,7 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
 fn run_scenario(script: &str) {
     let root = repo_root();
     let client_dir = root.join("tests/clients/node");
-    assert!(
-        client_dir.join("node_modules/vscode-languageserver-protocol").exists(),
-        "node packages are missing in {}: run `cargo xtask setup` (npm ci)",
-        client_dir.display()
-    );
+    require_node_package(&client_dir, "vscode-languageserver-protocol");
     let mut child = Command::new("node")
         .arg(client_dir.join(script))
         .current_dir(&client_dir)

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use scripted_provider::{Script, ScriptedServer, Turn};
 use serde_json::{json, Value};
-use sextant_tests::{built_binary, copy_dir, repo_root};
+use sextant_tests::{built_binary, copy_dir, repo_root, require_node_package};
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bundling plus a server start and three model round trips, on a loaded CI box.
@@ -192,11 +192,7 @@ const CHAT_ANSWER: &str = "`midpoint` returns the point halfway between `a` and 
 async fn bundled_extension_talks_to_the_server() {
     let root = repo_root();
     let extension_dir = root.join("editors/vscode");
-    assert!(
-        extension_dir.join("node_modules/vscode-languageclient").exists(),
-        "node packages are missing in {}: run `cargo xtask setup` (npm ci)",
-        extension_dir.display()
-    );
+    require_node_package(&extension_dir, "vscode-languageclient");
     let server = built_binary("sextant-lsp");
     // Inline completion first, then the chat: the model sees them in this order.
     let script = Script::new(vec![Turn::text([INLINE_TEXT]), Turn::text([CHAT_ANSWER])]);
