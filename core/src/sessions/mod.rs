@@ -173,7 +173,21 @@ impl SessionStore {
         conn.busy_timeout(Duration::from_secs(10)).map_err(sql_err)?;
         // journal_mode returns a row; WAL lets a reader and a writer in two
         // processes work at the same time.
-        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(sql_err)?;
+        // Switching a fresh file to WAL can fail with SQLITE_BUSY without
+        // consulting the busy handler when another process opens it at the
+        // same moment, so retry that one statement briefly.
+        let mut attempts = 0;
+        let _mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(error, _))
+                    if error.code == rusqlite::ErrorCode::DatabaseBusy && attempts < 200 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                result => break result.map_err(sql_err)?,
+            }
+        };
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;").map_err(sql_err)?;
         migrate(&mut conn, &path)?;
         Ok(SessionStore { conn: Mutex::new(conn), path })
