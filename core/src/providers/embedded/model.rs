@@ -1,16 +1,23 @@
-//! A llama-architecture transformer written directly on candle-core: GGUF
-//! weights, RMSNorm, interleaved RoPE, grouped-query attention with a KV
-//! cache, SiLU-gated MLP. Only inference, CPU only, one sequence at a time.
+//! A llama-architecture transformer: GGUF weights, RMSNorm, interleaved
+//! RoPE, grouped-query attention with a KV cache, SiLU-gated MLP. Only
+//! inference, CPU only, one sequence at a time.
 //!
-//! Invariant: every hot loop is a candle op (built optimised even in debug
-//! builds); this file only wires ops together.
+//! Activations are plain `Vec<f32>` laid out token after token; the weight
+//! products and per-layer steps live in the `sextant-kernels` crate
+//! (block-quantized weights, f32 activations).
+//! Invariant: a forward pass either fails before touching the cache or
+//! advances it by exactly the tokens it was given.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek};
 
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::Device;
+use sextant_kernels::{
+    add_in_place, causal_attention, rms_norm, rope_table, rotate_pairs, silu_gate, AttentionShape,
+    BlockFormat, QMatrix,
+};
 
 use super::EmbeddedError;
 
@@ -79,33 +86,34 @@ impl LlamaConfig {
 }
 
 struct Layer {
-    attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
-    ffn_norm: Tensor,
-    w_gate: QMatMul,
-    w_up: QMatMul,
-    w_down: QMatMul,
+    attn_norm: Vec<f32>,
+    /// Query, key and value projections stacked: one product per layer.
+    qkv: QMatrix,
+    wo: QMatrix,
+    ffn_norm: Vec<f32>,
+    /// Gate and up projections stacked, gate rows first.
+    gate_up: QMatrix,
+    w_down: QMatrix,
 }
 
 /// Loaded weights. Immutable after load, so it can be shared across threads.
 pub struct Llama {
     pub config: LlamaConfig,
-    token_embeddings: Tensor,
+    token_embeddings: QMatrix,
     layers: Vec<Layer>,
-    output_norm: Tensor,
-    output: QMatMul,
-    rope_cos: Tensor,
-    rope_sin: Tensor,
-    device: Device,
+    output_norm: Vec<f32>,
+    /// `None`: tied embeddings, the output projection is the embedding table.
+    output: Option<QMatrix>,
+    /// RoPE frequency of each rotated pair within a head.
+    inverse_frequencies: Vec<f32>,
+    feed_forward_length: usize,
 }
 
-/// Per-sequence attention cache: keys and values of every processed position.
+/// Per-sequence attention cache: keys and values of every processed
+/// position, per layer laid out `[position][key/value head][head_dim]`.
 pub struct KvCache {
-    keys: Vec<Tensor>,
-    values: Vec<Tensor>,
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
     capacity: usize,
     len: usize,
 }
@@ -117,209 +125,293 @@ impl KvCache {
     }
 }
 
-/// Prompt tokens are fed in chunks so the attention scores of a long prompt
-/// never materialise as one (tokens x tokens) matrix per head.
+/// Prompt tokens are processed in chunks so activations stay cache-sized.
 const PREFILL_CHUNK: usize = 128;
 
-fn weight_reader<R: Read + Seek>(
+fn read_tensor<R: Read + Seek>(
     content: &Content,
     reader: &mut R,
     name: &str,
-    device: &Device,
 ) -> Result<QTensor, EmbeddedError> {
     content
-        .tensor(reader, name, device)
+        .tensor(reader, name, &Device::Cpu)
         .map_err(|err| EmbeddedError::Format(format!("cannot read tensor `{name}`: {err}")))
 }
 
-/// Weights are held dense (f32): candle's quantized matmul does one
-/// vec-dot per weight row and token, while a dense matmul goes through its
-/// blocked, multithreaded GEMM, so prompt processing is several times faster
-/// than with Q8_0. It also keeps greedy output equal to the exact weights:
-/// candle's AVX2 Q8_0 kernels degraded it. The costs: ~4x the weight memory
-/// (about 0.7 GB resident for the 135M model) and memory-bound decoding
-/// (25 tok/s on 2 idle cores, 0.19x llama.cpp; see `sextant bench embedded`).
-fn to_fast_matmul(tensor: QTensor, device: &Device) -> Result<QMatMul, EmbeddedError> {
-    let dense = tensor.dequantize(device).map_err(EmbeddedError::candle)?;
-    Ok(QMatMul::Tensor(dense))
+fn read_matrix<R: Read + Seek>(
+    content: &Content,
+    reader: &mut R,
+    name: &str,
+    rows: Option<usize>,
+    cols: usize,
+) -> Result<QMatrix, EmbeddedError> {
+    let matrix = matrix_from_tensor(&read_tensor(content, reader, name)?)
+        .map_err(|err| EmbeddedError::Format(format!("tensor `{name}`: {err}")))?;
+    if matrix.cols() != cols || rows.is_some_and(|rows| matrix.rows() != rows) {
+        return Err(EmbeddedError::Format(format!(
+            "tensor `{name}` is {}x{}, expected {}x{cols}",
+            matrix.rows(),
+            matrix.cols(),
+            rows.map_or_else(|| "?".to_string(), |rows| rows.to_string()),
+        )));
+    }
+    Ok(matrix)
+}
+
+/// Q4_1 and Q8_0 weights are used as stored; any other type is
+/// dequantized and re-quantized to Q8_0.
+fn matrix_from_tensor(tensor: &QTensor) -> Result<QMatrix, String> {
+    let (rows, cols) = tensor
+        .shape()
+        .dims2()
+        .map_err(|err| format!("not a matrix: {err}"))?;
+    let format = match tensor.dtype() {
+        GgmlDType::Q4_1 => Some(BlockFormat::Q4_1),
+        GgmlDType::Q8_0 => Some(BlockFormat::Q8_0),
+        _ => None,
+    };
+    match format {
+        Some(format) => {
+            let data = tensor.data().map_err(|err| err.to_string())?.into_owned();
+            QMatrix::from_blocks(format, rows, cols, data).map_err(|err| err.to_string())
+        }
+        None => {
+            let dense = tensor
+                .dequantize(&Device::Cpu)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|err| err.to_string())?;
+            QMatrix::from_dense(&dense, rows, cols).map_err(|err| err.to_string())
+        }
+    }
+}
+
+fn read_vector<R: Read + Seek>(
+    content: &Content,
+    reader: &mut R,
+    name: &str,
+    len: usize,
+) -> Result<Vec<f32>, EmbeddedError> {
+    let values = read_tensor(content, reader, name)?
+        .dequantize(&Device::Cpu)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(EmbeddedError::candle)?;
+    if values.len() != len {
+        return Err(EmbeddedError::Format(format!(
+            "tensor `{name}` has {} values, expected {len}",
+            values.len()
+        )));
+    }
+    Ok(values)
 }
 
 impl Llama {
-    pub fn from_gguf<R: Read + Seek>(content: &Content, reader: &mut R) -> Result<Self, EmbeddedError> {
-        let device = Device::Cpu;
+    pub fn from_gguf<R: Read + Seek>(
+        content: &Content,
+        reader: &mut R,
+    ) -> Result<Self, EmbeddedError> {
         let config = LlamaConfig::from_metadata(&content.metadata)?;
-        let dense = |reader: &mut R, name: &str| -> Result<Tensor, EmbeddedError> {
-            weight_reader(content, reader, name, &device)?.dequantize(&device).map_err(EmbeddedError::candle)
-        };
-        let embedding_table = weight_reader(content, reader, "token_embd.weight", &device)?;
-        let token_embeddings = embedding_table.dequantize(&device).map_err(EmbeddedError::candle)?;
-        let output_norm = dense(reader, "output_norm.weight")?;
+        let width = config.embedding_length;
+        let kv_width = config.head_count_kv * config.head_dim;
+        let token_embeddings = read_matrix(content, reader, "token_embd.weight", None, width)?;
+        let output_norm = read_vector(content, reader, "output_norm.weight", width)?;
         let output = if content.tensor_infos.contains_key("output.weight") {
-            to_fast_matmul(weight_reader(content, reader, "output.weight", &device)?, &device)?
+            Some(read_matrix(
+                content,
+                reader,
+                "output.weight",
+                Some(token_embeddings.rows()),
+                width,
+            )?)
         } else {
-            // Tied embeddings: the output projection reuses the already
-            // dequantized embedding table (a shared tensor, not a second copy).
-            QMatMul::Tensor(token_embeddings.clone())
+            None
         };
+        let feed_forward_length = content
+            .tensor_infos
+            .get("blk.0.ffn_gate.weight")
+            .and_then(|info| info.shape.dims2().ok())
+            .map(|(rows, _)| rows)
+            .ok_or_else(|| {
+                EmbeddedError::Format("GGUF file lacks a usable `blk.0.ffn_gate.weight`".into())
+            })?;
         let mut layers = Vec::with_capacity(config.block_count);
         for index in 0..config.block_count {
             let name = |part: &str| format!("blk.{index}.{part}.weight");
-            let matmul =
-                |reader: &mut R, part: &str| to_fast_matmul(weight_reader(content, reader, &name(part), &device)?, &device);
+            let mut matrix = |part: &str, rows: usize, cols: usize| {
+                read_matrix(content, reader, &name(part), Some(rows), cols)
+            };
+            let qkv = QMatrix::stack(vec![
+                matrix("attn_q", width, width)?,
+                matrix("attn_k", kv_width, width)?,
+                matrix("attn_v", kv_width, width)?,
+            ])
+            .map_err(|err| EmbeddedError::Format(format!("layer {index}: {err}")))?;
+            let wo = matrix("attn_output", width, width)?;
+            let gate_up = QMatrix::stack(vec![
+                matrix("ffn_gate", feed_forward_length, width)?,
+                matrix("ffn_up", feed_forward_length, width)?,
+            ])
+            .map_err(|err| EmbeddedError::Format(format!("layer {index}: {err}")))?;
+            let w_down = matrix("ffn_down", width, feed_forward_length)?;
             layers.push(Layer {
-                wq: matmul(reader, "attn_q")?,
-                wk: matmul(reader, "attn_k")?,
-                wv: matmul(reader, "attn_v")?,
-                wo: matmul(reader, "attn_output")?,
-                w_gate: matmul(reader, "ffn_gate")?,
-                w_up: matmul(reader, "ffn_up")?,
-                w_down: matmul(reader, "ffn_down")?,
-                attn_norm: dense(reader, &name("attn_norm"))?,
-                ffn_norm: dense(reader, &name("ffn_norm"))?,
+                attn_norm: read_vector(content, reader, &name("attn_norm"), width)?,
+                qkv,
+                wo,
+                ffn_norm: read_vector(content, reader, &name("ffn_norm"), width)?,
+                gate_up,
+                w_down,
             });
         }
-        let (rope_cos, rope_sin) = rope_tables(&config, &device)?;
-        Ok(Llama { config, token_embeddings, layers, output_norm, output, rope_cos, rope_sin, device })
+        let half = config.head_dim / 2;
+        let inverse_frequencies = (0..half)
+            .map(|i| {
+                1.0 / config
+                    .rope_freq_base
+                    .powf((2 * i) as f32 / config.head_dim as f32)
+            })
+            .collect();
+        Ok(Llama {
+            config,
+            token_embeddings,
+            layers,
+            output_norm,
+            output,
+            inverse_frequencies,
+            feed_forward_length,
+        })
     }
 
     /// A cache able to hold `capacity` positions (clamped to the context length).
     pub fn new_cache(&self, capacity: usize) -> Result<KvCache, EmbeddedError> {
         let capacity = capacity.clamp(1, self.config.context_length);
-        let shape = (1, self.config.head_count_kv, capacity, self.config.head_dim);
-        let mut keys = Vec::with_capacity(self.layers.len());
-        let mut values = Vec::with_capacity(self.layers.len());
-        for _ in 0..self.layers.len() {
-            keys.push(Tensor::zeros(shape, DType::F32, &self.device).map_err(EmbeddedError::candle)?);
-            values.push(Tensor::zeros(shape, DType::F32, &self.device).map_err(EmbeddedError::candle)?);
-        }
-        Ok(KvCache { keys, values, capacity, len: 0 })
+        let size = capacity * self.config.head_count_kv * self.config.head_dim;
+        // Zeroed allocations are mapped lazily: an unused tail costs nothing.
+        let keys = (0..self.layers.len()).map(|_| vec![0f32; size]).collect();
+        let values = (0..self.layers.len()).map(|_| vec![0f32; size]).collect();
+        Ok(KvCache {
+            keys,
+            values,
+            capacity,
+            len: 0,
+        })
     }
 
     /// Feeds `tokens` after what the cache already holds and returns the
     /// logits for the next token (a vector of `vocab_size`).
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, EmbeddedError> {
         if tokens.is_empty() {
-            return Err(EmbeddedError::Format("forward pass called with no tokens".into()));
+            return Err(EmbeddedError::Format(
+                "forward pass called with no tokens".into(),
+            ));
         }
         if cache.len + tokens.len() > cache.capacity {
-            return Err(EmbeddedError::ContextFull { capacity: cache.capacity });
+            return Err(EmbeddedError::ContextFull {
+                capacity: cache.capacity,
+            });
         }
-        let mut last_hidden = None;
+        let vocab = self.token_embeddings.rows();
+        if let Some(bad) = tokens.iter().find(|&&token| token as usize >= vocab) {
+            return Err(EmbeddedError::Format(format!(
+                "token id {bad} is outside the {vocab}-token vocabulary"
+            )));
+        }
+        let mut last_hidden = Vec::new();
         for chunk in tokens.chunks(PREFILL_CHUNK) {
-            last_hidden = Some(self.forward_chunk(chunk, cache).map_err(EmbeddedError::candle)?);
+            last_hidden = self.forward_chunk(chunk, cache);
         }
-        let hidden = last_hidden.ok_or_else(|| EmbeddedError::Format("no hidden state".into()))?;
-        self.logits(&hidden).map_err(EmbeddedError::candle)
+        Ok(self.logits(&last_hidden))
     }
 
-    fn logits(&self, hidden: &Tensor) -> candle_core::Result<Vec<f32>> {
-        let (_, seq_len, _) = hidden.dims3()?;
-        let last = hidden.narrow(1, seq_len - 1, 1)?;
-        let normed = rms_norm(&last, &self.output_norm, self.config.rms_norm_eps)?;
-        self.output.forward(&normed)?.flatten_all()?.to_vec1::<f32>()
+    fn logits(&self, hidden: &[f32]) -> Vec<f32> {
+        let mut normed = vec![0f32; hidden.len()];
+        rms_norm(
+            hidden,
+            &self.output_norm,
+            self.config.rms_norm_eps as f32,
+            &mut normed,
+        );
+        let output = self.output.as_ref().unwrap_or(&self.token_embeddings);
+        let mut logits = vec![0f32; output.rows()];
+        output.matvec(&normed, &mut logits);
+        logits
     }
 
-    fn forward_chunk(&self, tokens: &[u32], cache: &mut KvCache) -> candle_core::Result<Tensor> {
+    /// Runs `tokens` (already checked against the vocabulary and the cache
+    /// capacity) through every layer; returns the last token's hidden state.
+    fn forward_chunk(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
         let cfg = &self.config;
-        let seq_len = tokens.len();
-        let start = cache.len;
-        let total = start + seq_len;
-        let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self.token_embeddings.index_select(&ids, 0)?.unsqueeze(0)?;
-        let cos = self.rope_cos.narrow(0, start, seq_len)?;
-        let sin = self.rope_sin.narrow(0, start, seq_len)?;
-        let mask = if seq_len > 1 { Some(causal_mask(seq_len, start, &self.device)?) } else { None };
-        let group = cfg.head_count / cfg.head_count_kv;
-        let scale = 1.0 / (cfg.head_dim as f64).sqrt();
-        for (layer, (key_cache, value_cache)) in self.layers.iter().zip(cache.keys.iter().zip(cache.values.iter())) {
-            let h = rms_norm(&x, &layer.attn_norm, cfg.rms_norm_eps)?;
-            let q = layer.wq.forward(&h)?.reshape((1, seq_len, cfg.head_count, cfg.head_dim))?.transpose(1, 2)?;
-            let k = layer.wk.forward(&h)?.reshape((1, seq_len, cfg.head_count_kv, cfg.head_dim))?.transpose(1, 2)?;
-            let v = layer.wv.forward(&h)?.reshape((1, seq_len, cfg.head_count_kv, cfg.head_dim))?.transpose(1, 2)?;
-            let q = rope_interleaved(&q, &cos, &sin)?;
-            let k = rope_interleaved(&k, &cos, &sin)?;
-            key_cache.slice_set(&k, 2, start)?;
-            value_cache.slice_set(&v.contiguous()?, 2, start)?;
-            let keys = key_cache.narrow(2, 0, total)?;
-            let values = value_cache.narrow(2, 0, total)?;
-            // Grouped-query attention without copying keys: the query heads
-            // sharing one key/value head are stacked along the row axis.
-            let q = q.reshape((1, cfg.head_count_kv, group * seq_len, cfg.head_dim))?;
-            let mut scores = (q.matmul(&keys.t()?)? * scale)?;
-            if let Some(mask) = &mask {
-                scores = scores
-                    .reshape((1, cfg.head_count_kv, group, seq_len, total))?
-                    .broadcast_add(mask)?
-                    .reshape((1, cfg.head_count_kv, group * seq_len, total))?;
-            }
-            let attention = softmax_last_dim(&scores)?.matmul(&values)?;
-            let attention = attention
-                .reshape((1, cfg.head_count, seq_len, cfg.head_dim))?
-                .transpose(1, 2)?
-                .reshape((1, seq_len, cfg.embedding_length))?;
-            x = (x + layer.wo.forward(&attention)?)?;
-            let h = rms_norm(&x, &layer.ffn_norm, cfg.rms_norm_eps)?;
-            let gated = (layer.w_gate.forward(&h)?.silu()? * layer.w_up.forward(&h)?)?;
-            x = (x + layer.w_down.forward(&gated)?)?;
+        let (count, width, start) = (tokens.len(), cfg.embedding_length, cache.len);
+        let kv_width = cfg.head_count_kv * cfg.head_dim;
+        let qkv_width = width + 2 * kv_width;
+        let ffn = self.feed_forward_length;
+        let eps = cfg.rms_norm_eps as f32;
+
+        let mut x = vec![0f32; count * width];
+        for (&token, row) in tokens.iter().zip(x.chunks_exact_mut(width)) {
+            self.token_embeddings.dequantize_row(token as usize, row);
         }
-        cache.len = total;
-        Ok(x)
+        let rotations = rope_table(&self.inverse_frequencies, start, count);
+        let shape = AttentionShape {
+            heads: cfg.head_count,
+            kv_heads: cfg.head_count_kv,
+            head_dim: cfg.head_dim,
+        };
+        let mut normed = vec![0f32; count * width];
+        let mut qkv = vec![0f32; count * qkv_width];
+        let mut attended = vec![0f32; count * width];
+        let mut projected = vec![0f32; count * width];
+        let mut gate_up = vec![0f32; count * 2 * ffn];
+        let mut activated = vec![0f32; count * ffn];
+        for (layer, (keys, values)) in self
+            .layers
+            .iter()
+            .zip(cache.keys.iter_mut().zip(cache.values.iter_mut()))
+        {
+            for (row, out) in x.chunks_exact(width).zip(normed.chunks_exact_mut(width)) {
+                rms_norm(row, &layer.attn_norm, eps, out);
+            }
+            layer.qkv.matmul(&normed, count, &mut qkv);
+            for (t, row) in qkv.chunks_exact_mut(qkv_width).enumerate() {
+                let (query, rest) = row.split_at_mut(width);
+                let (key, value) = rest.split_at_mut(kv_width);
+                let rotation = &rotations[t * cfg.head_dim..(t + 1) * cfg.head_dim];
+                query
+                    .chunks_exact_mut(cfg.head_dim)
+                    .for_each(|head| rotate_pairs(head, rotation));
+                key.chunks_exact_mut(cfg.head_dim)
+                    .for_each(|head| rotate_pairs(head, rotation));
+                let at = (start + t) * kv_width;
+                keys[at..at + kv_width].copy_from_slice(key);
+                values[at..at + kv_width].copy_from_slice(value);
+            }
+            causal_attention(
+                shape,
+                &qkv,
+                qkv_width,
+                keys,
+                values,
+                start,
+                count,
+                &mut attended,
+            );
+            layer.wo.matmul(&attended, count, &mut projected);
+            add_in_place(&mut x, &projected);
+            for (row, out) in x.chunks_exact(width).zip(normed.chunks_exact_mut(width)) {
+                rms_norm(row, &layer.ffn_norm, eps, out);
+            }
+            layer.gate_up.matmul(&normed, count, &mut gate_up);
+            for (both, out) in gate_up
+                .chunks_exact(2 * ffn)
+                .zip(activated.chunks_exact_mut(ffn))
+            {
+                let (gate, up) = both.split_at(ffn);
+                silu_gate(gate, up, out);
+            }
+            layer.w_down.matmul(&activated, count, &mut projected);
+            add_in_place(&mut x, &projected);
+        }
+        cache.len = start + count;
+        x.split_off((count - 1) * width)
     }
-}
-
-fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(mean_square + eps)?.sqrt()?)?.broadcast_mul(weight)
-}
-
-fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?;
-    let exp = x.broadcast_sub(&max)?.exp()?;
-    let sum = exp.sum_keepdim(D::Minus1)?;
-    exp.broadcast_div(&sum)
-}
-
-/// `mask[i][j]` is -inf where key `j` lies after query `start + i`.
-fn causal_mask(seq_len: usize, start: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let total = start + seq_len;
-    let values: Vec<f32> = (0..seq_len)
-        .flat_map(|i| (0..total).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(values, (seq_len, total), device)
-}
-
-fn rope_tables(config: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor), EmbeddedError> {
-    let half = config.head_dim / 2;
-    let inv_freq: Vec<f32> = (0..half)
-        .map(|i| 1.0 / config.rope_freq_base.powf((2 * i) as f32 / config.head_dim as f32))
-        .collect();
-    let inv_freq = Tensor::from_vec(inv_freq, (1, half), device).map_err(EmbeddedError::candle)?;
-    let positions = Tensor::arange(0u32, config.context_length as u32, device)
-        .and_then(|t| t.to_dtype(DType::F32))
-        .and_then(|t| t.reshape((config.context_length, 1)))
-        .map_err(EmbeddedError::candle)?;
-    let angles = positions.broadcast_mul(&inv_freq).map_err(EmbeddedError::candle)?;
-    Ok((angles.cos().map_err(EmbeddedError::candle)?, angles.sin().map_err(EmbeddedError::candle)?))
-}
-
-/// RoPE on adjacent pairs `(x[2i], x[2i+1])`, the layout GGUF llama weights use.
-fn rope_interleaved(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
-    let (batch, heads, seq_len, head_dim) = x.dims4()?;
-    if std::env::var("DBG_NEOX").is_ok() {
-        let half = head_dim / 2;
-        let a = x.narrow(3, 0, half)?;
-        let b = x.narrow(3, half, half)?;
-        let ra = (a.broadcast_mul(cos)? - b.broadcast_mul(sin)?)?;
-        let rb = (a.broadcast_mul(sin)? + b.broadcast_mul(cos)?)?;
-        return Tensor::cat(&[ra, rb], 3);
-    }
-    let half = head_dim / 2;
-    let pairs = x.reshape((batch, heads, seq_len, half, 2))?;
-    let even = pairs.narrow(4, 0, 1)?;
-    let odd = pairs.narrow(4, 1, 1)?;
-    let cos = cos.reshape((seq_len, half, 1))?;
-    let sin = sin.reshape((seq_len, half, 1))?;
-    let rotated_even = (even.broadcast_mul(&cos)? - odd.broadcast_mul(&sin)?)?;
-    let rotated_odd = (even.broadcast_mul(&sin)? + odd.broadcast_mul(&cos)?)?;
-    Tensor::cat(&[rotated_even, rotated_odd], 4)?.reshape((batch, heads, seq_len, head_dim))
 }
