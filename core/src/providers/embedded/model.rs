@@ -316,11 +316,16 @@ impl Llama {
                 "token id {bad} is outside the {vocab}-token vocabulary"
             )));
         }
-        let mut last_hidden = Vec::new();
-        for chunk in tokens.chunks(PREFILL_CHUNK) {
-            last_hidden = self.forward_chunk(chunk, cache);
-        }
-        Ok(self.logits(&last_hidden))
+        // Run on a pool thread: a parallel loop started from outside the
+        // pool parks the caller until it ends (~120 loops per token), while
+        // inside it the caller takes a share of the work and sleeps nowhere.
+        rayon::scope(|_| {
+            let mut last_hidden = Vec::new();
+            for chunk in tokens.chunks(PREFILL_CHUNK) {
+                last_hidden = self.forward_chunk(chunk, cache);
+            }
+            Ok(self.logits(&last_hidden))
+        })
     }
 
     fn logits(&self, hidden: &[f32]) -> Vec<f32> {
