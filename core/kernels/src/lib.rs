@@ -143,7 +143,10 @@ impl QMatrix {
         };
         let format = parts[0].format;
         let rows = parts.iter().map(|part| part.rows).sum();
-        let data = parts.into_iter().flat_map(|part| part.data).collect();
+        let mut data = Vec::with_capacity(parts.iter().map(|part| part.data.len()).sum());
+        for part in &parts {
+            data.extend_from_slice(&part.data);
+        }
         Ok(QMatrix {
             format,
             rows,

@@ -9,7 +9,7 @@
 //! advances it by exactly the tokens it was given.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, SeekFrom};
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -145,8 +145,7 @@ fn read_matrix<R: Read + Seek>(
     rows: Option<usize>,
     cols: usize,
 ) -> Result<QMatrix, EmbeddedError> {
-    let matrix = matrix_from_tensor(&read_tensor(content, reader, name)?)
-        .map_err(|err| EmbeddedError::Format(format!("tensor `{name}`: {err}")))?;
+    let matrix = matrix_from_gguf(content, reader, name)?;
     if matrix.cols() != cols || rows.is_some_and(|rows| matrix.rows() != rows) {
         return Err(EmbeddedError::Format(format!(
             "tensor `{name}` is {}x{}, expected {}x{cols}",
@@ -158,32 +157,37 @@ fn read_matrix<R: Read + Seek>(
     Ok(matrix)
 }
 
-/// Q4_1 and Q8_0 weights are used as stored; any other type is
-/// dequantized and re-quantized to Q8_0.
-fn matrix_from_tensor(tensor: &QTensor) -> Result<QMatrix, String> {
-    let (rows, cols) = tensor
-        .shape()
-        .dims2()
-        .map_err(|err| format!("not a matrix: {err}"))?;
-    let format = match tensor.dtype() {
-        GgmlDType::Q4_1 => Some(BlockFormat::Q4_1),
-        GgmlDType::Q8_0 => Some(BlockFormat::Q8_0),
-        _ => None,
-    };
-    match format {
-        Some(format) => {
-            let data = tensor.data().map_err(|err| err.to_string())?.into_owned();
-            QMatrix::from_blocks(format, rows, cols, data).map_err(|err| err.to_string())
-        }
-        None => {
-            let dense = tensor
+/// Q4_1 and Q8_0 weights are read straight into their blocks; any other
+/// type goes through candle's dequantization and is re-quantized to Q8_0.
+fn matrix_from_gguf<R: Read + Seek>(content: &Content, reader: &mut R, name: &str) -> Result<QMatrix, EmbeddedError> {
+    let bad = |why: String| EmbeddedError::Format(format!("tensor `{name}`: {why}"));
+    let info = content
+        .tensor_infos
+        .get(name)
+        .ok_or_else(|| EmbeddedError::Format(format!("GGUF file lacks tensor `{name}`")))?;
+    let (rows, cols) = info.shape.dims2().map_err(|err| bad(format!("not a matrix: {err}")))?;
+    let format = match info.ggml_dtype {
+        GgmlDType::Q4_1 => BlockFormat::Q4_1,
+        GgmlDType::Q8_0 => BlockFormat::Q8_0,
+        _ => {
+            let dense = read_tensor(content, reader, name)?
                 .dequantize(&Device::Cpu)
                 .and_then(|t| t.flatten_all())
                 .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|err| err.to_string())?;
-            QMatrix::from_dense(&dense, rows, cols).map_err(|err| err.to_string())
+                .map_err(EmbeddedError::candle)?;
+            return QMatrix::from_dense(&dense, rows, cols).map_err(|err| bad(err.to_string()));
         }
-    }
+    };
+    let size = rows
+        .checked_mul(cols / sextant_kernels::BLOCK)
+        .and_then(|blocks| blocks.checked_mul(format.block_bytes()))
+        .ok_or_else(|| bad(format!("{rows}x{cols} is too large")))?;
+    let mut data = vec![0u8; size];
+    reader
+        .seek(SeekFrom::Start(content.tensor_data_offset + info.offset))
+        .and_then(|_| reader.read_exact(&mut data))
+        .map_err(|err| bad(format!("cannot read {size} bytes: {err}")))?;
+    QMatrix::from_blocks(format, rows, cols, data).map_err(|err| bad(err.to_string()))
 }
 
 fn read_vector<R: Read + Seek>(
