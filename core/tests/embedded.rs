@@ -231,3 +231,17 @@ fn non_gguf_file_is_rejected() {
     };
     assert!(message.contains("not a readable GGUF file"), "{message}");
 }
+
+#[test]
+fn truncated_model_file_is_rejected() {
+    let bytes = std::fs::read(default_model_path()).unwrap_or_else(|err| panic!("{err}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
+    let path = dir.path().join("truncated.gguf");
+    // Header and metadata intact, weights cut off half-way.
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap_or_else(|err| panic!("{err}"));
+    let message = match EmbeddedProvider::load(&path) {
+        Ok(_) => panic!("loading a truncated model succeeded"),
+        Err(err) => err.to_string(),
+    };
+    assert!(message.contains("tensor `") && message.contains("cannot read"), "{message}");
+}
