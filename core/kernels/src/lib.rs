@@ -352,8 +352,8 @@ impl RowKernel {
             #[cfg(target_arch = "x86_64")]
             RowKernel::Avx2 => unsafe {
                 match format {
-                    BlockFormat::Q4_1 => avx2::q4_1_row_dot(row, x, block_sums),
-                    BlockFormat::Q8_0 => avx2::q8_0_row_dot(row, x),
+                    BlockFormat::Q4_1 => avx2::row_dot::<true>(row, x, block_sums),
+                    BlockFormat::Q8_0 => avx2::row_dot::<false>(row, x, block_sums),
                 }
             },
         }
@@ -438,44 +438,6 @@ mod avx2 {
         )
     }
 
-    /// Two blocks per step into separate accumulators: one chain of
-    /// dependent adds would make the loop latency-bound.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn q4_1_row_dot(row: &[u8], x: &[f32], block_sums: &[f32]) -> f32 {
-        let blocks = row.len() / 20;
-        debug_assert!(x.len() >= blocks * BLOCK && block_sums.len() >= blocks);
-        let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let (mut even_minimums, mut odd_minimums) = (0f32, 0f32);
-        let (row, x, sums) = (row.as_ptr(), x.as_ptr(), block_sums.as_ptr());
-        let mut b = 0;
-        while b + 1 < blocks {
-            let (first, second) = (row.add(b * 20), row.add((b + 1) * 20));
-            even = _mm256_fmadd_ps(
-                _mm256_set1_ps(half_to_f32(first)),
-                q4_1_block(first, x.add(b * BLOCK)),
-                even,
-            );
-            odd = _mm256_fmadd_ps(
-                _mm256_set1_ps(half_to_f32(second)),
-                q4_1_block(second, x.add((b + 1) * BLOCK)),
-                odd,
-            );
-            even_minimums += half_to_f32(first.add(2)) * *sums.add(b);
-            odd_minimums += half_to_f32(second.add(2)) * *sums.add(b + 1);
-            b += 2;
-        }
-        if b < blocks {
-            let last = row.add(b * 20);
-            even = _mm256_fmadd_ps(
-                _mm256_set1_ps(half_to_f32(last)),
-                q4_1_block(last, x.add(b * BLOCK)),
-                even,
-            );
-            even_minimums += half_to_f32(last.add(2)) * *sums.add(b);
-        }
-        horizontal_sum(_mm256_add_ps(even, odd)) + even_minimums + odd_minimums
-    }
-
     /// `Σ q·x` over one Q8_0 block (before scaling), as eight lanes.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q8_0_block(block: *const u8, xs: *const f32) -> __m256 {
@@ -491,36 +453,47 @@ mod avx2 {
         _mm256_fmadd_ps(weights(3), _mm256_loadu_ps(xs.add(24)), sum)
     }
 
+    /// Adds one block's `d * Σ q·x` to `scaled` and, for Q4_1, its
+    /// `m * Σ x` to `minimums`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn q8_0_row_dot(row: &[u8], x: &[f32]) -> f32 {
-        let blocks = row.len() / 34;
-        debug_assert!(x.len() >= blocks * BLOCK);
+    unsafe fn accumulate_block<const Q4_1: bool>(
+        block: *const u8,
+        xs: *const f32,
+        block_sums: &[f32],
+        index: usize,
+        scaled: &mut __m256,
+        minimums: &mut f32,
+    ) {
+        let sum = if Q4_1 { q4_1_block(block, xs) } else { q8_0_block(block, xs) };
+        *scaled = _mm256_fmadd_ps(_mm256_set1_ps(half_to_f32(block)), sum, *scaled);
+        if Q4_1 {
+            *minimums += half_to_f32(block.add(2)) * *block_sums.get_unchecked(index);
+        }
+    }
+
+    /// `row · x` for a Q4_1 (`Q4_1 = true`) or Q8_0 row. Two blocks per step
+    /// into separate accumulators: one chain of dependent adds would make the
+    /// loop latency-bound.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn row_dot<const Q4_1: bool>(row: &[u8], x: &[f32], block_sums: &[f32]) -> f32 {
+        let block_bytes = if Q4_1 { 20 } else { 34 };
+        let blocks = row.len() / block_bytes;
+        debug_assert!(x.len() >= blocks * BLOCK && (!Q4_1 || block_sums.len() >= blocks));
         let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut even_minimums, mut odd_minimums) = (0f32, 0f32);
         let (row, x) = (row.as_ptr(), x.as_ptr());
         let mut b = 0;
         while b + 1 < blocks {
-            let (first, second) = (row.add(b * 34), row.add((b + 1) * 34));
-            even = _mm256_fmadd_ps(
-                _mm256_set1_ps(half_to_f32(first)),
-                q8_0_block(first, x.add(b * BLOCK)),
-                even,
-            );
-            odd = _mm256_fmadd_ps(
-                _mm256_set1_ps(half_to_f32(second)),
-                q8_0_block(second, x.add((b + 1) * BLOCK)),
-                odd,
-            );
+            let (first, second) = (row.add(b * block_bytes), row.add((b + 1) * block_bytes));
+            accumulate_block::<Q4_1>(first, x.add(b * BLOCK), block_sums, b, &mut even, &mut even_minimums);
+            accumulate_block::<Q4_1>(second, x.add((b + 1) * BLOCK), block_sums, b + 1, &mut odd, &mut odd_minimums);
             b += 2;
         }
         if b < blocks {
-            let last = row.add(b * 34);
-            even = _mm256_fmadd_ps(
-                _mm256_set1_ps(half_to_f32(last)),
-                q8_0_block(last, x.add(b * BLOCK)),
-                even,
-            );
+            let last = row.add(b * block_bytes);
+            accumulate_block::<Q4_1>(last, x.add(b * BLOCK), block_sums, b, &mut even, &mut even_minimums);
         }
-        horizontal_sum(_mm256_add_ps(even, odd))
+        horizontal_sum(_mm256_add_ps(even, odd)) + even_minimums + odd_minimums
     }
 }
 
