@@ -241,7 +241,7 @@ fn mentioned_identifiers_rank_first() {
     let (map, _) = build("python_pkg");
     let ranked = map.ranked_definitions(&render_request(&[], &["clamp"], 0));
     assert_eq!(
-        ranked[0].0.name,
+        &*ranked[0].0.name,
         "clamp",
         "{:?}",
         ranked.iter().map(|(tag, _)| &tag.name).collect::<Vec<_>>()

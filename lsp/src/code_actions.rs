@@ -59,7 +59,7 @@ fn enclosing_definition(document: &Document, path: &str, char_index: usize) -> O
         .map(|tag| {
             let start = document.text.byte_to_char(tag.byte_range.start.min(text.len()));
             let end = document.text.byte_to_char(tag.byte_range.end.min(text.len()));
-            (tag.name, full_lines(document, start..end))
+            (tag.name.to_string(), full_lines(document, start..end))
         })
 }
 

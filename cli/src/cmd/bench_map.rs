@@ -36,7 +36,8 @@ pub struct Args {
     /// Token budget of the rendered maps.
     #[arg(long, default_value_t = 1024)]
     pub tokens: usize,
-    /// Repetitions per in-process timing (the median is printed).
+    /// Repetitions per timing, in-process and child process (the median is
+    /// printed).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
 }
@@ -56,6 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 path,
                 &scratch.join(number.to_string()),
                 args.tokens,
+                args.runs,
             )?);
         }
         for (path, children) in args.paths.iter().zip(children) {
@@ -96,8 +98,14 @@ struct ChildFigures {
     ctags: Result<ChildRun, String>,
 }
 
-/// `sextant map` cold and warm, and `ctags -R`, as child processes.
-fn measure_children(root: &Path, scratch: &Path, tokens: usize) -> anyhow::Result<ChildFigures> {
+/// `sextant map` cold and warm, and `ctags -R`, as child processes (each the
+/// median of `runs`: a single spawn is too noisy on a shared machine).
+fn measure_children(
+    root: &Path,
+    scratch: &Path,
+    tokens: usize,
+    runs: usize,
+) -> anyhow::Result<ChildFigures> {
     std::fs::create_dir_all(scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
     let exe = std::env::current_exe().context("cannot find the sextant executable")?;
@@ -107,14 +115,28 @@ fn measure_children(root: &Path, scratch: &Path, tokens: usize) -> anyhow::Resul
         command.arg("map").arg(root).args(["--tokens", &budget]);
         command
     };
-    let cold = measure_child(map().arg("--no-cache"))?;
+    let cold = median_child(runs, || measure_child(map().arg("--no-cache")))?;
     let cache = scratch.join("child-cache");
     measure_child(map().arg("--cache-dir").arg(&cache))?; // populate
                                                           // Let the racy-mtime window pass so the warm run trusts file stats.
     std::thread::sleep(repomap::index::RACY_WINDOW);
-    let warm = measure_child(map().arg("--cache-dir").arg(&cache))?;
+    let warm = median_child(runs, || measure_child(map().arg("--cache-dir").arg(&cache)))?;
     let ctags = measure_ctags(root, scratch);
     Ok(ChildFigures { cold, warm, ctags })
+}
+
+/// The run with the median wall time out of `runs` (at least one).
+fn median_child(
+    runs: usize,
+    mut run: impl FnMut() -> anyhow::Result<ChildRun>,
+) -> anyhow::Result<ChildRun> {
+    let mut samples = Vec::new();
+    for _ in 0..runs.max(1) {
+        samples.push(run()?);
+    }
+    samples.sort_by_key(|sample| sample.wall);
+    let middle = samples.len() / 2;
+    Ok(samples.swap_remove(middle))
 }
 
 fn bench_in_process(

@@ -83,7 +83,9 @@ fn run_blocking(args: &Args) -> anyhow::Result<ExitCode> {
         token_budget: args.tokens,
         include_focus_files: args.include_focus,
     };
+    let render_started = Instant::now();
     let rendered = index.map.render(&request);
+    tracing::debug!(elapsed = ?render_started.elapsed(), tokens = rendered.tokens, "repo map: rendered");
 
     let mut stdout = std::io::stdout().lock();
     match args.format {

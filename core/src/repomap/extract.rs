@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 
 use tree_sitter::{Node, Parser, Query, QueryCursor, StreamingIterator, Tree};
 
-use super::{Note, NoteReason, Role, Tag, TagKind, MAX_FILE_BYTES};
+use super::{FxHashMap, Note, NoteReason, Role, Tag, TagKind, MAX_FILE_BYTES};
 
 /// Languages the repo map understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -225,6 +225,21 @@ fn parse(language: Language, source: &str) -> Result<Tree, String> {
     })
 }
 
+/// One shared allocation per distinct identifier of a file.
+#[derive(Default)]
+pub(crate) struct NameInterner<'s> {
+    names: FxHashMap<&'s str, Arc<str>>,
+}
+
+impl<'s> NameInterner<'s> {
+    pub(crate) fn intern(&mut self, name: &'s str) -> Arc<str> {
+        self.names
+            .entry(name)
+            .or_insert_with(|| Arc::from(name))
+            .clone()
+    }
+}
+
 /// A tag plus the position of its identifier, used to order and de-duplicate.
 struct Found {
     name_start: usize,
@@ -239,8 +254,10 @@ pub fn extract_tags(
     path: &str,
     source: &str,
 ) -> Result<(Vec<Tag>, Option<u32>), String> {
-    let compiled = language.query()?;
+    // Parse before taking the query: the first caller compiles it (tens of
+    // ms), and meanwhile the other workers get their first parse done.
     let tree = parse(language, source)?;
+    let compiled = language.query()?;
     let root = tree.root_node();
     let first_error_line = if root.has_error() {
         first_error_line(root)
@@ -251,6 +268,8 @@ pub fn extract_tags(
     let path: Arc<str> = Arc::from(path);
 
     let mut found: Vec<Found> = Vec::new();
+    let mut names = NameInterner::default();
+    let mut ancestors: Vec<Node> = Vec::new();
     let mut cursor = QueryCursor::new();
     let mut matches = cursor.matches(&compiled.query, root, bytes);
     while let Some(query_match) = matches.next() {
@@ -263,7 +282,7 @@ pub fn extract_tags(
                 }
                 Some(CaptureMeaning::Item) => item = Some(capture.node),
                 Some(CaptureMeaning::ImportContainer) => {
-                    collect_imports(capture.node, source, &path, &mut found)
+                    collect_imports(capture.node, source, &path, &mut names, &mut found)
                 }
                 Some(CaptureMeaning::Ignored) | None => {}
             }
@@ -277,6 +296,11 @@ pub fn extract_tags(
         if is_keyword_like(text) {
             continue;
         }
+        // The item's ancestors (root first), filled only when needed and at
+        // most once per match: `Node::parent` descends from the root on every
+        // call, so walking up node by node would cost O(depth²).
+        let item_node = item.unwrap_or(name_node);
+        let kind_needs_no_ancestors = kind != QueryKind::Function;
         let kind = match kind {
             QueryKind::Exact(kind) => kind,
             QueryKind::Path => {
@@ -287,15 +311,18 @@ pub fn extract_tags(
                 }
             }
             QueryKind::Function => {
-                let item_node = item.unwrap_or(name_node);
-                if is_method(language, item_node) {
+                ancestors_of(root, item_node, &mut ancestors);
+                if is_method(language, &ancestors) {
                     TagKind::Method
                 } else {
                     TagKind::Function
                 }
             }
         };
-        if role == Role::Definition && item.is_some_and(|item| inside_function_body(language, item))
+        if role == Role::Definition && item.is_some() && kind_needs_no_ancestors {
+            ancestors_of(root, item_node, &mut ancestors);
+        }
+        if role == Role::Definition && item.is_some() && inside_function_body(language, &ancestors)
         {
             // Locals (nested functions, classes in functions) are not API.
             continue;
@@ -303,21 +330,21 @@ pub fn extract_tags(
         let tag = match (role, item) {
             (Role::Definition, Some(item_node)) => Tag {
                 path: path.clone(),
-                name: text.to_string(),
+                name: names.intern(text),
                 kind,
                 role,
                 line: name_node.start_position().row as u32,
                 byte_range: item_node.byte_range(),
                 signature: signature(language, kind, item_node, source),
                 doc: match language {
-                    Language::Rust => rust_doc(item_node, source),
+                    Language::Rust => rust_doc(item_node, ancestors.last().copied(), source),
                     Language::Python => python_docstring(item_node, source),
                 },
-                scope: scope(language, item_node, source),
+                scope: scope(language, &ancestors, source),
             },
             _ => Tag {
                 path: path.clone(),
-                name: text.to_string(),
+                name: names.intern(text),
                 kind,
                 role,
                 line: name_node.start_position().row as u32,
@@ -380,7 +407,13 @@ fn first_error_line(root: Node) -> Option<u32> {
 }
 
 /// Adds one import reference per identifier inside a `use`/`import` node.
-fn collect_imports(container: Node, source: &str, path: &Arc<str>, found: &mut Vec<Found>) {
+fn collect_imports<'s>(
+    container: Node,
+    source: &'s str,
+    path: &Arc<str>,
+    names: &mut NameInterner<'s>,
+    found: &mut Vec<Found>,
+) {
     let mut stack = vec![container];
     while let Some(node) = stack.pop() {
         let kind = node.kind();
@@ -392,7 +425,7 @@ fn collect_imports(container: Node, source: &str, path: &Arc<str>, found: &mut V
                         priority: priority(Role::Reference, TagKind::Import),
                         tag: Tag {
                             path: path.clone(),
-                            name: text.to_string(),
+                            name: names.intern(text),
                             kind: TagKind::Import,
                             role: Role::Reference,
                             line: node.start_position().row as u32,
@@ -418,42 +451,56 @@ fn collect_imports(container: Node, source: &str, path: &Arc<str>, found: &mut V
     }
 }
 
-fn is_method(language: Language, item: Node) -> bool {
+/// Fills `ancestors` with the ancestors of `item`, root first, parent last
+/// (empty for the root itself): the nodes `Node::parent` would visit, found
+/// in one descent from the root instead of one descent per step.
+fn ancestors_of<'t>(root: Node<'t>, item: Node<'t>, ancestors: &mut Vec<Node<'t>>) {
+    ancestors.clear();
+    if root.id() == item.id() {
+        return;
+    }
+    let mut node = root;
+    loop {
+        ancestors.push(node);
+        match node.child_with_descendant(item) {
+            Some(next) if next.id() != item.id() => node = next,
+            _ => break,
+        }
+    }
+}
+
+/// Whether a function item is a method; `ancestors` are the item's (root
+/// first).
+fn is_method(language: Language, ancestors: &[Node]) -> bool {
+    let mut up = ancestors.iter().rev();
     match language {
         Language::Rust => {
             // function_item -> declaration_list -> impl_item / trait_item
-            item.parent()
+            up.next()
                 .filter(|parent| parent.kind() == "declaration_list")
-                .and_then(|list| list.parent())
+                .and_then(|_| up.next())
                 .is_some_and(|owner| matches!(owner.kind(), "impl_item" | "trait_item"))
         }
         Language::Python => {
             // function_definition [-> decorated_definition] -> block -> class_definition
-            let mut parent = item.parent();
+            let mut parent = up.next();
             if parent.is_some_and(|p| p.kind() == "decorated_definition") {
-                parent = parent.and_then(|p| p.parent());
+                parent = up.next();
             }
             parent
                 .filter(|p| p.kind() == "block")
-                .and_then(|block| block.parent())
+                .and_then(|_| up.next())
                 .is_some_and(|owner| owner.kind() == "class_definition")
         }
     }
 }
 
-fn inside_function_body(language: Language, item: Node) -> bool {
+fn inside_function_body(language: Language, ancestors: &[Node]) -> bool {
     let function_kind = match language {
         Language::Rust => "function_item",
         Language::Python => "function_definition",
     };
-    let mut node = item.parent();
-    while let Some(current) = node {
-        if current.kind() == function_kind {
-            return true;
-        }
-        node = current.parent();
-    }
-    false
+    ancestors.iter().any(|node| node.kind() == function_kind)
 }
 
 /// Most lines of a signature kept (long parameter lists are cut).
@@ -524,10 +571,34 @@ fn truncate_at_char_boundary(text: &str, max: usize) -> &str {
 
 /// Outer doc comments (`///`, `/** */`) right above the item (attributes in
 /// between are skipped), or inner `//!` docs at the top of a `mod { }` body.
-fn rust_doc(item: Node, source: &str) -> Option<String> {
+fn rust_doc(item: Node, parent: Option<Node>, source: &str) -> Option<String> {
     let mut lines: Vec<String> = Vec::new();
-    let mut sibling = item.prev_sibling();
-    while let Some(node) = sibling {
+    // The comments and attributes directly above the item, nearest first:
+    // one pass over the parent's children (`Node::prev_sibling` would
+    // re-find the parent and re-scan its children for every step).
+    let mut above: Vec<Node> = Vec::new();
+    if let Some(parent) = parent {
+        let mut cursor = parent.walk();
+        let mut found = false;
+        for child in parent.children(&mut cursor) {
+            if child.id() == item.id() {
+                found = true;
+                break;
+            }
+            if matches!(
+                child.kind(),
+                "attribute_item" | "line_comment" | "block_comment"
+            ) {
+                above.push(child);
+            } else {
+                above.clear();
+            }
+        }
+        if !found {
+            above.clear();
+        }
+    }
+    for node in above.into_iter().rev() {
         match node.kind() {
             "attribute_item" => {}
             "line_comment" | "block_comment" => {
@@ -542,7 +613,6 @@ fn rust_doc(item: Node, source: &str) -> Option<String> {
             }
             _ => break,
         }
-        sibling = node.prev_sibling();
     }
     if lines.is_empty() && item.kind() == "mod_item" {
         if let Some(body) = item.child_by_field_name("body") {
@@ -651,9 +721,9 @@ fn clean_docstring(text: &str) -> String {
 
 /// The nearest enclosing named item: impl type / trait / mod for Rust, class
 /// or function for Python.
-fn scope(language: Language, item: Node, source: &str) -> Option<String> {
-    let mut node = item.parent();
-    while let Some(current) = node {
+/// `ancestors` are the item's, root first.
+fn scope(language: Language, ancestors: &[Node], source: &str) -> Option<String> {
+    for current in ancestors.iter().rev() {
         let name = match (language, current.kind()) {
             (Language::Rust, "impl_item") => current
                 .child_by_field_name("type")
@@ -669,7 +739,6 @@ fn scope(language: Language, item: Node, source: &str) -> Option<String> {
         if let Some(name) = name {
             return Some(name.to_string());
         }
-        node = current.parent();
     }
     None
 }

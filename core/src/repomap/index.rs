@@ -25,16 +25,20 @@ use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{self, Language};
-use super::{FxHashMap, Note, NoteReason, RepoMap, Tag, MAX_FILE_BYTES};
+use super::{
+    FxHashMap, FxHashSet, NameCounts, Note, NoteReason, RepoMap, Role, Tag, TagKind, MAX_FILE_BYTES,
+};
 
 /// Bump when the cache layout or tag extraction semantics change.
-const CACHE_FORMAT_VERSION: u32 = 2;
+/// v3: tag blobs in a hand-written layout with a per-file name table.
+const CACHE_FORMAT_VERSION: u32 = 3;
 /// Files modified this close to the cache write are always re-hashed.
 pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
@@ -103,7 +107,33 @@ pub struct WalkResult {
 /// Lists the `.rs`/`.py`/`.pyi` files under `root` (gitignore-aware, hidden
 /// entries skipped), sorted by relative path.
 pub fn walk(root: &Path) -> WalkResult {
-    let collected = std::sync::Mutex::new(WalkResult::default());
+    let (files, notes) = walk_with_stats(root);
+    WalkResult {
+        files: files
+            .into_iter()
+            .map(|file| (file.relative, file.absolute))
+            .collect(),
+        notes,
+    }
+}
+
+/// Size and mtime of a walked file, taken by the (parallel) walk itself.
+#[derive(Debug, Clone, Copy)]
+struct FileStat {
+    size: u64,
+    mtime_ns: u128,
+}
+
+struct WalkedFile {
+    relative: String,
+    absolute: PathBuf,
+    /// `None` if the walk could not stat the file (indexing retries).
+    stat: Option<FileStat>,
+}
+
+/// [`walk`] plus each file's stat, sorted by relative path.
+fn walk_with_stats(root: &Path) -> (Vec<WalkedFile>, Vec<Note>) {
+    let collected = std::sync::Mutex::new((Vec::<WalkedFile>::new(), Vec::<Note>::new()));
     // Parallel walk: directory reads and stats dominate on big trees.
     ignore::WalkBuilder::new(root)
         .hidden(true)
@@ -127,7 +157,17 @@ pub fn walk(root: &Path) -> WalkResult {
                         if Language::from_path(&relative).is_none() {
                             return ignore::WalkState::Continue;
                         }
-                        Ok((relative, entry.into_path()))
+                        // Not a symlink (those are skipped above), so this
+                        // lstat is the file's stat.
+                        let stat = entry.metadata().ok().map(|metadata| FileStat {
+                            size: metadata.len(),
+                            mtime_ns: metadata.modified().map(nanos_since_epoch).unwrap_or(0),
+                        });
+                        Ok(WalkedFile {
+                            relative,
+                            absolute: entry.into_path(),
+                            stat,
+                        })
                     }
                     Err(error) => {
                         let path = error_path(&error)
@@ -143,19 +183,24 @@ pub fn walk(root: &Path) -> WalkResult {
                 };
                 if let Ok(mut result) = collected.lock() {
                     match found {
-                        Ok(file) => result.files.push(file),
-                        Err(note) => result.notes.push(note),
+                        Ok(file) => result.0.push(file),
+                        Err(note) => result.1.push(note),
                     }
                 }
                 ignore::WalkState::Continue
             })
         });
-    let mut result = collected
+    let (mut files, mut notes) = collected
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    result.files.sort();
-    result.notes.sort();
-    result
+    // Total order (lossy names of two non-UTF-8 paths may be equal).
+    files.sort_unstable_by(|a, b| {
+        a.relative
+            .cmp(&b.relative)
+            .then_with(|| a.absolute.cmp(&b.absolute))
+    });
+    notes.sort();
+    (files, notes)
 }
 
 fn error_path(error: &ignore::Error) -> Option<PathBuf> {
@@ -214,8 +259,8 @@ struct CacheMeta {
     size: u64,
     mtime_ns: u128,
     hash: [u8; 32],
-    /// Length of the entry's postcard `Vec<Tag>` blob; `None` for skipped
-    /// files (binary, not UTF-8, too large).
+    /// Length of the entry's tag blob ([`encode_tags`]); `None` for
+    /// skipped files (binary, not UTF-8, too large).
     tags_bytes: Option<u64>,
     note: Option<Note>,
 }
@@ -229,15 +274,224 @@ struct LoadedCache {
     blobs: Vec<Option<Range<usize>>>,
 }
 
+/// Every [`TagKind`] in the order of its one-byte code in the cache. Its
+/// `Debug` text is part of [`query_hash`], so reordering it invalidates caches.
+const KIND_CODES: [TagKind; 19] = [
+    TagKind::Function,
+    TagKind::Method,
+    TagKind::Struct,
+    TagKind::Enum,
+    TagKind::Union,
+    TagKind::Trait,
+    TagKind::Impl,
+    TagKind::Module,
+    TagKind::Const,
+    TagKind::Static,
+    TagKind::Class,
+    TagKind::TypeAlias,
+    TagKind::Macro,
+    TagKind::Constant,
+    TagKind::Call,
+    TagKind::TypeRef,
+    TagKind::ModuleRef,
+    TagKind::Import,
+    TagKind::MacroCall,
+];
+
+const HAS_SIGNATURE: u8 = 1;
+const HAS_DOC: u8 = 2;
+const HAS_SCOPE: u8 = 4;
+/// Set for [`Role::Reference`] tags (clear for definitions).
+const IS_REFERENCE: u8 = 8;
+
+/// One file's tags as a cache blob. A hand-written layout rather than serde:
+/// decoding it is most of a warm start, and serde's per-field visitor costs
+/// several times the work of reading a few varints.
+///
+/// Layout (all integers LEB128 varints, strings a varint length + UTF-8):
+/// the number of distinct names, the names (in order of first use, so the
+/// bytes are deterministic), the number of tags, then per tag: name index,
+/// kind code ([`KIND_CODES`]), flags (`HAS_*`, `IS_REFERENCE`), line,
+/// byte-range start and length, then signature, doc and scope when flagged.
+fn encode_tags(tags: &[Tag]) -> Vec<u8> {
+    let mut index_of: FxHashMap<&str, u64> = FxHashMap::default();
+    let mut names: Vec<&str> = Vec::new();
+    let mut body = Vec::with_capacity(tags.len() * 12);
+    for tag in tags {
+        let name = *index_of.entry(&*tag.name).or_insert_with(|| {
+            names.push(&tag.name);
+            names.len() as u64 - 1
+        });
+        put_varint(&mut body, name);
+        let kind = KIND_CODES
+            .iter()
+            .position(|kind| *kind == tag.kind)
+            .unwrap_or_default();
+        body.push(kind as u8);
+        let mut flags = 0;
+        for (present, flag) in [
+            (tag.signature.is_some(), HAS_SIGNATURE),
+            (tag.doc.is_some(), HAS_DOC),
+            (tag.scope.is_some(), HAS_SCOPE),
+            (tag.role == Role::Reference, IS_REFERENCE),
+        ] {
+            if present {
+                flags |= flag;
+            }
+        }
+        body.push(flags);
+        put_varint(&mut body, u64::from(tag.line));
+        put_varint(&mut body, tag.byte_range.start as u64);
+        put_varint(
+            &mut body,
+            tag.byte_range.end.saturating_sub(tag.byte_range.start) as u64,
+        );
+        for text in [&tag.signature, &tag.doc, &tag.scope].into_iter().flatten() {
+            put_str(&mut body, text);
+        }
+    }
+    let mut bytes = Vec::with_capacity(body.len() + names.len() * 12 + 10);
+    put_varint(&mut bytes, names.len() as u64);
+    for name in &names {
+        put_str(&mut bytes, name);
+    }
+    put_varint(&mut bytes, tags.len() as u64);
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
+fn put_varint(bytes: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        bytes.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    bytes.push(value as u8);
+}
+
+fn put_str(bytes: &mut Vec<u8>, text: &str) {
+    put_varint(bytes, text.len() as u64);
+    bytes.extend_from_slice(text.as_bytes());
+}
+
+/// Reads a blob written by [`encode_tags`]; every read is bounds-checked.
+struct BlobReader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> BlobReader<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, rest) = self.bytes.split_first()?;
+        self.bytes = rest;
+        Some(first)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn usize(&mut self) -> Option<usize> {
+        usize::try_from(self.varint()?).ok()
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        let length = self.usize()?;
+        if length > self.bytes.len() {
+            return None;
+        }
+        let (text, rest) = self.bytes.split_at(length);
+        self.bytes = rest;
+        std::str::from_utf8(text).ok()
+    }
+}
+
+/// The tags of one cache blob, stamped with `path`, and their name counts
+/// (counted by name index, cheaper than hashing every tag's name later);
+/// `None` if the blob is damaged (then the file is parsed again).
+fn decode_tags(bytes: &[u8], path: &Arc<str>) -> Option<(Vec<Tag>, NameCounts)> {
+    let mut reader = BlobReader { bytes };
+    let name_count = reader.usize()?;
+    // Counts come from disk: never reserve more than the bytes could hold.
+    let mut names: Vec<Arc<str>> = Vec::with_capacity(name_count.min(bytes.len()));
+    for _ in 0..name_count {
+        names.push(Arc::from(reader.str()?));
+    }
+    let tag_count = reader.usize()?;
+    let mut tags = Vec::with_capacity(tag_count.min(bytes.len()));
+    // Per name index: (definitions, references).
+    let mut counts = vec![(0u32, 0u32); names.len()];
+    for _ in 0..tag_count {
+        let name_index = reader.usize()?;
+        let name = names.get(name_index)?.clone();
+        let kind = *KIND_CODES.get(usize::from(reader.byte()?))?;
+        let flags = reader.byte()?;
+        let line = u32::try_from(reader.varint()?).ok()?;
+        let start = reader.usize()?;
+        let end = start.checked_add(reader.usize()?)?;
+        let mut text = |flag: u8| -> Option<Option<String>> {
+            if flags & flag == 0 {
+                Some(None)
+            } else {
+                reader.str().map(|text| Some(text.to_string()))
+            }
+        };
+        let signature = text(HAS_SIGNATURE)?;
+        let doc = text(HAS_DOC)?;
+        let scope = text(HAS_SCOPE)?;
+        let role = if flags & IS_REFERENCE == 0 {
+            counts[name_index].0 += 1;
+            Role::Definition
+        } else {
+            counts[name_index].1 += 1;
+            Role::Reference
+        };
+        tags.push(Tag {
+            path: path.clone(),
+            name,
+            kind,
+            role,
+            line,
+            byte_range: start..end,
+            signature,
+            doc,
+            scope,
+        });
+    }
+    // Trailing bytes mean the blob is not what we wrote.
+    if !reader.bytes.is_empty() {
+        return None;
+    }
+    let mut name_counts = Vec::with_capacity(names.len());
+    for (name, (definitions, references)) in names.into_iter().zip(counts) {
+        if definitions > 0 {
+            name_counts.push((name.clone(), Role::Definition, definitions));
+        }
+        if references > 0 {
+            name_counts.push((name, Role::Reference, references));
+        }
+    }
+    Some((tags, name_counts))
+}
+
 /// One file's record on its way into the map and the next cache file.
 #[derive(Debug, Clone)]
 struct CacheEntry {
-    path: String,
+    /// Shared with the entry's tags.
+    path: Arc<str>,
     size: u64,
     mtime_ns: u128,
     hash: [u8; 32],
     /// `None` for skipped files (binary, not UTF-8, too large).
     tags: Option<Vec<Tag>>,
+    /// The tags' name counts when the cache decoder produced them.
+    name_counts: Option<NameCounts>,
     note: Option<Note>,
     /// The encoded `tags` in the old cache's bytes, when they came from there.
     encoded: Option<Range<usize>>,
@@ -246,6 +500,7 @@ struct CacheEntry {
 fn query_hash() -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&CACHE_FORMAT_VERSION.to_le_bytes());
+    hasher.update(format!("{KIND_CODES:?}").as_bytes());
     hasher.update(Language::Rust.query_source().as_bytes());
     hasher.update(Language::Python.query_source().as_bytes());
     *hasher.finalize().as_bytes()
@@ -316,20 +571,17 @@ fn write_cache(
     let blobs: Vec<Option<std::borrow::Cow<'_, [u8]>>> = entries
         .par_iter()
         .map(|entry| {
-            let Some(tags) = &entry.tags else {
-                return Ok(None);
-            };
+            let tags = entry.tags.as_ref()?;
             let copied = entry
                 .encoded
                 .clone()
                 .and_then(|range| old.and_then(|old| old.bytes.get(range)));
-            match copied {
-                Some(bytes) => Ok(Some(std::borrow::Cow::Borrowed(bytes))),
-                None => postcard::to_allocvec(tags).map(|bytes| Some(bytes.into())),
-            }
+            Some(match copied {
+                Some(bytes) => std::borrow::Cow::Borrowed(bytes),
+                None => encode_tags(tags).into(),
+            })
         })
-        .collect::<Result<_, postcard::Error>>()
-        .map_err(|error| format!("cannot encode the tag cache: {error}"))?;
+        .collect();
     let header = CacheHeader {
         format: CACHE_FORMAT_VERSION,
         query_hash: query_hash(),
@@ -338,7 +590,7 @@ fn write_cache(
             .iter()
             .zip(&blobs)
             .map(|(entry, blob)| CacheMeta {
-                path: entry.path.clone(),
+                path: entry.path.to_string(),
                 size: entry.size,
                 mtime_ns: entry.mtime_ns,
                 hash: entry.hash,
@@ -409,12 +661,12 @@ pub fn load_or_build(
     })?;
     let started = std::time::Instant::now();
     // The walk and the cache read are independent: overlap them.
-    let (walked, cache) = rayon::join(
-        || walk(root),
+    let ((walked_files, walk_notes), cache) = rayon::join(
+        || walk_with_stats(root),
         || options.cache_dir.as_deref().map(read_cache),
     );
-    tracing::debug!(files = walked.files.len(), elapsed = ?started.elapsed(), "repo map: walked and cache read");
-    let total = walked.files.len();
+    tracing::debug!(files = walked_files.len(), elapsed = ?started.elapsed(), "repo map: walked and cache read");
+    let total = walked_files.len();
     progress(Progress::Walked { files: total });
 
     let mut cache_warning = None;
@@ -451,20 +703,31 @@ pub fn load_or_build(
         trusted_before_ns,
     };
 
+    // Largest files first, so no big parse is left to run alone at the end
+    // while the other cores idle. Results go back to path order below.
+    let mut order: Vec<usize> = (0..total).collect();
+    order.sort_by_key(|&index| {
+        std::cmp::Reverse(walked_files[index].stat.map_or(0, |stat| stat.size))
+    });
     let done = AtomicUsize::new(0);
-    let outcomes: Vec<FileOutcome> = walked
-        .files
+    let indexed: Vec<(usize, FileOutcome)> = order
         .par_iter()
-        .map(|(relative, absolute)| {
-            let outcome = index_one(relative, absolute, &lookup);
+        .map(|&index| {
+            let file = &walked_files[index];
+            let outcome = index_one(&file.relative, &file.absolute, file.stat, &lookup);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress(Progress::Indexed {
                 done: finished,
                 total,
             });
-            outcome
+            (index, outcome)
         })
         .collect();
+    let mut in_path_order: Vec<Option<FileOutcome>> = (0..total).map(|_| None).collect();
+    for (index, outcome) in indexed {
+        in_path_order[index] = Some(outcome);
+    }
+    let outcomes = in_path_order.into_iter().flatten();
 
     let mut stats = IndexStats {
         files: total,
@@ -472,12 +735,12 @@ pub fn load_or_build(
     };
     let mut changed = cache.is_none();
     let mut reused = vec![false; entries.len()];
-    let mut new_entries: Vec<CacheEntry> = Vec::with_capacity(outcomes.len());
+    let mut new_entries: Vec<CacheEntry> = Vec::with_capacity(total);
     for outcome in outcomes {
         match outcome {
             FileOutcome::Cached { entry, from } => {
                 stats.cached += 1;
-                if entries[from].path != entry.path {
+                if *entries[from].path != *entry.path {
                     // Same content under a new name (rename or copy).
                     changed = true;
                 }
@@ -496,8 +759,10 @@ pub fn load_or_build(
             }
         }
     }
-    let walked_paths: std::collections::HashSet<&str> =
-        walked.files.iter().map(|(path, _)| path.as_str()).collect();
+    let walked_paths: FxHashSet<&str> = walked_files
+        .iter()
+        .map(|file| file.relative.as_str())
+        .collect();
     stats.dropped = entries
         .iter()
         .zip(&reused)
@@ -518,16 +783,16 @@ pub fn load_or_build(
     drop(lookup);
     drop(cache);
 
-    let mut notes = walked.notes;
+    let mut notes = walk_notes;
     let mut files = Vec::with_capacity(new_entries.len());
     for entry in new_entries {
         notes.extend(entry.note);
         if let Some(tags) = entry.tags {
-            files.push((entry.path, tags));
+            files.push((entry.path, tags, entry.name_counts));
         }
     }
     notes.sort();
-    let map = RepoMap::from_tags(files);
+    let map = RepoMap::from_shared_tags(files);
     tracing::debug!(elapsed = ?started.elapsed(), "repo map: in-memory index built");
     Ok(RepoIndex {
         root: root.to_path_buf(),
@@ -560,45 +825,53 @@ impl CacheLookup<'_> {
         let cache = self.cache?;
         let meta = cache.entries.get(index)?;
         let encoded = cache.blobs.get(index).cloned().flatten();
-        let tags = match &encoded {
+        let path: Arc<str> = Arc::from(relative);
+        let (tags, name_counts) = match &encoded {
             Some(range) => match cache
                 .bytes
                 .get(range.clone())
-                .map(postcard::from_bytes::<Vec<Tag>>)
+                .map(|bytes| decode_tags(bytes, &path))
             {
-                Some(Ok(tags)) => Some(tags),
-                Some(Err(error)) => {
-                    tracing::debug!(path = relative, %error, "repo map: undecodable cache entry");
+                Some(Some((tags, counts))) => (Some(tags), Some(counts)),
+                Some(None) => {
+                    tracing::debug!(path = relative, "repo map: undecodable cache entry");
                     return None;
                 }
                 None => return None,
             },
-            None => None,
+            None => (None, None),
         };
         let mut note = meta.note.clone();
         if let Some(note) = &mut note {
             note.path = relative.to_string();
         }
         Some(CacheEntry {
-            path: relative.to_string(),
+            path,
             size,
             mtime_ns,
             hash: meta.hash,
             tags,
+            name_counts,
             note,
             encoded,
         })
     }
 }
 
-fn index_one(relative: &str, absolute: &Path, lookup: &CacheLookup<'_>) -> FileOutcome {
+fn index_one(
+    relative: &str,
+    absolute: &Path,
+    walked_stat: Option<FileStat>,
+    lookup: &CacheLookup<'_>,
+) -> FileOutcome {
     let unreadable = |error: std::io::Error| {
         FileOutcome::Parsed(CacheEntry {
-            path: relative.to_string(),
+            path: Arc::from(relative),
             size: 0,
             mtime_ns: 0,
             hash: [0; 32],
             tags: None,
+            name_counts: None,
             note: Some(Note {
                 path: relative.to_string(),
                 reason: NoteReason::Unreadable {
@@ -608,12 +881,16 @@ fn index_one(relative: &str, absolute: &Path, lookup: &CacheLookup<'_>) -> FileO
             encoded: None,
         })
     };
-    let metadata = match fs::metadata(absolute) {
-        Ok(metadata) => metadata,
-        Err(error) => return unreadable(error),
+    let FileStat { size, mtime_ns } = match walked_stat {
+        Some(stat) => stat,
+        None => match fs::metadata(absolute) {
+            Ok(metadata) => FileStat {
+                size: metadata.len(),
+                mtime_ns: metadata.modified().map(nanos_since_epoch).unwrap_or(0),
+            },
+            Err(error) => return unreadable(error),
+        },
     };
-    let size = metadata.len();
-    let mtime_ns = metadata.modified().map(nanos_since_epoch).unwrap_or(0);
     let entries = lookup.entries();
     if let Some(&index) = lookup.by_path.get(relative) {
         let entry = &entries[index];
@@ -630,11 +907,12 @@ fn index_one(relative: &str, absolute: &Path, lookup: &CacheLookup<'_>) -> FileO
     if size > MAX_FILE_BYTES as u64 {
         // Skipped by size alone: never read a huge file.
         return FileOutcome::Parsed(CacheEntry {
-            path: relative.to_string(),
+            path: Arc::from(relative),
             size,
             mtime_ns,
             hash: [0; 32],
             tags: None,
+            name_counts: None,
             note: Some(Note {
                 path: relative.to_string(),
                 reason: NoteReason::TooLarge { bytes: size },
@@ -670,12 +948,109 @@ fn index_one(relative: &str, absolute: &Path, lookup: &CacheLookup<'_>) -> FileO
     }
     let extracted = extract::extract_file(relative, &contents);
     FileOutcome::Parsed(CacheEntry {
-        path: relative.to_string(),
+        path: Arc::from(relative),
         size,
         mtime_ns,
         hash,
         tags: extracted.tags,
+        name_counts: None,
         note: extracted.note,
         encoded: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_tags(path: &Arc<str>) -> Vec<Tag> {
+        let tag = |name: &str, kind, role, line, range: Range<usize>| Tag {
+            path: path.clone(),
+            name: Arc::from(name),
+            kind,
+            role,
+            line,
+            byte_range: range,
+            signature: None,
+            doc: None,
+            scope: None,
+        };
+        let mut method = tag("open", TagKind::Method, Role::Definition, 3, 40..400);
+        method.signature = Some("    pub fn open(path: &Path) -> Result<Store>".to_string());
+        method.doc = Some("Opens the store.\n\nÜnïcode too.".to_string());
+        method.scope = Some("Store".to_string());
+        let mut bare = tag("Store", TagKind::Struct, Role::Definition, 0, 0..30);
+        bare.doc = Some(String::new());
+        vec![
+            bare,
+            method,
+            tag("open", TagKind::Call, Role::Reference, 9, 500..504),
+            tag("Path", TagKind::TypeRef, Role::Reference, 3, 70..74),
+            tag(
+                "x",
+                TagKind::MacroCall,
+                Role::Reference,
+                u32::MAX,
+                1 << 30..(1 << 30) + 1,
+            ),
+        ]
+    }
+
+    #[test]
+    fn tag_blobs_round_trip() {
+        let path: Arc<str> = Arc::from("src/store.rs");
+        let tags = sample_tags(&path);
+        let encoded = encode_tags(&tags);
+        let (decoded, mut counts) = decode_tags(&encoded, &path).expect("decodes");
+        assert_eq!(decoded, tags);
+        // The decoder's name counts are what counting the tags gives.
+        let mut expected: Vec<(Arc<str>, Role, u32)> = crate::repomap::name_counts(&tags)
+            .into_iter()
+            .map(|(name, role, count)| (name.clone(), role, count))
+            .collect();
+        expected.sort();
+        counts.sort();
+        assert_eq!(counts, expected);
+        assert_eq!(
+            decode_tags(&encode_tags(&[]), &path),
+            Some((Vec::new(), Vec::new()))
+        );
+    }
+
+    #[test]
+    fn every_kind_has_a_code() {
+        for kind in KIND_CODES {
+            let path: Arc<str> = Arc::from("a.rs");
+            let mut tags = sample_tags(&path);
+            tags[0].kind = kind;
+            let decoded = decode_tags(&encode_tags(&tags), &path).map(|(tags, _)| tags);
+            assert_eq!(decoded, Some(tags));
+        }
+    }
+
+    #[test]
+    fn damaged_tag_blobs_are_rejected_without_panicking() {
+        let path: Arc<str> = Arc::from("src/store.rs");
+        let encoded = encode_tags(&sample_tags(&path));
+        for length in 0..encoded.len() {
+            assert_eq!(
+                decode_tags(&encoded[..length], &path),
+                None,
+                "prefix {length}"
+            );
+        }
+        let mut trailing = encoded.clone();
+        trailing.push(0);
+        assert_eq!(decode_tags(&trailing, &path), None);
+        // Flip every byte in turn: decoding may succeed or fail, never panic.
+        for index in 0..encoded.len() {
+            let mut damaged = encoded.clone();
+            damaged[index] ^= 0xff;
+            let _ = decode_tags(&damaged, &path);
+        }
+        // Absurd counts must not allocate absurdly.
+        let mut huge = Vec::new();
+        put_varint(&mut huge, u64::MAX >> 1);
+        assert_eq!(decode_tags(&huge, &path), None);
+    }
 }

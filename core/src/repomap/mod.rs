@@ -143,8 +143,11 @@ pub struct Tag {
     /// Not stored in the on-disk cache (the cache is keyed by path).
     #[serde(skip)]
     pub path: Arc<str>,
-    /// The identifier, e.g. `load_or_build`.
-    pub name: String,
+    /// The identifier, e.g. `load_or_build`. Shared: the tags of one file
+    /// that name the same identifier hold one allocation (and so does the
+    /// map's identifier index).
+    #[serde(with = "shared_str")]
+    pub name: Arc<str>,
     pub kind: TagKind,
     pub role: Role,
     /// 0-based line of the identifier.
@@ -161,6 +164,21 @@ pub struct Tag {
     /// Enclosing item: the impl type / trait for Rust methods, the class (or
     /// enclosing function) for Python, the module for items in a `mod` block.
     pub scope: Option<String>,
+}
+
+/// Serde for `Arc<str>` as a plain string (serde's `rc` feature is not on).
+mod shared_str {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(deserializer).map(Arc::from)
+    }
 }
 
 /// A file the map skipped or only partly understood.
@@ -318,6 +336,7 @@ impl std::hash::Hasher for FxHasher {
 
 pub(crate) type FxBuildHasher = std::hash::BuildHasherDefault<FxHasher>;
 pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuildHasher>;
+pub(crate) type FxHashSet<K> = std::collections::HashSet<K, FxBuildHasher>;
 
 /// The in-memory tag index of a workspace. Pure: no I/O.
 ///
@@ -328,25 +347,32 @@ pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuildHasher>;
 pub struct RepoMap {
     files: BTreeMap<Arc<str>, FileEntry>,
     paths_by_id: FxHashMap<u32, Arc<str>>,
-    idents: FxHashMap<Box<str>, IdentEntry>,
+    /// Keyed by the tags' own shared names (no copy of the string).
+    idents: FxHashMap<Arc<str>, IdentEntry>,
     next_file_id: u32,
     /// Request-independent ranking graph, built on first use; every mutation
     /// resets it.
     graph: OnceLock<rank::Graph>,
 }
 
+/// Distinct (name, role) pairs of one file's tags with their counts, any order.
+pub(crate) type NameCounts = Vec<(Arc<str>, Role, u32)>;
+
 /// Distinct (name, role) pairs of a file's tags with their counts, in no
 /// particular order (each pair touches its own ident entry once, so the
 /// order cannot show in the index). Hashing beats sorting by name here.
-fn name_counts(tags: &[Tag]) -> Vec<(&str, Role, u32)> {
-    let mut counts: FxHashMap<(&str, Role), u32> = FxHashMap::default();
+fn name_counts(tags: &[Tag]) -> Vec<(&Arc<str>, Role, u32)> {
+    let mut counts: FxHashMap<(&str, Role), (&Arc<str>, u32)> = FxHashMap::default();
     counts.reserve(tags.len() / 2);
     for tag in tags {
-        *counts.entry((tag.name.as_str(), tag.role)).or_insert(0) += 1;
+        counts
+            .entry((&*tag.name, tag.role))
+            .or_insert((&tag.name, 0))
+            .1 += 1;
     }
     counts
         .into_iter()
-        .map(|((name, role), count)| (name, role, count))
+        .map(|((_, role), (name, count))| (name, role, count))
         .collect()
 }
 
@@ -386,29 +412,60 @@ impl RepoMap {
     /// A path given twice keeps its last tags (as repeated
     /// [`RepoMap::set_file_tags`] would).
     pub fn from_tags(files: impl IntoIterator<Item = (String, Vec<Tag>)>) -> RepoMap {
-        let by_path: BTreeMap<Arc<str>, Vec<Tag>> = files
+        Self::from_shared_tags(
+            files
+                .into_iter()
+                .map(|(path, tags)| (Arc::from(path), tags, None)),
+        )
+    }
+
+    /// [`RepoMap::from_tags`] with shared paths: tags already stamped with
+    /// their path (as the cache decoder does) are left untouched, and name
+    /// counts the caller already has (the decoder counts by name index) are
+    /// used instead of counting again.
+    pub(crate) fn from_shared_tags(
+        files: impl IntoIterator<Item = (Arc<str>, Vec<Tag>, Option<NameCounts>)>,
+    ) -> RepoMap {
+        let by_path: BTreeMap<Arc<str>, (Vec<Tag>, Option<NameCounts>)> = files
             .into_iter()
-            .map(|(path, tags)| (Arc::from(path), tags))
+            .map(|(path, tags, counts)| (path, (tags, counts)))
             .collect();
-        let mut files: Vec<(Arc<str>, Vec<Tag>)> = by_path.into_iter().collect();
+        let (mut files, known_counts): (Vec<(Arc<str>, Vec<Tag>)>, Vec<Option<NameCounts>>) =
+            by_path
+                .into_iter()
+                .map(|(path, (tags, counts))| ((path, tags), counts))
+                .unzip();
         // Per-file work (stamping paths, counting names) runs in parallel;
         // only the merge into the shared ident index is sequential.
         files.par_iter_mut().for_each(|(path, tags)| {
             for tag in tags.iter_mut() {
-                tag.path = path.clone();
+                if !Arc::ptr_eq(&tag.path, path) && *tag.path != **path {
+                    tag.path = path.clone();
+                }
             }
         });
         let mut map = RepoMap::new();
         {
-            let counts: Vec<Vec<(&str, Role, u32)>> = files
+            let counts: Vec<Vec<(&Arc<str>, Role, u32)>> = files
                 .par_iter()
-                .map(|(_, tags)| name_counts(tags))
+                .zip(&known_counts)
+                .map(|((_, tags), known)| match known {
+                    Some(known) => known
+                        .iter()
+                        .map(|(name, role, count)| (name, *role, *count))
+                        .collect(),
+                    None => name_counts(tags),
+                })
                 .collect();
+            // Most names recur across files; sizing for a third of the pairs
+            // avoids most rehashing (which re-hashes every string key).
+            map.idents
+                .reserve(counts.iter().map(Vec::len).sum::<usize>() / 3);
             for (id, file_counts) in counts.iter().enumerate() {
                 for &(name, role, count) in file_counts {
-                    let ident = match map.idents.get_mut(name) {
+                    let ident = match map.idents.get_mut(&**name) {
                         Some(ident) => ident,
-                        None => map.idents.entry(name.into()).or_default(),
+                        None => map.idents.entry(name.clone()).or_default(),
                     };
                     match role {
                         Role::Definition => ident.definers.push((id as u32, count)),
@@ -463,7 +520,7 @@ impl RepoMap {
         self.graph = OnceLock::new();
         self.paths_by_id.remove(&entry.id);
         for (name, role, _) in name_counts(&entry.tags) {
-            let Some(ident) = self.idents.get_mut(name) else {
+            let Some(ident) = self.idents.get_mut(&**name) else {
                 continue;
             };
             let per_file = match role {
@@ -472,7 +529,7 @@ impl RepoMap {
             };
             per_file.retain(|(id, _)| *id != entry.id);
             if ident.definers.is_empty() && ident.referencers.is_empty() {
-                self.idents.remove(name);
+                self.idents.remove(&**name);
             }
         }
     }
@@ -488,9 +545,9 @@ impl RepoMap {
         self.next_file_id = self.next_file_id.wrapping_add(1);
         // Touch the shared index once per distinct name, not once per tag.
         for (name, role, count) in name_counts(&tags) {
-            let ident = match self.idents.get_mut(name) {
+            let ident = match self.idents.get_mut(&**name) {
                 Some(ident) => ident,
-                None => self.idents.entry(name.into()).or_default(),
+                None => self.idents.entry(name.clone()).or_default(),
             };
             match role {
                 Role::Definition => ident.definers.push((id, count)),
@@ -558,7 +615,7 @@ impl RepoMap {
                 entry
                     .tags
                     .iter()
-                    .filter(|tag| tag.role == role && tag.name == name)
+                    .filter(|tag| tag.role == role && &*tag.name == name)
             })
             .collect()
     }

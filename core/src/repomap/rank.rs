@@ -19,9 +19,11 @@
 //! every sort has a total tie-break.
 
 use std::collections::BTreeSet;
+
+use rayon::prelude::*;
 use std::sync::Arc;
 
-use super::{FxHashMap, IdentEntry, MapRequest, RepoMap, Role, Tag};
+use super::{FileEntry, FxHashMap, IdentEntry, MapRequest, RepoMap, Role, Tag};
 
 const DAMPING: f64 = 0.85;
 const MAX_ITERATIONS: usize = 100;
@@ -75,7 +77,7 @@ pub(crate) struct Graph {
 
 #[derive(Debug, Clone)]
 struct GraphIdent {
-    name: Box<str>,
+    name: Arc<str>,
     /// Request-independent part of the multiplier (length, privacy, fan-in).
     base_multiplier: f64,
     /// File indices of the definers.
@@ -87,70 +89,129 @@ struct GraphIdent {
 impl Graph {
     pub(crate) fn build(map: &RepoMap) -> Graph {
         let paths: Vec<Arc<str>> = map.files.keys().cloned().collect();
-        let dense_of: FxHashMap<u32, u32> = map
-            .files
-            .values()
-            .enumerate()
-            .map(|(index, entry)| (entry.id, index as u32))
-            .collect();
+        // File id -> dense index. Ids are handed out sequentially, so a table
+        // indexed by id is small (a hash map only after very many updates).
+        let dense_of = DenseIndex::new(map);
         let no_mentions = BTreeSet::new();
         // Hash-map order must not leak: visit identifiers sorted by name.
-        let mut named: Vec<(&str, &IdentEntry)> = map
+        // Names are unique keys, so the parallel unstable sort is deterministic.
+        // The first 8 bytes (zero-padded, big-endian) order names like the
+        // strings do and settle most comparisons without chasing pointers.
+        let mut named: Vec<(u64, &Arc<str>, &IdentEntry)> = map
             .idents
             .iter()
             .filter(|(_, ident)| !ident.definers.is_empty())
-            .map(|(name, ident)| (&**name, ident))
+            .map(|(name, ident)| (name_prefix(name), name, ident))
             .collect();
-        named.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut ident_index: FxHashMap<&str, u32> = FxHashMap::default();
-        let mut idents = Vec::with_capacity(named.len());
-        for (name, ident) in named {
-            ident_index.insert(name, idents.len() as u32);
-            let mut definers: Vec<u32> = ident
-                .definers
-                .iter()
-                .filter_map(|(id, _)| dense_of.get(id).copied())
-                .collect();
-            definers.sort_unstable();
-            let mut referencers: Vec<(u32, f64)> = ident
-                .referencers
-                .iter()
-                .filter_map(|(id, count)| {
-                    dense_of
-                        .get(id)
-                        .map(|&index| (index, f64::from(*count).sqrt()))
-                })
-                .collect();
-            referencers.sort_unstable_by_key(|(index, _)| *index);
-            idents.push(GraphIdent {
-                name: name.into(),
-                base_multiplier: ident_multiplier(name, &no_mentions, ident.definers.len()),
-                definers,
-                referencers,
-            });
-        }
-        let mut definitions = Vec::new();
-        let mut per_file: FxHashMap<&str, u32> = FxHashMap::default();
-        for (file_index, entry) in map.files.values().enumerate() {
-            per_file.clear();
-            for tag in entry.tags.iter().filter(|tag| tag.role == Role::Definition) {
-                *per_file.entry(tag.name.as_str()).or_insert(0) += 1;
-            }
-            for (tag_index, tag) in entry.tags.iter().enumerate() {
-                if tag.role != Role::Definition {
-                    continue;
+        named.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        // Identifiers are built sequentially on purpose: their vectors then lie
+        // in iteration order in memory, which the rank iterations walk ~100 times.
+        let idents: Vec<GraphIdent> = named
+            .iter()
+            .map(|&(_, name, ident)| {
+                let mut definers: Vec<u32> = ident
+                    .definers
+                    .iter()
+                    .filter_map(|(id, _)| dense_of.get(*id))
+                    .collect();
+                definers.sort_unstable();
+                let mut referencers: Vec<(u32, f64)> = ident
+                    .referencers
+                    .iter()
+                    .filter_map(|(id, count)| {
+                        dense_of
+                            .get(*id)
+                            .map(|index| (index, f64::from(*count).sqrt()))
+                    })
+                    .collect();
+                referencers.sort_unstable_by_key(|(index, _)| *index);
+                GraphIdent {
+                    name: name.clone(),
+                    base_multiplier: ident_multiplier(name, &no_mentions, ident.definers.len()),
+                    definers,
+                    referencers,
                 }
-                let Some(&ident) = ident_index.get(tag.name.as_str()) else {
-                    continue;
-                };
-                let count = per_file.get(tag.name.as_str()).copied().unwrap_or(1).max(1);
-                definitions.push((file_index as u32, tag_index as u32, ident, count));
-            }
-        }
+            })
+            .collect();
+        let ident_index: FxHashMap<&str, u32> = idents
+            .iter()
+            .enumerate()
+            .map(|(index, ident)| (&*ident.name, index as u32))
+            .collect();
+        // Per-file definition lists in parallel; `collect` keeps file order.
+        let files: Vec<&FileEntry> = map.files.values().collect();
+        let definitions: Vec<(u32, u32, u32, u32)> = files
+            .par_iter()
+            .enumerate()
+            .map(|(file_index, entry)| {
+                let mut per_file: FxHashMap<&str, u32> = FxHashMap::default();
+                for tag in entry.tags.iter().filter(|tag| tag.role == Role::Definition) {
+                    *per_file.entry(&*tag.name).or_insert(0) += 1;
+                }
+                let mut definitions = Vec::with_capacity(per_file.len());
+                for (tag_index, tag) in entry.tags.iter().enumerate() {
+                    if tag.role != Role::Definition {
+                        continue;
+                    }
+                    let Some(&ident) = ident_index.get(&*tag.name) else {
+                        continue;
+                    };
+                    let count = per_file.get(&*tag.name).copied().unwrap_or(1).max(1);
+                    definitions.push((file_index as u32, tag_index as u32, ident, count));
+                }
+                definitions
+            })
+            .flatten()
+            .collect();
         Graph {
             paths,
             idents,
             definitions,
+        }
+    }
+}
+
+/// The first 8 bytes of a name as a big-endian number, zero-padded.
+fn name_prefix(name: &str) -> u64 {
+    let mut prefix = [0u8; 8];
+    let bytes = name.as_bytes();
+    let length = bytes.len().min(8);
+    prefix[..length].copy_from_slice(&bytes[..length]);
+    u64::from_be_bytes(prefix)
+}
+
+/// Maps a file id to its dense index (position in path order).
+enum DenseIndex {
+    Table(Vec<u32>),
+    Map(FxHashMap<u32, u32>),
+}
+
+impl DenseIndex {
+    fn new(map: &RepoMap) -> DenseIndex {
+        let ids = map.files.values().map(|entry| entry.id);
+        let largest = ids.clone().max().map_or(0, |id| id as usize + 1);
+        if largest <= map.files.len().saturating_mul(4).max(1024) {
+            let mut table = vec![u32::MAX; largest];
+            for (index, id) in ids.enumerate() {
+                table[id as usize] = index as u32;
+            }
+            DenseIndex::Table(table)
+        } else {
+            DenseIndex::Map(
+                ids.enumerate()
+                    .map(|(index, id)| (id, index as u32))
+                    .collect(),
+            )
+        }
+    }
+
+    fn get(&self, id: u32) -> Option<u32> {
+        match self {
+            DenseIndex::Table(table) => table
+                .get(id as usize)
+                .copied()
+                .filter(|&index| index != u32::MAX),
+            DenseIndex::Map(map) => map.get(&id).copied(),
         }
     }
 }
@@ -342,4 +403,37 @@ pub(crate) fn compare_ranked(a: &(&Tag, f64), b: &(&Tag, f64)) -> std::cmp::Orde
         .then(a.0.line.cmp(&b.0.line))
         .then_with(|| a.0.name.cmp(&b.0.name))
         .then(a.0.byte_range.start.cmp(&b.0.byte_range.start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_prefix;
+
+    #[test]
+    fn name_prefix_orders_like_the_names() {
+        let names = [
+            "",
+            "a",
+            "a\0",
+            "a\0b",
+            "ab",
+            "abc",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgz",
+            "b",
+            "Z",
+            "_private",
+            "é",
+            "ü_long_name",
+            "zzzzzzzzzzzz",
+        ];
+        for a in names {
+            for b in names {
+                let by_prefix = name_prefix(a).cmp(&name_prefix(b)).then_with(|| a.cmp(b));
+                assert_eq!(by_prefix, a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 }
