@@ -75,10 +75,12 @@ impl QMatrix {
                 "{cols} columns is not a multiple of the {BLOCK}-value block"
             )));
         }
-        let expected = rows * (cols / BLOCK) * format.block_bytes();
-        if data.len() != expected {
+        let expected = rows
+            .checked_mul(cols / BLOCK)
+            .and_then(|blocks| blocks.checked_mul(format.block_bytes()));
+        if expected != Some(data.len()) {
             return Err(ShapeError(format!(
-                "{rows}x{cols} {format:?} takes {expected} bytes, got {}",
+                "{rows}x{cols} {format:?} does not take the {} bytes given",
                 data.len()
             )));
         }
@@ -93,7 +95,7 @@ impl QMatrix {
     /// Quantizes dense row-major values to Q8_0, the way ggml does
     /// (`d = max|x| / 127`).
     pub fn from_dense(values: &[f32], rows: usize, cols: usize) -> Result<QMatrix, ShapeError> {
-        if cols % BLOCK != 0 || values.len() != rows * cols {
+        if cols % BLOCK != 0 || rows.checked_mul(cols) != Some(values.len()) {
             return Err(ShapeError(format!(
                 "{} values do not form a {rows}x{cols} matrix of whole blocks",
                 values.len()
@@ -207,8 +209,9 @@ impl QMatrix {
     /// `out = W x` for one activation vector (`x`: `cols`, `out`: `rows`),
     /// split over the rayon pool by rows.
     pub fn matvec(&self, x: &[f32], out: &mut [f32]) {
-        debug_assert_eq!(x.len(), self.cols);
-        debug_assert_eq!(out.len(), self.rows);
+        // Real checks, not debug ones: the SIMD kernel reads `cols` values of `x`.
+        assert_eq!(x.len(), self.cols, "activation length must equal the matrix width");
+        assert_eq!(out.len(), self.rows, "output length must equal the matrix height");
         let block_sums: Vec<f32> = x
             .chunks_exact(BLOCK)
             .map(|block| block.iter().sum())
@@ -231,8 +234,11 @@ impl QMatrix {
     /// expands a few rows to f32 once and multiplies them with every token
     /// in one small GEMM.
     pub fn matmul(&self, xs: &[f32], tokens: usize, out: &mut [f32]) {
-        debug_assert_eq!(xs.len(), tokens * self.cols);
-        debug_assert_eq!(out.len(), tokens * self.rows);
+        assert_eq!(xs.len(), tokens * self.cols, "activations must be tokens x width");
+        assert_eq!(out.len(), tokens * self.rows, "output must be tokens x height");
+        if tokens == 0 {
+            return;
+        }
         if tokens == 1 {
             return self.matvec(xs, out);
         }
@@ -604,6 +610,13 @@ mod tests {
                 assert_close(&parallel, &expected);
             }
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "activation length must equal the matrix width")]
+    fn a_short_activation_vector_is_refused_not_read_past() {
+        let matrix = q4_1_matrix(2, 64, 1);
+        matrix.matvec(&values(32, 2), &mut [0f32; 2]);
     }
 
     #[test]
