@@ -23,7 +23,7 @@ use half::f16;
 use rayon::prelude::*;
 
 pub use ops::{
-    add_in_place, causal_attention, rms_norm, rope_table, rotate_pairs, silu_gate, AttentionShape,
+    add_in_place, causal_attention, rms_norm, rope_table, rotate_pairs, silu_gate, AttentionShape, KvLayer,
 };
 
 /// A matrix whose bytes or shape do not fit its declared layout.

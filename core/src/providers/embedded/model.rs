@@ -15,7 +15,7 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 use sextant_kernels::{
-    add_in_place, causal_attention, rms_norm, rope_table, rotate_pairs, silu_gate, AttentionShape,
+    add_in_place, causal_attention, rms_norm, rope_table, rotate_pairs, silu_gate, AttentionShape, KvLayer,
     BlockFormat, QMatrix,
 };
 
@@ -110,10 +110,9 @@ pub struct Llama {
 }
 
 /// Per-sequence attention cache: keys and values of every processed
-/// position, per layer laid out `[position][key/value head][head_dim]`.
+/// position, one `KvLayer` per layer.
 pub struct KvCache {
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
+    layers: Vec<KvLayer>,
     capacity: usize,
     len: usize,
 }
@@ -289,16 +288,16 @@ impl Llama {
     /// A cache able to hold `capacity` positions (clamped to the context length).
     pub fn new_cache(&self, capacity: usize) -> Result<KvCache, EmbeddedError> {
         let capacity = capacity.clamp(1, self.config.context_length);
-        let size = capacity * self.config.head_count_kv * self.config.head_dim;
-        // Zeroed allocations are mapped lazily: an unused tail costs nothing.
-        let keys = (0..self.layers.len()).map(|_| vec![0f32; size]).collect();
-        let values = (0..self.layers.len()).map(|_| vec![0f32; size]).collect();
-        Ok(KvCache {
-            keys,
-            values,
-            capacity,
-            len: 0,
-        })
+        let layers = (0..self.layers.len()).map(|_| KvLayer::new(self.attention_shape(), capacity)).collect();
+        Ok(KvCache { layers, capacity, len: 0 })
+    }
+
+    fn attention_shape(&self) -> AttentionShape {
+        AttentionShape {
+            heads: self.config.head_count,
+            kv_heads: self.config.head_count_kv,
+            head_dim: self.config.head_dim,
+        }
     }
 
     /// Feeds `tokens` after what the cache already holds and returns the
@@ -361,22 +360,13 @@ impl Llama {
             self.token_embeddings.dequantize_row(token as usize, row);
         }
         let rotations = rope_table(&self.inverse_frequencies, start, count);
-        let shape = AttentionShape {
-            heads: cfg.head_count,
-            kv_heads: cfg.head_count_kv,
-            head_dim: cfg.head_dim,
-        };
         let mut normed = vec![0f32; count * width];
         let mut qkv = vec![0f32; count * qkv_width];
         let mut attended = vec![0f32; count * width];
         let mut projected = vec![0f32; count * width];
         let mut gate_up = vec![0f32; count * 2 * ffn];
         let mut activated = vec![0f32; count * ffn];
-        for (layer, (keys, values)) in self
-            .layers
-            .iter()
-            .zip(cache.keys.iter_mut().zip(cache.values.iter_mut()))
-        {
+        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             for (row, out) in x.chunks_exact(width).zip(normed.chunks_exact_mut(width)) {
                 rms_norm(row, &layer.attn_norm, eps, out);
             }
@@ -390,20 +380,9 @@ impl Llama {
                     .for_each(|head| rotate_pairs(head, rotation));
                 key.chunks_exact_mut(cfg.head_dim)
                     .for_each(|head| rotate_pairs(head, rotation));
-                let at = (start + t) * kv_width;
-                keys[at..at + kv_width].copy_from_slice(key);
-                values[at..at + kv_width].copy_from_slice(value);
+                layer_cache.store(start + t, key, value);
             }
-            causal_attention(
-                shape,
-                &qkv,
-                qkv_width,
-                keys,
-                values,
-                start,
-                count,
-                &mut attended,
-            );
+            causal_attention(&qkv, qkv_width, layer_cache, start, count, &mut attended);
             layer.wo.matmul(&attended, count, &mut projected);
             add_in_place(&mut x, &projected);
             for (row, out) in x.chunks_exact(width).zip(normed.chunks_exact_mut(width)) {
