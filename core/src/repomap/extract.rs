@@ -300,7 +300,8 @@ pub fn extract_tags(
         // most once per match: `Node::parent` descends from the root on every
         // call, so walking up node by node would cost O(depth²).
         let item_node = item.unwrap_or(name_node);
-        let kind_needs_no_ancestors = kind != QueryKind::Function;
+        // Function kinds fill `ancestors` below (to tell methods apart).
+        let ancestors_filled = kind == QueryKind::Function;
         let kind = match kind {
             QueryKind::Exact(kind) => kind,
             QueryKind::Path => {
@@ -319,7 +320,7 @@ pub fn extract_tags(
                 }
             }
         };
-        if role == Role::Definition && item.is_some() && kind_needs_no_ancestors {
+        if role == Role::Definition && item.is_some() && !ancestors_filled {
             ancestors_of(root, item_node, &mut ancestors);
         }
         if role == Role::Definition && item.is_some() && inside_function_body(language, &ancestors)

@@ -358,6 +358,25 @@ pub struct RepoMap {
 /// Distinct (name, role) pairs of one file's tags with their counts, any order.
 pub(crate) type NameCounts = Vec<(Arc<str>, Role, u32)>;
 
+/// Adds file `id`'s (name, role, count) triples to the identifier index.
+fn record_name_counts<'n>(
+    idents: &mut FxHashMap<Arc<str>, IdentEntry>,
+    id: u32,
+    counts: impl IntoIterator<Item = (&'n Arc<str>, Role, u32)>,
+) {
+    for (name, role, count) in counts {
+        // Look up by `&str` first: cloning the key only for new names.
+        let ident = match idents.get_mut(&**name) {
+            Some(ident) => ident,
+            None => idents.entry(name.clone()).or_default(),
+        };
+        match role {
+            Role::Definition => ident.definers.push((id, count)),
+            Role::Reference => ident.referencers.push((id, count)),
+        }
+    }
+}
+
 /// Distinct (name, role) pairs of a file's tags with their counts, in no
 /// particular order (each pair touches its own ident entry once, so the
 /// order cannot show in the index). Hashing beats sorting by name here.
@@ -462,16 +481,7 @@ impl RepoMap {
             map.idents
                 .reserve(counts.iter().map(Vec::len).sum::<usize>() / 3);
             for (id, file_counts) in counts.iter().enumerate() {
-                for &(name, role, count) in file_counts {
-                    let ident = match map.idents.get_mut(&**name) {
-                        Some(ident) => ident,
-                        None => map.idents.entry(name.clone()).or_default(),
-                    };
-                    match role {
-                        Role::Definition => ident.definers.push((id as u32, count)),
-                        Role::Reference => ident.referencers.push((id as u32, count)),
-                    }
-                }
+                record_name_counts(&mut map.idents, id as u32, file_counts.iter().copied());
             }
         }
         map.next_file_id = files.len() as u32;
@@ -544,16 +554,7 @@ impl RepoMap {
         let id = self.next_file_id;
         self.next_file_id = self.next_file_id.wrapping_add(1);
         // Touch the shared index once per distinct name, not once per tag.
-        for (name, role, count) in name_counts(&tags) {
-            let ident = match self.idents.get_mut(&**name) {
-                Some(ident) => ident,
-                None => self.idents.entry(name.clone()).or_default(),
-            };
-            match role {
-                Role::Definition => ident.definers.push((id, count)),
-                Role::Reference => ident.referencers.push((id, count)),
-            }
-        }
+        record_name_counts(&mut self.idents, id, name_counts(&tags));
         self.paths_by_id.insert(id, key.clone());
         self.files.insert(key, FileEntry { id, tags });
     }

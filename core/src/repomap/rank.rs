@@ -19,9 +19,9 @@
 //! every sort has a total tie-break.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rayon::prelude::*;
-use std::sync::Arc;
 
 use super::{FileEntry, FxHashMap, IdentEntry, MapRequest, RepoMap, Role, Tag};
 
