@@ -1,13 +1,15 @@
 //! Syntax-error counting with tree-sitter, used to validate AI edits before
 //! they are offered (an edit must not make a file less parseable).
 
-use tree_sitter::{Node, Parser};
+use tree_sitter::Node;
 
+use crate::repomap::extract::new_parser;
 use crate::repomap::Language;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyntaxError {
-    #[error("cannot load the {0:?} grammar: {1}")]
+    /// The text says which grammar failed and why.
+    #[error("{1}")]
     Grammar(Language, String),
     #[error("tree-sitter gave up parsing the {0:?} text")]
     ParseFailed(Language),
@@ -15,8 +17,7 @@ pub enum SyntaxError {
 
 /// Number of ERROR and MISSING nodes tree-sitter produces for `text`.
 pub fn count_syntax_errors(language: Language, text: &str) -> Result<usize, SyntaxError> {
-    let mut parser = Parser::new();
-    parser.set_language(&language.grammar()).map_err(|error| SyntaxError::Grammar(language, error.to_string()))?;
+    let mut parser = new_parser(language).map_err(|error| SyntaxError::Grammar(language, error))?;
     let tree = parser.parse(text, None).ok_or(SyntaxError::ParseFailed(language))?;
     let mut errors = 0;
     visit_error_nodes(tree.root_node(), |_| {

@@ -1,6 +1,11 @@
 //! `sextant-lsp`: speaks LSP on stdin/stdout. Logs go to stderr (stdout is
 //! the protocol); set `SEXTANT_LOG` (e.g. `debug`) to change the level.
 
+/// mimalloc, like the CLI: the repo map behind completions and chat
+/// allocates millions of small objects across threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SEXTANT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

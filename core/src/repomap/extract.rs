@@ -5,7 +5,7 @@
 //! (`LazyLock`), and each rayon worker thread keeps its own [`Parser`]s.
 
 use std::cell::RefCell;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Once};
 
 use tree_sitter::{Node, Parser, Query, QueryCursor, StreamingIterator, Tree};
 
@@ -29,7 +29,10 @@ impl Language {
         }
     }
 
+    /// The tree-sitter grammar. Every parser and query starts from here (or
+    /// from [`new_parser`]), which is what makes the allocator switch safe.
     pub(crate) fn grammar(self) -> tree_sitter::Language {
+        use_mimalloc_for_tree_sitter();
         match self {
             Language::Rust => tree_sitter_rust::LANGUAGE.into(),
             Language::Python => tree_sitter_python::LANGUAGE.into(),
@@ -198,6 +201,43 @@ pub fn extract_file(path: &str, contents: &[u8]) -> Extracted {
     }
 }
 
+/// Routes tree-sitter's own allocations to mimalloc. A parse allocates and
+/// frees hundreds of thousands of small nodes, and glibc's malloc made that
+/// ~10% of a cold repo map (plus arena growth in the kernel); mimalloc halves
+/// it. Whatever the binary's global allocator is, tree-sitter's blocks are
+/// then allocated and freed by one allocator.
+///
+/// Invariant: runs before tree-sitter allocates anything in this process, so
+/// no block is ever freed by an allocator other than the one that made it.
+/// Hence all parsers come from [`new_parser`] and queries need
+/// [`Language::grammar`], which both call this first.
+fn use_mimalloc_for_tree_sitter() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        // SAFETY: the four functions are one allocator's malloc, calloc,
+        // realloc and free with C signatures, and (see the invariant above)
+        // nothing tree-sitter allocated before this call exists.
+        unsafe {
+            tree_sitter::set_allocator(Some(tree_sitter::Allocator {
+                malloc: libmimalloc_sys::mi_malloc,
+                calloc: libmimalloc_sys::mi_calloc,
+                realloc: libmimalloc_sys::mi_realloc,
+                free: libmimalloc_sys::mi_free,
+            }))
+        }
+    });
+}
+
+/// A parser for `language`; the only way this crate creates one.
+pub(crate) fn new_parser(language: Language) -> Result<Parser, String> {
+    use_mimalloc_for_tree_sitter();
+    let mut parser = Parser::new();
+    parser
+        .set_language(&language.grammar())
+        .map_err(|error| format!("cannot load the {language:?} grammar: {error}"))?;
+    Ok(parser)
+}
+
 thread_local! {
     /// One parser per language per thread: parsers are not `Sync` and cheap
     /// to keep, expensive enough not to create per file.
@@ -210,11 +250,7 @@ fn parse(language: Language, source: &str) -> Result<Tree, String> {
         let position = match parsers.iter().position(|(lang, _)| *lang == language) {
             Some(position) => position,
             None => {
-                let mut parser = Parser::new();
-                parser
-                    .set_language(&language.grammar())
-                    .map_err(|error| format!("cannot load the {language:?} grammar: {error}"))?;
-                parsers.push((language, parser));
+                parsers.push((language, new_parser(language)?));
                 parsers.len() - 1
             }
         };
@@ -244,6 +280,8 @@ impl<'s> NameInterner<'s> {
 struct Found {
     name_start: usize,
     priority: u8,
+    /// Position among the query's matches.
+    match_order: usize,
     tag: Tag,
 }
 
@@ -275,7 +313,7 @@ pub fn extract_tags(
     while let Some(query_match) = matches.next() {
         let mut name: Option<(Node, Role, QueryKind)> = None;
         let mut item: Option<Node> = None;
-        for capture in query_match.captures {
+        for capture in query_match.captures() {
             match compiled.captures.get(capture.index as usize) {
                 Some(CaptureMeaning::Name { role, kind }) => {
                     name = Some((capture.node, *role, *kind))
@@ -356,6 +394,7 @@ pub fn extract_tags(
             },
         };
         found.push(Found {
+            match_order: found.len(),
             name_start: name_node.start_byte(),
             priority: priority(tag.role, tag.kind),
             tag,
@@ -364,11 +403,14 @@ pub fn extract_tags(
 
     // Order by identifier position; at one position keep the most specific
     // tag (definitions beat references; imports beat calls beat types...).
-    found.sort_by(|a, b| {
+    // In place (a stable sort would allocate a scratch copy per file); the
+    // match order breaks the remaining ties, as a stable sort would.
+    found.sort_unstable_by(|a, b| {
         a.name_start
             .cmp(&b.name_start)
             .then(a.priority.cmp(&b.priority))
             .then_with(|| a.tag.name.cmp(&b.tag.name))
+            .then(a.match_order.cmp(&b.match_order))
     });
     found.dedup_by(|later, earlier| later.name_start == earlier.name_start);
     Ok((
@@ -422,6 +464,7 @@ fn collect_imports<'s>(
             if let Some(text) = node_text(node, source) {
                 if !is_keyword_like(text) {
                     found.push(Found {
+                        match_order: found.len(),
                         name_start: node.start_byte(),
                         priority: priority(Role::Reference, TagKind::Import),
                         tag: Tag {

@@ -131,6 +131,25 @@ struct WalkedFile {
     stat: Option<FileStat>,
 }
 
+/// Starts compiling the tag query of each language among `files` on the
+/// rayon pool. Without a cache every file is parsed and the first one would
+/// compile its query (tens of ms) while the other workers, done with their
+/// first parse, wait for it; compiling up front overlaps it with parsing.
+fn compile_queries_in_background(files: &[WalkedFile]) {
+    let mut languages: Vec<Language> = files
+        .iter()
+        .filter_map(|file| Language::from_path(&file.relative))
+        .collect();
+    languages.sort_unstable();
+    languages.dedup();
+    for language in languages {
+        // A compile error is reported by the first file that needs the query.
+        rayon::spawn(move || {
+            let _ = language.query();
+        });
+    }
+}
+
 /// [`walk`] plus each file's stat, sorted by relative path.
 fn walk_with_stats(root: &Path) -> (Vec<WalkedFile>, Vec<Note>) {
     let collected = std::sync::Mutex::new((Vec::<WalkedFile>::new(), Vec::<Note>::new()));
@@ -678,6 +697,9 @@ pub fn load_or_build(
         }
         None => None,
     };
+    if cache.is_none() {
+        compile_queries_in_background(&walked_files);
+    }
     let entries: &[CacheMeta] = cache
         .as_ref()
         .map(|cache| cache.entries.as_slice())
