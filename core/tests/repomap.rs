@@ -61,13 +61,13 @@ fn dump_tags(map: &RepoMap, notes: &[Note]) -> String {
                 tag.name
             )
             .unwrap();
-            if let Some(scope) = &tag.scope {
+            if let Some(scope) = tag.scope() {
                 write!(out, " scope={scope}").unwrap();
             }
-            if let Some(signature) = &tag.signature {
+            if let Some(signature) = tag.signature() {
                 write!(out, " sig={signature:?}").unwrap();
             }
-            if let Some(doc) = &tag.doc {
+            if let Some(doc) = tag.doc() {
                 write!(out, " doc={doc:?}").unwrap();
             }
             out.push('\n');
@@ -168,6 +168,65 @@ fn scoped_calls_reference_both_segments() {
     // Method calls and imports.
     assert!(in_file("src/report.rs", "total_quantity", TagKind::Call));
     assert!(in_file("src/report.rs", "Countable", TagKind::Import));
+}
+
+/// Doc comments attach to the item right below them, through attributes,
+/// and never leak to the next item; a plain comment in between cuts them.
+#[test]
+fn rust_docs_belong_to_the_item_directly_below() {
+    let source = "\
+/// Alpha docs.
+#[derive(Debug)]
+#[allow(dead_code)]
+pub struct Alpha;
+
+pub struct Bare;
+
+/// Lost docs.
+// a plain comment
+pub fn cut() {}
+
+/** Block docs. */
+pub fn block() {}
+
+impl Alpha {
+    /// First method.
+    pub fn first(&self) {}
+    pub fn second(&self) {}
+    /// Third method.
+    #[inline]
+    pub fn third(&self) {}
+}
+
+mod inner {
+    //! Inner module docs.
+    /// Nested fn.
+    pub fn nested() {}
+}
+";
+    let (map, notes) = RepoMap::build(vec![SourceFile::new("src/lib.rs", source.as_bytes().to_vec())]);
+    assert!(notes.is_empty(), "{notes:?}");
+    let docs: Vec<String> = map
+        .file_tags("src/lib.rs")
+        .iter()
+        .filter(|tag| tag.role == Role::Definition)
+        .map(|tag| format!("{} {:?}", tag.name, tag.doc()))
+        .collect();
+    expect_test::expect![[r#"
+        [
+            "Alpha Some(\"Alpha docs.\")",
+            "Bare None",
+            "cut None",
+            "block Some(\"Block docs.\")",
+            "Alpha None",
+            "first Some(\"First method.\")",
+            "second None",
+            "third Some(\"Third method.\")",
+            "inner Some(\"Inner module docs.\")",
+            "nested Some(\"Nested fn.\")",
+        ]
+    "#]]
+    .assert_debug_eq(&docs);
 }
 
 fn render_request(focus: &[&str], mentioned: &[&str], budget: usize) -> MapRequest {

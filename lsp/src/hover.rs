@@ -48,9 +48,9 @@ pub fn render_facts(session: &Session, facts: &SymbolFacts) -> String {
             out.push_str("\n---\n\n");
         }
         let language = if tag.path.ends_with(".py") { "python" } else { "rust" };
-        let signature = tag.signature.as_deref().unwrap_or(&tag.name);
+        let signature = tag.signature().unwrap_or(&tag.name);
         out.push_str(&format!("```{language}\n{}\n```\n\n", signature.trim()));
-        if let Some(doc) = tag.doc.as_deref().filter(|d| !d.trim().is_empty()) {
+        if let Some(doc) = tag.doc().filter(|d| !d.trim().is_empty()) {
             out.push_str(doc.trim());
             out.push_str("\n\n");
         }
@@ -60,7 +60,7 @@ pub fn render_facts(session: &Session, facts: &SymbolFacts) -> String {
             .and_then(|root| tower_lsp::lsp_types::Url::from_file_path(root.join(&*tag.path)).ok())
             .map(|url| format!("[{location}]({url}#L{})", tag.line + 1))
             .unwrap_or(location);
-        let scope = tag.scope.as_deref().map(|s| format!(" in `{s}`")).unwrap_or_default();
+        let scope = tag.scope().map(|s| format!(" in `{s}`")).unwrap_or_default();
         out.push_str(&format!("*{}*{scope} — defined at {link}\n", tag.kind.as_str()));
     }
     if facts.definitions.len() > 3 {
@@ -110,7 +110,7 @@ fn definition_source(session: &Session, tag: &Tag) -> Option<String> {
 
 async fn ai_explanation(session: &Session, facts: &SymbolFacts) -> jsonrpc::Result<String> {
     let tag = &facts.definitions[0];
-    let source = definition_source(session, tag).unwrap_or_else(|| tag.signature.clone().unwrap_or_default());
+    let source = definition_source(session, tag).unwrap_or_else(|| tag.signature().unwrap_or_default().to_string());
     let mut hasher = DefaultHasher::new();
     source.hash(&mut hasher);
     let key = (facts.name.clone(), hasher.finish());

@@ -214,13 +214,13 @@ pub fn select_context(
         if !shown.insert((&tag.path, tag.line, &tag.name)) {
             continue;
         }
-        let signature = tag.signature.as_deref().unwrap_or(&tag.name);
+        let signature = tag.signature().unwrap_or(&tag.name);
         let mut entry = String::new();
-        if let Some(doc) = tag.doc.as_deref().and_then(|d| d.lines().next()).filter(|d| !d.trim().is_empty()) {
+        if let Some(doc) = tag.doc().and_then(|d| d.lines().next()).filter(|d| !d.trim().is_empty()) {
             entry.push_str(&comment_line(&tag.path, doc));
             entry.push('\n');
         }
-        if let Some(scope) = &tag.scope {
+        if let Some(scope) = tag.scope() {
             entry.push_str(&comment_line(&tag.path, &format!("in {scope}")));
             entry.push('\n');
         }

@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, Once};
 
 use tree_sitter::{Node, Parser, Query, QueryCursor, StreamingIterator, Tree};
 
-use super::{FxHashMap, Note, NoteReason, Role, Tag, TagKind, MAX_FILE_BYTES};
+use super::{FxHashMap, Note, NoteReason, Role, Tag, TagDetails, TagKind, MAX_FILE_BYTES};
 
 /// Languages the repo map understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -308,6 +308,7 @@ pub fn extract_tags(
     let mut found: Vec<Found> = Vec::new();
     let mut names = NameInterner::default();
     let mut ancestors: Vec<Node> = Vec::new();
+    let mut siblings = Siblings::default();
     let mut cursor = QueryCursor::new();
     let mut matches = cursor.matches(&compiled.query, root, bytes);
     while let Some(query_match) = matches.next() {
@@ -374,12 +375,16 @@ pub fn extract_tags(
                 role,
                 line: name_node.start_position().row as u32,
                 byte_range: item_node.byte_range(),
-                signature: signature(language, kind, item_node, source),
-                doc: match language {
-                    Language::Rust => rust_doc(item_node, ancestors.last().copied(), source),
-                    Language::Python => python_docstring(item_node, source),
-                },
-                scope: scope(language, &ancestors, source),
+                details: TagDetails::boxed(
+                    signature(language, kind, item_node, source),
+                    match language {
+                        Language::Rust => {
+                            rust_doc(item_node, ancestors.last().copied(), &mut siblings, source)
+                        }
+                        Language::Python => python_docstring(item_node, source),
+                    },
+                    scope(language, &ancestors, source),
+                ),
             },
             _ => Tag {
                 path: path.clone(),
@@ -388,9 +393,7 @@ pub fn extract_tags(
                 role,
                 line: name_node.start_position().row as u32,
                 byte_range: name_node.byte_range(),
-                signature: None,
-                doc: None,
-                scope: None,
+                details: None,
             },
         };
         found.push(Found {
@@ -474,9 +477,7 @@ fn collect_imports<'s>(
                             role: Role::Reference,
                             line: node.start_position().row as u32,
                             byte_range: node.byte_range(),
-                            signature: None,
-                            doc: None,
-                            scope: None,
+                            details: None,
                         },
                     });
                 }
@@ -615,47 +616,61 @@ fn truncate_at_char_boundary(text: &str, max: usize) -> &str {
 
 /// Outer doc comments (`///`, `/** */`) right above the item (attributes in
 /// between are skipped), or inner `//!` docs at the top of a `mod { }` body.
-fn rust_doc(item: Node, parent: Option<Node>, source: &str) -> Option<String> {
-    let mut lines: Vec<String> = Vec::new();
-    // The comments and attributes directly above the item, nearest first:
-    // one pass over the parent's children (`Node::prev_sibling` would
-    // re-find the parent and re-scan its children for every step).
-    let mut above: Vec<Node> = Vec::new();
-    if let Some(parent) = parent {
-        let mut cursor = parent.walk();
-        let mut found = false;
-        for child in parent.children(&mut cursor) {
-            if child.id() == item.id() {
-                found = true;
-                break;
-            }
-            if matches!(
-                child.kind(),
-                "attribute_item" | "line_comment" | "block_comment"
-            ) {
-                above.push(child);
-            } else {
-                above.clear();
-            }
-        }
-        if !found {
-            above.clear();
+/// The children of each parent that asked, listed once: items of one
+/// parent each need their preceding siblings, and `Node::prev_sibling` (or a
+/// scan from the first child) per item costs O(siblings²) in a long module.
+#[derive(Default)]
+struct Siblings<'t> {
+    children_of: FxHashMap<usize, Vec<Node<'t>>>,
+}
+
+impl<'t> Siblings<'t> {
+    /// The children of `parent` that come before `item`, nearest last;
+    /// empty if `item` is not a child of `parent`.
+    fn before(&mut self, parent: Node<'t>, item: Node<'t>) -> &[Node<'t>] {
+        let children = self.children_of.entry(parent.id()).or_insert_with(|| {
+            let mut cursor = parent.walk();
+            parent.children(&mut cursor).collect()
+        });
+        // Children are in source order and do not overlap.
+        let start = item.start_byte();
+        let position = children.partition_point(|child| child.start_byte() < start);
+        match children[position..].iter().position(|child| child.id() == item.id()) {
+            Some(offset) => &children[..position + offset],
+            None => &[],
         }
     }
-    for node in above.into_iter().rev() {
-        match node.kind() {
-            "attribute_item" => {}
-            "line_comment" | "block_comment" => {
-                let text = node_text(node, source)?.trim_end();
-                let Some(doc) = outer_doc_text(text) else {
-                    break;
-                };
-                // Walking upwards: prepend.
-                for line in doc.into_iter().rev() {
-                    lines.insert(0, line);
-                }
-            }
-            _ => break,
+}
+
+fn rust_doc<'t>(
+    item: Node<'t>,
+    parent: Option<Node<'t>>,
+    siblings: &mut Siblings<'t>,
+    source: &str,
+) -> Option<String> {
+    let mut lines: Vec<String> = Vec::new();
+    // The comments and attributes directly above the item, nearest first.
+    let before = match parent {
+        Some(parent) => siblings.before(parent, item),
+        None => &[],
+    };
+    let above = before.iter().rev().take_while(|node| {
+        matches!(
+            node.kind(),
+            "attribute_item" | "line_comment" | "block_comment"
+        )
+    });
+    for node in above {
+        if node.kind() == "attribute_item" {
+            continue;
+        }
+        let text = node_text(*node, source)?.trim_end();
+        let Some(doc) = outer_doc_text(text) else {
+            break;
+        };
+        // Walking upwards: prepend.
+        for line in doc.into_iter().rev() {
+            lines.insert(0, line);
         }
     }
     if lines.is_empty() && item.kind() == "mod_item" {

@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{self, Language};
 use super::{
-    FxHashMap, FxHashSet, NameCounts, Note, NoteReason, RepoMap, Role, Tag, TagKind, MAX_FILE_BYTES,
+    FxHashMap, FxHashSet, NameCounts, Note, NoteReason, RepoMap, Role, Tag, TagDetails, TagKind,
+    MAX_FILE_BYTES,
 };
 
 /// Bump when the cache layout or tag extraction semantics change.
@@ -349,9 +350,9 @@ fn encode_tags(tags: &[Tag]) -> Vec<u8> {
         body.push(kind as u8);
         let mut flags = 0;
         for (present, flag) in [
-            (tag.signature.is_some(), HAS_SIGNATURE),
-            (tag.doc.is_some(), HAS_DOC),
-            (tag.scope.is_some(), HAS_SCOPE),
+            (tag.signature().is_some(), HAS_SIGNATURE),
+            (tag.doc().is_some(), HAS_DOC),
+            (tag.scope().is_some(), HAS_SCOPE),
             (tag.role == Role::Reference, IS_REFERENCE),
         ] {
             if present {
@@ -365,7 +366,7 @@ fn encode_tags(tags: &[Tag]) -> Vec<u8> {
             &mut body,
             tag.byte_range.end.saturating_sub(tag.byte_range.start) as u64,
         );
-        for text in [&tag.signature, &tag.doc, &tag.scope].into_iter().flatten() {
+        for text in [tag.signature(), tag.doc(), tag.scope()].into_iter().flatten() {
             put_str(&mut body, text);
         }
     }
@@ -478,9 +479,7 @@ fn decode_tags(bytes: &[u8], path: &Arc<str>) -> Option<(Vec<Tag>, NameCounts)> 
             role,
             line,
             byte_range: start..end,
-            signature,
-            doc,
-            scope,
+            details: TagDetails::boxed(signature, doc, scope),
         });
     }
     // Trailing bytes mean the blob is not what we wrote.
@@ -993,16 +992,16 @@ mod tests {
             role,
             line,
             byte_range: range,
-            signature: None,
-            doc: None,
-            scope: None,
+            details: None,
         };
         let mut method = tag("open", TagKind::Method, Role::Definition, 3, 40..400);
-        method.signature = Some("    pub fn open(path: &Path) -> Result<Store>".to_string());
-        method.doc = Some("Opens the store.\n\nÜnïcode too.".to_string());
-        method.scope = Some("Store".to_string());
+        method.details = TagDetails::boxed(
+            Some("    pub fn open(path: &Path) -> Result<Store>".to_string()),
+            Some("Opens the store.\n\nÜnïcode too.".to_string()),
+            Some("Store".to_string()),
+        );
         let mut bare = tag("Store", TagKind::Struct, Role::Definition, 0, 0..30);
-        bare.doc = Some(String::new());
+        bare.details = TagDetails::boxed(None, Some(String::new()), None);
         vec![
             bare,
             method,

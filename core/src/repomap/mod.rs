@@ -137,16 +137,18 @@ impl TagKind {
 }
 
 /// One definition or reference found in a file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// 64 bytes: a map holds one per identifier occurrence (hundreds of
+/// thousands in a large repo), so the definition-only texts live behind one
+/// pointer in [`TagDetails`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tag {
     /// Workspace-relative path of the file (shared by all tags of a file).
     /// Not stored in the on-disk cache (the cache is keyed by path).
-    #[serde(skip)]
     pub path: Arc<str>,
     /// The identifier, e.g. `load_or_build`. Shared: the tags of one file
     /// that name the same identifier hold one allocation (and so does the
     /// map's identifier index).
-    #[serde(with = "shared_str")]
     pub name: Arc<str>,
     pub kind: TagKind,
     pub role: Role,
@@ -155,29 +157,91 @@ pub struct Tag {
     /// Definitions: the whole item including its body and doc comment-free
     /// header (so a caller can slice a snippet). References: the identifier.
     pub byte_range: Range<usize>,
-    /// Definitions: the item's header without its body, e.g.
+    /// Signature, doc and scope; `None` when all three are absent (always
+    /// for references). Build it with [`TagDetails::boxed`].
+    pub details: Option<Box<TagDetails>>,
+}
+
+// Keep tags small (see above); a new field should not grow them unnoticed.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Tag>() == 64);
+
+/// The texts only definitions have.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TagDetails {
+    /// The item's header without its body, e.g.
     /// `pub fn load(path: &Path) -> Result<Self>` or `def area(self) -> float:`.
     pub signature: Option<String>,
-    /// Definitions: doc comment (`///`, `/** */`, inner `//!` of a `mod`) or
-    /// Python docstring, markers stripped and dedented.
+    /// Doc comment (`///`, `/** */`, inner `//!` of a `mod`) or Python
+    /// docstring, markers stripped and dedented.
     pub doc: Option<String>,
     /// Enclosing item: the impl type / trait for Rust methods, the class (or
     /// enclosing function) for Python, the module for items in a `mod` block.
     pub scope: Option<String>,
 }
 
-/// Serde for `Arc<str>` as a plain string (serde's `rc` feature is not on).
-mod shared_str {
-    use std::sync::Arc;
+impl TagDetails {
+    /// `None` when there is nothing to keep, so that equal tags are equal
+    /// whether they come from a parse or from the cache.
+    pub fn boxed(
+        signature: Option<String>,
+        doc: Option<String>,
+        scope: Option<String>,
+    ) -> Option<Box<TagDetails>> {
+        if signature.is_none() && doc.is_none() && scope.is_none() {
+            return None;
+        }
+        Some(Box::new(TagDetails {
+            signature,
+            doc,
+            scope,
+        }))
+    }
+}
 
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(value)
+impl Tag {
+    /// Definitions: the item's header without its body (see [`TagDetails`]).
+    pub fn signature(&self) -> Option<&str> {
+        self.details.as_ref()?.signature.as_deref()
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
-        String::deserialize(deserializer).map(Arc::from)
+    /// Definitions: the doc comment or docstring (see [`TagDetails`]).
+    pub fn doc(&self) -> Option<&str> {
+        self.details.as_ref()?.doc.as_deref()
+    }
+
+    /// Definitions: the enclosing item (see [`TagDetails`]).
+    pub fn scope(&self) -> Option<&str> {
+        self.details.as_ref()?.scope.as_deref()
+    }
+}
+
+/// JSON shape of a tag (`--format json`): flat, without the path (the
+/// enclosing file says it).
+impl Serialize for Tag {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct TagJson<'a> {
+            name: &'a str,
+            kind: TagKind,
+            role: Role,
+            line: u32,
+            byte_range: &'a Range<usize>,
+            signature: Option<&'a str>,
+            doc: Option<&'a str>,
+            scope: Option<&'a str>,
+        }
+        TagJson {
+            name: &self.name,
+            kind: self.kind,
+            role: self.role,
+            line: self.line,
+            byte_range: &self.byte_range,
+            signature: self.signature(),
+            doc: self.doc(),
+            scope: self.scope(),
+        }
+        .serialize(serializer)
     }
 }
 

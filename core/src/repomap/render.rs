@@ -141,14 +141,13 @@ fn render_text(ranked: &[(&Tag, f64)]) -> String {
 }
 
 fn render_tag(text: &mut String, tag: &Tag, language: Option<Language>) {
-    let signature = tag.signature.as_deref().unwrap_or(&tag.name);
+    let signature = tag.signature().unwrap_or(&tag.name);
     let indent: String = signature
         .chars()
         .take_while(|c| *c == ' ' || *c == '\t')
         .collect();
     let doc_line = tag
-        .doc
-        .as_deref()
+        .doc()
         .and_then(|doc| doc.lines().map(str::trim).find(|line| !line.is_empty()))
         .map(|line| shorten(line, MAX_DOC_CHARS));
     if let (Some(doc), Some(Language::Rust)) = (&doc_line, language) {

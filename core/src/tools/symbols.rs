@@ -68,7 +68,7 @@ pub async fn find_symbol(workspace: &Workspace, name: &str, limits: &ToolLimits)
     let mut out = String::new();
     let _ = writeln!(out, "definitions of `{name}` ({}):", definitions.len());
     for tag in &definitions {
-        let signature = tag.signature.as_deref().unwrap_or(&tag.name);
+        let signature = tag.signature().unwrap_or(&tag.name);
         let _ = writeln!(out, "  {}:{}: {} {}", tag.path, tag.line + 1, tag.kind.as_str(), signature);
     }
     let _ = writeln!(out, "references to `{name}` ({}):", references.len());
