@@ -624,7 +624,12 @@ impl RepoMap {
     }
 
     fn graph(&self) -> &rank::Graph {
-        self.graph.get_or_init(|| rank::Graph::build(self))
+        self.graph.get_or_init(|| {
+            let started = std::time::Instant::now();
+            let graph = rank::Graph::build(self);
+            tracing::debug!(elapsed = ?started.elapsed(), "repo map: ranking graph built");
+            graph
+        })
     }
 
     /// All indexed paths, sorted.

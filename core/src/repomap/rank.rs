@@ -27,8 +27,11 @@ use super::{FileEntry, FxHashMap, IdentEntry, MapRequest, RepoMap, Role, Tag};
 
 const DAMPING: f64 = 0.85;
 const MAX_ITERATIONS: usize = 100;
-/// L1 change at which iteration stops (fixed, so results are reproducible).
-const TOLERANCE: f64 = 1e-9;
+/// Iteration stops when the L1 change is below `TOLERANCE * files`: the
+/// test networkx's `pagerank` (and so aider) uses. Fixed, so results are
+/// reproducible; a tighter bound only refines digits that never reorder a
+/// map (and cost ~2.5x the iterations).
+const TOLERANCE: f64 = 1e-6;
 /// Weight of the self-edge that lets unreferenced definitions rank.
 const SELF_EDGE_WEIGHT: f64 = 0.1;
 
@@ -105,7 +108,7 @@ impl Graph {
             .collect();
         named.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         // Identifiers are built sequentially on purpose: their vectors then lie
-        // in iteration order in memory, which the rank iterations walk ~100 times.
+        // in iteration order in memory, which every rank iteration walks.
         let idents: Vec<GraphIdent> = named
             .iter()
             .map(|&(_, name, ident)| {
@@ -296,7 +299,10 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
     let mut ranks = personalization.clone();
     let mut next = vec![0.0f64; file_count];
     let mut share = vec![0.0f64; file_count];
+    let iterations_started = std::time::Instant::now();
+    let mut iterations = 0;
     for _ in 0..MAX_ITERATIONS {
+        iterations += 1;
         let mut dangling = 0.0;
         for index in 0..file_count {
             if out_weight[index] > 0.0 {
@@ -328,10 +334,11 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
             next[index] = value;
         }
         std::mem::swap(&mut ranks, &mut next);
-        if change < TOLERANCE {
+        if change < TOLERANCE * file_count as f64 {
             break;
         }
     }
+    tracing::debug!(iterations, elapsed = ?iterations_started.elapsed(), "repo map: PageRank");
 
     // Distribute: a definition gets the flow its file receives through its
     // identifier, split evenly over that file's definitions of the ident.
