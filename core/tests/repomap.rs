@@ -229,6 +229,82 @@ mod inner {
     .assert_debug_eq(&docs);
 }
 
+/// Items written inside macro invocations (tokio's `cfg_rt! { … }`,
+/// `thread_local!`, `lazy_static!`) are definitions with a signature and
+/// doc; `macro_rules!` templates, macros in function bodies and `'static`
+/// lifetimes are not items.
+#[test]
+fn items_inside_macro_invocations_are_definitions() {
+    let source = "\
+cfg_rt! {
+    /// Spawns a task.
+    #[track_caller]
+    pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+    {
+        inner(future)
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Handle { inner: u32 }
+
+    pub const fn capacity() -> usize { 4 }
+
+    type Output = Result<(), Error>;
+}
+
+thread_local! {
+    static CURRENT: Cell<u32> = Cell::new(0);
+}
+
+lazy_static! {
+    /// The registry.
+    static ref REGISTRY: Registry = Registry::new();
+}
+
+macro_rules! template {
+    ($name:ident) => { fn helper() {} };
+}
+
+fn body() {
+    inline_macro! { fn local() {} }
+}
+";
+    let (map, notes) = RepoMap::build(vec![SourceFile::new("src/lib.rs", source.as_bytes().to_vec())]);
+    assert!(notes.is_empty(), "{notes:?}");
+    let definitions: Vec<String> = map
+        .file_tags("src/lib.rs")
+        .iter()
+        .filter(|tag| tag.role == Role::Definition)
+        .map(|tag| {
+            let extent = &source[tag.byte_range.clone()];
+            format!(
+                "{} {} line {} sig={:?} doc={:?} extent={:?}..{:?}",
+                tag.kind.as_str(),
+                tag.name,
+                tag.line,
+                tag.signature().unwrap_or(""),
+                tag.doc(),
+                extent.chars().take(12).collect::<String>(),
+                extent.chars().rev().take(3).collect::<String>(),
+            )
+        })
+        .collect();
+    expect_test::expect![[r#"
+        [
+            "function spawn line 3 sig=\"    pub fn spawn<F>(future: F) -> JoinHandle<F::Output>\\n    where\\n        F: Future + Send + 'static,\" doc=Some(\"Spawns a task.\") extent=\"pub fn spawn\"..\"}  \"",
+            "struct Handle line 11 sig=\"    pub(crate) struct Handle\" doc=None extent=\"pub(crate) s\"..\"} 2\"",
+            "function capacity line 13 sig=\"    pub const fn capacity() -> usize\" doc=None extent=\"pub const fn\"..\"} 4\"",
+            "type_alias Output line 15 sig=\"    type Output = Result<(), Error>\" doc=None extent=\"type Output \"..\";>r\"",
+            "static CURRENT line 19 sig=\"    static CURRENT: Cell<u32> = Cell::new(0)\" doc=None extent=\"static CURRE\"..\";)0\"",
+            "static REGISTRY line 24 sig=\"    static ref REGISTRY: Registry = Registry::new()\" doc=Some(\"The registry.\") extent=\"static ref R\"..\";)(\"",
+            "macro template line 27 sig=\"macro_rules! template\" doc=None extent=\"macro_rules!\"..\"}\\n;\"",
+            "function body line 31 sig=\"fn body()\" doc=None extent=\"fn body() {\\n\"..\"}\\n}\"",
+        ]
+    "#]].assert_debug_eq(&definitions);
+}
+
 fn render_request(focus: &[&str], mentioned: &[&str], budget: usize) -> MapRequest {
     MapRequest {
         focus_files: focus.iter().map(|path| path.to_string()).collect(),

@@ -5,6 +5,7 @@
 //! (`LazyLock`), and each rayon worker thread keeps its own [`Parser`]s.
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::{Arc, LazyLock, Once};
 
 use tree_sitter::{Node, Parser, Query, QueryCursor, StreamingIterator, Tree};
@@ -79,6 +80,13 @@ enum CaptureMeaning {
     Item,
     /// `@reference.import`: a container whose identifiers are imports.
     ImportContainer,
+    /// `@reference.macro_invocation`: a whole macro call, where item
+    /// keywords may be macro items.
+    MacroInvocation,
+    /// `@definition.keyword`: an item keyword (`fn`, `struct`, …); only
+    /// those among a macro invocation's tokens make a tag (see
+    /// [`macro_item_tag`]).
+    ItemKeyword,
     Ignored,
 }
 
@@ -108,6 +116,12 @@ impl CompiledQuery {
 fn parse_capture_name(name: &str) -> CaptureMeaning {
     if name == "reference.import" {
         return CaptureMeaning::ImportContainer;
+    }
+    if name == "definition.keyword" {
+        return CaptureMeaning::ItemKeyword;
+    }
+    if name == "reference.macro_invocation" {
+        return CaptureMeaning::MacroInvocation;
     }
     if name.starts_with("definition.") {
         return CaptureMeaning::Item;
@@ -309,6 +323,8 @@ pub fn extract_tags(
     let mut names = NameInterner::default();
     let mut ancestors: Vec<Node> = Vec::new();
     let mut siblings = Siblings::default();
+    let mut item_keywords: Vec<Node> = Vec::new();
+    let mut macro_invocations: Vec<Range<usize>> = Vec::new();
     let mut cursor = QueryCursor::new();
     let mut matches = cursor.matches(&compiled.query, root, bytes);
     while let Some(query_match) = matches.next() {
@@ -322,6 +338,10 @@ pub fn extract_tags(
                 Some(CaptureMeaning::Item) => item = Some(capture.node),
                 Some(CaptureMeaning::ImportContainer) => {
                     collect_imports(capture.node, source, &path, &mut names, &mut found)
+                }
+                Some(CaptureMeaning::ItemKeyword) => item_keywords.push(capture.node),
+                Some(CaptureMeaning::MacroInvocation) => {
+                    macro_invocations.push(capture.node.byte_range())
                 }
                 Some(CaptureMeaning::Ignored) | None => {}
             }
@@ -402,6 +422,34 @@ pub fn extract_tags(
             priority: priority(tag.role, tag.kind),
             tag,
         });
+    }
+
+    // Items among macro tokens. Most item keywords belong to parsed items;
+    // looking up a keyword's ancestors costs a descent from the root, so
+    // only keywords inside a macro invocation are examined.
+    let invocations = merge_ranges(macro_invocations);
+    let context = MacroItemContext {
+        root,
+        language,
+        source,
+        path: &path,
+    };
+    for keyword in item_keywords {
+        let start = keyword.start_byte();
+        let after = invocations.partition_point(|range| range.start <= start);
+        if after == 0 || invocations[after - 1].end <= start {
+            continue;
+        }
+        if let Some((tag, name_start)) =
+            macro_item_tag(&context, keyword, &mut ancestors, &mut siblings, &mut names)
+        {
+            found.push(Found {
+                match_order: found.len(),
+                name_start,
+                priority: priority(tag.role, tag.kind),
+                tag,
+            });
+        }
     }
 
     // Order by identifier position; at one position keep the most specific
@@ -555,15 +603,42 @@ const MAX_VALUE_SIGNATURE_BYTES: usize = 160;
 
 /// The item's header without its body, with the original indentation of its
 /// first line so rendered maps keep the nesting visible.
-fn signature(language: Language, kind: TagKind, item: Node, source: &str) -> Option<String> {
-    let start = item.start_byte();
+/// The whitespace before `start` on its line, or "" if code precedes it.
+fn indent_before(source: &str, start: usize) -> &str {
     let line_start = source[..start].rfind('\n').map_or(0, |newline| newline + 1);
     let indent = &source[line_start..start];
-    let indent = if indent.chars().all(|c| c == ' ' || c == '\t') {
+    if indent.chars().all(|c| c == ' ' || c == '\t') {
         indent
     } else {
         ""
-    };
+    }
+}
+
+/// An item header (the text before its body), cut to MAX_SIGNATURE_LINES.
+fn clip_header(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() > MAX_SIGNATURE_LINES {
+        let mut cut = lines[..MAX_SIGNATURE_LINES].join("\n");
+        cut.push_str(" …");
+        cut
+    } else {
+        text.to_string()
+    }
+}
+
+/// A body-less item (`const X: T = value;`): its first line, capped.
+fn clip_value_line(text: &str) -> String {
+    let first_line = text.lines().next().unwrap_or("");
+    let mut line = truncate_at_char_boundary(first_line, MAX_VALUE_SIGNATURE_BYTES).to_string();
+    if line.len() < text.len() {
+        line.push_str(" …");
+    }
+    line
+}
+
+fn signature(language: Language, kind: TagKind, item: Node, source: &str) -> Option<String> {
+    let start = item.start_byte();
+    let indent = indent_before(source, start);
 
     let header = if kind == TagKind::Macro && language == Language::Rust {
         let name = item
@@ -571,15 +646,7 @@ fn signature(language: Language, kind: TagKind, item: Node, source: &str) -> Opt
             .and_then(|name| node_text(name, source))?;
         format!("macro_rules! {name}")
     } else if let Some(body) = item.child_by_field_name("body") {
-        let text = source.get(start..body.start_byte())?.trim_end();
-        let lines: Vec<&str> = text.lines().collect();
-        if lines.len() > MAX_SIGNATURE_LINES {
-            let mut cut = lines[..MAX_SIGNATURE_LINES].join("\n");
-            cut.push_str(" …");
-            cut
-        } else {
-            text.to_string()
-        }
+        clip_header(source.get(start..body.start_byte())?.trim_end())
     } else {
         let text = node_text(item, source)?.trim_end();
         let multi_line_fn =
@@ -591,16 +658,191 @@ fn signature(language: Language, kind: TagKind, item: Node, source: &str) -> Opt
                 .collect::<Vec<_>>()
                 .join("\n")
         } else {
-            let first_line = text.lines().next().unwrap_or("");
-            let mut line =
-                truncate_at_char_boundary(first_line, MAX_VALUE_SIGNATURE_BYTES).to_string();
-            if line.len() < text.len() {
-                line.push_str(" …");
-            }
-            line
+            clip_value_line(text)
         }
     };
     Some(format!("{indent}{header}"))
+}
+
+/// The union of `ranges` as sorted, disjoint ranges.
+fn merge_ranges(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    ranges.sort_unstable_by_key(|range| range.start);
+    let mut merged: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    merged
+}
+
+/// What [`macro_item_tag`] needs from the file being tagged.
+struct MacroItemContext<'t, 's> {
+    root: Node<'t>,
+    language: Language,
+    source: &'s str,
+    path: &'s Arc<str>,
+}
+
+/// A definition written among a macro invocation's tokens, such as
+/// `cfg_rt! { pub fn spawn<F>(f: F) -> JoinHandle<F::Output> { … } }` or
+/// `thread_local! { static CURRENT: … }`. tree-sitter keeps a macro's input
+/// as a flat token tree, so the query only finds `keyword name`; the item's
+/// extent (modifiers through the `{ … }` body or the `;`), its signature and
+/// its doc comment are read off the neighbouring tokens. Returns the tag and
+/// the byte where its name starts.
+///
+/// Only invocations count: not `macro_rules!` templates (their tokens are
+/// patterns, not items) and not macros inside function bodies (locals).
+fn macro_item_tag<'t, 's>(
+    context: &MacroItemContext<'t, 's>,
+    keyword: Node<'t>,
+    ancestors: &mut Vec<Node<'t>>,
+    siblings: &mut Siblings<'t>,
+    names: &mut NameInterner<'s>,
+) -> Option<(Tag, usize)> {
+    let source = context.source;
+    let kind = match keyword.kind() {
+        "fn" => TagKind::Function,
+        "struct" => TagKind::Struct,
+        "enum" => TagKind::Enum,
+        "union" => TagKind::Union,
+        "trait" => TagKind::Trait,
+        "type" => TagKind::TypeAlias,
+        "mod" => TagKind::Module,
+        "const" => TagKind::Const,
+        "static" => TagKind::Static,
+        _ => return None,
+    };
+    ancestors_of(context.root, keyword, ancestors);
+    // Most keywords belong to parsed items (`function_item`, …).
+    let token_tree = *ancestors.last()?;
+    if token_tree.kind() != "token_tree" {
+        return None;
+    }
+    let in_invocation = ancestors.iter().any(|node| node.kind() == "macro_invocation");
+    let in_template_or_body = ancestors
+        .iter()
+        .any(|node| matches!(node.kind(), "macro_definition" | "function_item"));
+    if !in_invocation || in_template_or_body {
+        return None;
+    }
+    let (tokens, Some(at)) = siblings.around(token_tree, keyword) else {
+        return None;
+    };
+    // `'static` is two tokens in a token tree: a lifetime, not an item.
+    if at > 0 && tokens[at - 1].kind() == "'" {
+        return None;
+    }
+    let mut name_at = at + 1;
+    // `static ref NAME: T = …;` (lazy_static!).
+    if kind == TagKind::Static && node_text(*tokens.get(name_at)?, source) == Some("ref") {
+        name_at += 1;
+    }
+    let name = *tokens.get(name_at)?;
+    if name.kind() != "identifier" {
+        return None;
+    }
+    let name_text = node_text(name, source)?;
+    if is_keyword_like(name_text) {
+        return None;
+    }
+    // Modifiers before the keyword: `pub`, `pub(crate)`, `const`, `async`, …
+    let mut start = at;
+    while start > 0 {
+        let token = tokens[start - 1];
+        let is_modifier = match token.kind() {
+            "pub" | "async" | "const" | "unsafe" | "extern" | "default" | "string_literal" => true,
+            "token_tree" => {
+                start >= 2
+                    && tokens[start - 2].kind() == "pub"
+                    && node_text(token, source).is_some_and(|text| text.starts_with('('))
+            }
+            _ => false,
+        };
+        if !is_modifier {
+            break;
+        }
+        start -= 1;
+    }
+    // The extent: through the `{ … }` body or the `;`, whichever comes first;
+    // the enclosing tree's closing delimiter ends it too.
+    let mut end = name_at;
+    let mut header_end = None;
+    for (index, token) in tokens.iter().enumerate().skip(name_at + 1) {
+        match token.kind() {
+            ";" => {
+                header_end = Some(token.start_byte());
+                end = index;
+                break;
+            }
+            "}" | ")" | "]" if index + 1 == tokens.len() => break,
+            "token_tree"
+                if node_text(*token, source).is_some_and(|text| text.starts_with('{')) =>
+            {
+                header_end = Some(token.start_byte());
+                end = index;
+                break;
+            }
+            _ => end = index,
+        }
+    }
+    let item_start = tokens[start].start_byte();
+    let item_end = tokens[end].end_byte();
+    let header = source
+        .get(item_start..header_end.unwrap_or(item_end))?
+        .trim_end();
+    let has_body = header_end.is_some() && tokens[end].kind() == "token_tree";
+    let header = if has_body || kind == TagKind::Function {
+        clip_header(header)
+    } else {
+        clip_value_line(header)
+    };
+    let signature = format!("{}{header}", indent_before(source, item_start));
+    let doc = macro_item_doc(&tokens[..start], source);
+    let scope = scope(context.language, ancestors, source);
+    let tag = Tag {
+        path: context.path.clone(),
+        name: names.intern(name_text),
+        kind,
+        role: Role::Definition,
+        line: name.start_position().row as u32,
+        byte_range: item_start..item_end,
+        details: TagDetails::boxed(Some(signature), doc, scope),
+    };
+    Some((tag, name.start_byte()))
+}
+
+/// The outer doc comment right above a macro item: `///` / `/** */` tokens,
+/// skipping attributes (`#` followed by a `[…]` token tree).
+fn macro_item_doc(before: &[Node], source: &str) -> Option<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut index = before.len();
+    while index > 0 {
+        let token = before[index - 1];
+        match token.kind() {
+            "line_comment" | "block_comment" => {
+                let text = node_text(token, source)?.trim_end();
+                let Some(doc) = outer_doc_text(text) else {
+                    break;
+                };
+                for line in doc.into_iter().rev() {
+                    lines.insert(0, line);
+                }
+                index -= 1;
+            }
+            "token_tree"
+                if index >= 2
+                    && before[index - 2].kind() == "#"
+                    && node_text(token, source).is_some_and(|text| text.starts_with('[')) =>
+            {
+                index -= 2;
+            }
+            _ => break,
+        }
+    }
+    finish_doc(lines)
 }
 
 fn truncate_at_char_boundary(text: &str, max: usize) -> &str {
@@ -625,9 +867,9 @@ struct Siblings<'t> {
 }
 
 impl<'t> Siblings<'t> {
-    /// The children of `parent` that come before `item`, nearest last;
-    /// empty if `item` is not a child of `parent`.
-    fn before(&mut self, parent: Node<'t>, item: Node<'t>) -> &[Node<'t>] {
+    /// All children of `parent` (named and anonymous) and the position of
+    /// `item` among them, if it is one.
+    fn around(&mut self, parent: Node<'t>, item: Node<'t>) -> (&[Node<'t>], Option<usize>) {
         let children = self.children_of.entry(parent.id()).or_insert_with(|| {
             let mut cursor = parent.walk();
             parent.children(&mut cursor).collect()
@@ -635,9 +877,19 @@ impl<'t> Siblings<'t> {
         // Children are in source order and do not overlap.
         let start = item.start_byte();
         let position = children.partition_point(|child| child.start_byte() < start);
-        match children[position..].iter().position(|child| child.id() == item.id()) {
-            Some(offset) => &children[..position + offset],
-            None => &[],
+        let found = children[position..]
+            .iter()
+            .position(|child| child.id() == item.id())
+            .map(|offset| position + offset);
+        (children, found)
+    }
+
+    /// The children of `parent` that come before `item`, nearest last;
+    /// empty if `item` is not a child of `parent`.
+    fn before(&mut self, parent: Node<'t>, item: Node<'t>) -> &[Node<'t>] {
+        match self.around(parent, item) {
+            (children, Some(position)) => &children[..position],
+            (_, None) => &[],
         }
     }
 }
