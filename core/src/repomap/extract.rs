@@ -601,8 +601,6 @@ const MAX_SIGNATURE_LINES: usize = 8;
 /// Most bytes of a one-line signature of a value item (const, assignment).
 const MAX_VALUE_SIGNATURE_BYTES: usize = 160;
 
-/// The item's header without its body, with the original indentation of its
-/// first line so rendered maps keep the nesting visible.
 /// The whitespace before `start` on its line, or "" if code precedes it.
 fn indent_before(source: &str, start: usize) -> &str {
     let line_start = source[..start].rfind('\n').map_or(0, |newline| newline + 1);
@@ -636,6 +634,8 @@ fn clip_value_line(text: &str) -> String {
     line
 }
 
+/// The item's header without its body, with the original indentation of its
+/// first line so rendered maps keep the nesting visible.
 fn signature(language: Language, kind: TagKind, item: Node, source: &str) -> Option<String> {
     let start = item.start_byte();
     let indent = indent_before(source, start);
@@ -856,8 +856,6 @@ fn truncate_at_char_boundary(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// Outer doc comments (`///`, `/** */`) right above the item (attributes in
-/// between are skipped), or inner `//!` docs at the top of a `mod { }` body.
 /// The children of each parent that asked, listed once: items of one
 /// parent each need their preceding siblings, and `Node::prev_sibling` (or a
 /// scan from the first child) per item costs O(siblings²) in a long module.
@@ -894,6 +892,8 @@ impl<'t> Siblings<'t> {
     }
 }
 
+/// Outer doc comments (`///`, `/** */`) right above the item (attributes in
+/// between are skipped), or inner `//!` docs at the top of a `mod { }` body.
 fn rust_doc<'t>(
     item: Node<'t>,
     parent: Option<Node<'t>>,
