@@ -800,7 +800,7 @@ fn macro_item_tag<'t, 's>(
         clip_value_line(header)
     };
     let signature = format!("{}{header}", indent_before(source, item_start));
-    let doc = macro_item_doc(&tokens[..start], source);
+    let doc = outer_doc_above(&tokens[..start], source).and_then(finish_doc);
     let scope = scope(context.language, ancestors, source);
     let tag = Tag {
         path: context.path.clone(),
@@ -814,35 +814,35 @@ fn macro_item_tag<'t, 's>(
     Some((tag, name.start_byte()))
 }
 
-/// The outer doc comment right above a macro item: `///` / `/** */` tokens,
-/// skipping attributes (`#` followed by a `[…]` token tree).
-fn macro_item_doc(before: &[Node], source: &str) -> Option<String> {
-    let mut lines: Vec<String> = Vec::new();
+/// The outer doc comment (`///`, `/** */`) directly above an item, given
+/// the item's preceding siblings. Attributes in between are skipped, parsed
+/// ones (`attribute_item`) and those among macro tokens (`#` then `[…]`).
+fn outer_doc_above(before: &[Node], source: &str) -> Option<Vec<String>> {
+    // Comment blocks nearest first; put back in source order at the end.
+    let mut blocks: Vec<Vec<String>> = Vec::new();
     let mut index = before.len();
     while index > 0 {
-        let token = before[index - 1];
-        match token.kind() {
+        let node = before[index - 1];
+        match node.kind() {
+            "attribute_item" => index -= 1,
             "line_comment" | "block_comment" => {
-                let text = node_text(token, source)?.trim_end();
-                let Some(doc) = outer_doc_text(text) else {
+                let Some(doc) = outer_doc_text(node_text(node, source)?.trim_end()) else {
                     break;
                 };
-                for line in doc.into_iter().rev() {
-                    lines.insert(0, line);
-                }
+                blocks.push(doc);
                 index -= 1;
             }
             "token_tree"
                 if index >= 2
                     && before[index - 2].kind() == "#"
-                    && node_text(token, source).is_some_and(|text| text.starts_with('[')) =>
+                    && node_text(node, source).is_some_and(|text| text.starts_with('[')) =>
             {
                 index -= 2;
             }
             _ => break,
         }
     }
-    finish_doc(lines)
+    Some(blocks.into_iter().rev().flatten().collect())
 }
 
 fn truncate_at_char_boundary(text: &str, max: usize) -> &str {
@@ -900,31 +900,11 @@ fn rust_doc<'t>(
     siblings: &mut Siblings<'t>,
     source: &str,
 ) -> Option<String> {
-    let mut lines: Vec<String> = Vec::new();
-    // The comments and attributes directly above the item, nearest first.
     let before = match parent {
         Some(parent) => siblings.before(parent, item),
         None => &[],
     };
-    let above = before.iter().rev().take_while(|node| {
-        matches!(
-            node.kind(),
-            "attribute_item" | "line_comment" | "block_comment"
-        )
-    });
-    for node in above {
-        if node.kind() == "attribute_item" {
-            continue;
-        }
-        let text = node_text(*node, source)?.trim_end();
-        let Some(doc) = outer_doc_text(text) else {
-            break;
-        };
-        // Walking upwards: prepend.
-        for line in doc.into_iter().rev() {
-            lines.insert(0, line);
-        }
-    }
+    let mut lines = outer_doc_above(before, source)?;
     if lines.is_empty() && item.kind() == "mod_item" {
         if let Some(body) = item.child_by_field_name("body") {
             let mut cursor = body.walk();
