@@ -231,8 +231,9 @@ mod inner {
 
 /// Items written inside macro invocations (tokio's `cfg_rt! { … }`,
 /// `thread_local!`, `lazy_static!`) are definitions with a signature and
-/// doc; `macro_rules!` templates, macros in function bodies and `'static`
-/// lifetimes are not items.
+/// doc; `macro_rules!` templates, macros in function bodies, locals in the
+/// functions of a macro, `'static` lifetimes and `*const` types are not
+/// items.
 #[test]
 fn items_inside_macro_invocations_are_definitions() {
     let source = "\
@@ -247,9 +248,9 @@ cfg_rt! {
     }
 
     #[derive(Debug)]
-    pub(crate) struct Handle { inner: u32 }
+    pub(crate) struct Handle { inner: u32, raw: *const Raw }
 
-    pub const fn capacity() -> usize { 4 }
+    pub const fn capacity() -> usize { const LOCAL: usize = 4; LOCAL }
 
     type Output = Result<(), Error>;
 }
@@ -294,8 +295,8 @@ fn body() {
     expect_test::expect![[r#"
         [
             "function spawn line 3 sig=\"    pub fn spawn<F>(future: F) -> JoinHandle<F::Output>\\n    where\\n        F: Future + Send + 'static,\" doc=Some(\"Spawns a task.\") extent=\"pub fn spawn\"..\"}  \"",
-            "struct Handle line 11 sig=\"    pub(crate) struct Handle\" doc=None extent=\"pub(crate) s\"..\"} 2\"",
-            "function capacity line 13 sig=\"    pub const fn capacity() -> usize\" doc=None extent=\"pub const fn\"..\"} 4\"",
+            "struct Handle line 11 sig=\"    pub(crate) struct Handle\" doc=None extent=\"pub(crate) s\"..\"} w\"",
+            "function capacity line 13 sig=\"    pub const fn capacity() -> usize\" doc=None extent=\"pub const fn\"..\"} L\"",
             "type_alias Output line 15 sig=\"    type Output = Result<(), Error>\" doc=None extent=\"type Output \"..\";>r\"",
             "static CURRENT line 19 sig=\"    static CURRENT: Cell<u32> = Cell::new(0)\" doc=None extent=\"static CURRE\"..\";)0\"",
             "static REGISTRY line 24 sig=\"    static ref REGISTRY: Registry = Registry::new()\" doc=Some(\"The registry.\") extent=\"static ref R\"..\";)(\"",

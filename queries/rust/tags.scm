@@ -6,12 +6,12 @@
 ;   @name.reference.<kind>   a referenced identifier
 ;   @reference.import        a whole `use` item; every identifier inside it
 ;                            becomes an import reference
+;   @reference.macro_invocation  a macro call; items among its tokens become
+;                            definitions
 ; <kind> is one of: function struct enum union trait impl module const static
-; type_alias macro | call type_ref path macro_call. `@definition.keyword`
-; marks an item keyword (see "Items among a macro invocation's tokens"). `path`
-; is a qualifier (`Type` or `module` in `a::b`): a type reference if
-; capitalised, else a module reference. `function` becomes `method` inside an
-; impl or trait.
+; type_alias macro | call type_ref path macro_call. `path` is a qualifier
+; (`Type` or `module` in `a::b`): a type reference if capitalised, else a
+; module reference. `function` becomes `method` inside an impl or trait.
 
 ; ---------- definitions ----------
 (function_item name: (identifier) @name.definition.function) @definition.function
@@ -30,16 +30,6 @@
 (static_item name: (identifier) @name.definition.static) @definition.static
 (type_item name: (type_identifier) @name.definition.type_alias) @definition.type_alias
 (macro_definition name: (identifier) @name.definition.macro) @definition.macro
-
-; Items among a macro invocation's tokens (`cfg_rt! { pub fn spawn(…) {…} }`,
-; `thread_local! { static … }`): a macro's input stays a flat token tree, so
-; such an item is a keyword followed by its name. The code keeps the keywords
-; inside an @reference.macro_invocation whose parent is a token tree (not a
-; `macro_rules!` template, not inside a function body) and reads the name,
-; extent, signature and doc comment off the neighbouring tokens.
-; Matching the bare keywords is nearly free; a `(token_tree "fn" . (identifier))`
-; pattern made the whole query ~12-55% slower on tokio (huge token trees).
-["fn" "struct" "enum" "union" "trait" "type" "mod" "const" "static"] @definition.keyword
 
 ; ---------- references ----------
 ; Calls: plain, method, scoped (`Type::new`, `mod::f`) and turbofish forms.
@@ -62,7 +52,11 @@
 (token_tree (identifier) @name.reference.path . "::")
 
 ; Macro invocations.
-; @reference.macro_invocation marks where item keywords may be macro items.
+; @reference.macro_invocation: a macro call whose tokens may hold items
+; (`cfg_rt! { pub fn spawn(…) {…} }`, `thread_local! { static … }`). A macro's
+; input stays flat token trees, so the code reads such items (`keyword name`,
+; extent, signature, doc comment) off the tokens of calls outside function
+; bodies.
 (macro_invocation macro: (identifier) @name.reference.macro_call) @reference.macro_invocation
 (macro_invocation macro: (scoped_identifier name: (identifier) @name.reference.macro_call)) @reference.macro_invocation
 

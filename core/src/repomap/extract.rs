@@ -80,13 +80,9 @@ enum CaptureMeaning {
     Item,
     /// `@reference.import`: a container whose identifiers are imports.
     ImportContainer,
-    /// `@reference.macro_invocation`: a whole macro call, where item
-    /// keywords may be macro items.
+    /// `@reference.macro_invocation`: a whole macro call, whose tokens may
+    /// hold items (see [`collect_macro_items`]).
     MacroInvocation,
-    /// `@definition.keyword`: an item keyword (`fn`, `struct`, …); only
-    /// those among a macro invocation's tokens make a tag (see
-    /// [`macro_item_tag`]).
-    ItemKeyword,
     Ignored,
 }
 
@@ -116,9 +112,6 @@ impl CompiledQuery {
 fn parse_capture_name(name: &str) -> CaptureMeaning {
     if name == "reference.import" {
         return CaptureMeaning::ImportContainer;
-    }
-    if name == "definition.keyword" {
-        return CaptureMeaning::ItemKeyword;
     }
     if name == "reference.macro_invocation" {
         return CaptureMeaning::MacroInvocation;
@@ -323,8 +316,10 @@ pub fn extract_tags(
     let mut names = NameInterner::default();
     let mut ancestors: Vec<Node> = Vec::new();
     let mut siblings = Siblings::default();
-    let mut item_keywords: Vec<Node> = Vec::new();
-    let mut macro_invocations: Vec<Range<usize>> = Vec::new();
+    let mut macro_invocations: Vec<Node> = Vec::new();
+    // Function bodies and `macro_rules!` templates: macro calls there hold
+    // no items of the file's API.
+    let mut no_item_ranges: Vec<Range<usize>> = Vec::new();
     let mut cursor = QueryCursor::new();
     let mut matches = cursor.matches(&compiled.query, root, bytes);
     while let Some(query_match) = matches.next() {
@@ -339,10 +334,7 @@ pub fn extract_tags(
                 Some(CaptureMeaning::ImportContainer) => {
                     collect_imports(capture.node, source, &path, &mut names, &mut found)
                 }
-                Some(CaptureMeaning::ItemKeyword) => item_keywords.push(capture.node),
-                Some(CaptureMeaning::MacroInvocation) => {
-                    macro_invocations.push(capture.node.byte_range())
-                }
+                Some(CaptureMeaning::MacroInvocation) => macro_invocations.push(capture.node),
                 Some(CaptureMeaning::Ignored) | None => {}
             }
         }
@@ -379,6 +371,11 @@ pub fn extract_tags(
                 }
             }
         };
+        if let (Role::Definition, Some(item_node), TagKind::Function | TagKind::Method | TagKind::Macro) =
+            (role, item, kind)
+        {
+            no_item_ranges.push(item_node.byte_range());
+        }
         if role == Role::Definition && item.is_some() && !ancestors_filled {
             ancestors_of(root, item_node, &mut ancestors);
         }
@@ -424,32 +421,21 @@ pub fn extract_tags(
         });
     }
 
-    // Items among macro tokens. Most item keywords belong to parsed items;
-    // looking up a keyword's ancestors costs a descent from the root, so
-    // only keywords inside a macro invocation are examined.
-    let invocations = merge_ranges(macro_invocations);
+    // Items among the tokens of macro calls outside function bodies.
+    let no_item_ranges = merge_ranges(no_item_ranges);
     let context = MacroItemContext {
-        root,
-        language,
         source,
         path: &path,
     };
-    for keyword in item_keywords {
-        let start = keyword.start_byte();
-        let after = invocations.partition_point(|range| range.start <= start);
-        if after == 0 || invocations[after - 1].end <= start {
+    for invocation in macro_invocations {
+        let start = invocation.start_byte();
+        let after = no_item_ranges.partition_point(|range| range.start <= start);
+        if after > 0 && start < no_item_ranges[after - 1].end {
             continue;
         }
-        if let Some((tag, name_start)) =
-            macro_item_tag(&context, keyword, &mut ancestors, &mut siblings, &mut names)
-        {
-            found.push(Found {
-                match_order: found.len(),
-                name_start,
-                priority: priority(tag.role, tag.kind),
-                tag,
-            });
-        }
+        ancestors_of(root, invocation, &mut ancestors);
+        let scope = scope(language, &ancestors, source);
+        collect_macro_items(&context, invocation, scope.as_deref(), &mut names, &mut found);
     }
 
     // Order by identifier position; at one position keep the most specific
@@ -677,33 +663,85 @@ fn merge_ranges(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
     merged
 }
 
-/// What [`macro_item_tag`] needs from the file being tagged.
-struct MacroItemContext<'t, 's> {
-    root: Node<'t>,
-    language: Language,
+/// What [`collect_macro_items`] needs from the file being tagged.
+struct MacroItemContext<'s> {
     source: &'s str,
     path: &'s Arc<str>,
 }
 
-/// A definition written among a macro invocation's tokens, such as
+/// Adds the definitions written among a macro call's tokens, such as
 /// `cfg_rt! { pub fn spawn<F>(f: F) -> JoinHandle<F::Output> { … } }` or
 /// `thread_local! { static CURRENT: … }`. tree-sitter keeps a macro's input
-/// as a flat token tree, so the query only finds `keyword name`; the item's
-/// extent (modifiers through the `{ … }` body or the `;`), its signature and
-/// its doc comment are read off the neighbouring tokens. Returns the tag and
-/// the byte where its name starts.
-///
-/// Only invocations count: not `macro_rules!` templates (their tokens are
-/// patterns, not items) and not macros inside function bodies (locals).
-fn macro_item_tag<'t, 's>(
-    context: &MacroItemContext<'t, 's>,
-    keyword: Node<'t>,
-    ancestors: &mut Vec<Node<'t>>,
-    siblings: &mut Siblings<'t>,
+/// as flat token trees, so an item there is `keyword name`: its extent
+/// (modifiers through the `{ … }` body or the `;`), signature and doc
+/// comment are read off the neighbouring tokens. One pass over the tokens;
+/// nested trees (impl and mod bodies) are visited too, function bodies not.
+fn collect_macro_items<'t, 's>(
+    context: &MacroItemContext<'s>,
+    invocation: Node<'t>,
+    scope: Option<&str>,
     names: &mut NameInterner<'s>,
-) -> Option<(Tag, usize)> {
+    found: &mut Vec<Found>,
+) {
+    // An explicit stack: token trees nest as deep as the input does.
+    let mut trees: Vec<Node<'t>> = Vec::new();
+    let mut cursor = invocation.walk();
+    trees.extend(
+        invocation
+            .children(&mut cursor)
+            .filter(|child| child.kind() == "token_tree"),
+    );
+    let mut tokens: Vec<Node<'t>> = Vec::new();
+    while let Some(tree) = trees.pop() {
+        tokens.clear();
+        tokens.extend(tree.children(&mut cursor));
+        let mut index = 0;
+        while index < tokens.len() {
+            let token = tokens[index];
+            if token.kind() == "token_tree" {
+                trees.push(token);
+                index += 1;
+                continue;
+            }
+            match macro_item_at(context, &tokens, index, scope, names) {
+                Some((item, end)) => {
+                    let is_function = item.tag.kind == TagKind::Function;
+                    found.push(Found {
+                        match_order: found.len(),
+                        name_start: item.name_start,
+                        priority: priority(Role::Definition, item.tag.kind),
+                        tag: item.tag,
+                    });
+                    // A function's body holds locals, not API: skip it. Other
+                    // items' bodies (trait, mod) are visited as trees.
+                    index = if is_function {
+                        end + 1
+                    } else {
+                        index + 1
+                    };
+                }
+                None => index += 1,
+            }
+        }
+    }
+}
+
+struct MacroItem {
+    tag: Tag,
+    name_start: usize,
+}
+
+/// The item whose keyword is `tokens[at]`, if it is one, and the index of
+/// its last token (the body or the `;`).
+fn macro_item_at<'s>(
+    context: &MacroItemContext<'s>,
+    tokens: &[Node],
+    at: usize,
+    scope: Option<&str>,
+    names: &mut NameInterner<'s>,
+) -> Option<(MacroItem, usize)> {
     let source = context.source;
-    let kind = match keyword.kind() {
+    let kind = match tokens[at].kind() {
         "fn" => TagKind::Function,
         "struct" => TagKind::Struct,
         "enum" => TagKind::Enum,
@@ -715,24 +753,8 @@ fn macro_item_tag<'t, 's>(
         "static" => TagKind::Static,
         _ => return None,
     };
-    ancestors_of(context.root, keyword, ancestors);
-    // Most keywords belong to parsed items (`function_item`, …).
-    let token_tree = *ancestors.last()?;
-    if token_tree.kind() != "token_tree" {
-        return None;
-    }
-    let in_invocation = ancestors.iter().any(|node| node.kind() == "macro_invocation");
-    let in_template_or_body = ancestors
-        .iter()
-        .any(|node| matches!(node.kind(), "macro_definition" | "function_item"));
-    if !in_invocation || in_template_or_body {
-        return None;
-    }
-    let (tokens, Some(at)) = siblings.around(token_tree, keyword) else {
-        return None;
-    };
-    // `'static` is two tokens in a token tree: a lifetime, not an item.
-    if at > 0 && tokens[at - 1].kind() == "'" {
+    // Not items: the lifetime `'static` and the pointer type `*const T`.
+    if at > 0 && matches!(tokens[at - 1].kind(), "'" | "*") {
         return None;
     }
     let mut name_at = at + 1;
@@ -801,7 +823,6 @@ fn macro_item_tag<'t, 's>(
     };
     let signature = format!("{}{header}", indent_before(source, item_start));
     let doc = outer_doc_above(&tokens[..start], source).and_then(finish_doc);
-    let scope = scope(context.language, ancestors, source);
     let tag = Tag {
         path: context.path.clone(),
         name: names.intern(name_text),
@@ -809,9 +830,13 @@ fn macro_item_tag<'t, 's>(
         role: Role::Definition,
         line: name.start_position().row as u32,
         byte_range: item_start..item_end,
-        details: TagDetails::boxed(Some(signature), doc, scope),
+        details: TagDetails::boxed(Some(signature), doc, scope.map(str::to_string)),
     };
-    Some((tag, name.start_byte()))
+    let item = MacroItem {
+        tag,
+        name_start: name.start_byte(),
+    };
+    Some((item, end))
 }
 
 /// The outer doc comment (`///`, `/** */`) directly above an item, given
@@ -865,9 +890,9 @@ struct Siblings<'t> {
 }
 
 impl<'t> Siblings<'t> {
-    /// All children of `parent` (named and anonymous) and the position of
-    /// `item` among them, if it is one.
-    fn around(&mut self, parent: Node<'t>, item: Node<'t>) -> (&[Node<'t>], Option<usize>) {
+    /// The children of `parent` that come before `item`, nearest last;
+    /// empty if `item` is not a child of `parent`.
+    fn before(&mut self, parent: Node<'t>, item: Node<'t>) -> &[Node<'t>] {
         let children = self.children_of.entry(parent.id()).or_insert_with(|| {
             let mut cursor = parent.walk();
             parent.children(&mut cursor).collect()
@@ -875,19 +900,9 @@ impl<'t> Siblings<'t> {
         // Children are in source order and do not overlap.
         let start = item.start_byte();
         let position = children.partition_point(|child| child.start_byte() < start);
-        let found = children[position..]
-            .iter()
-            .position(|child| child.id() == item.id())
-            .map(|offset| position + offset);
-        (children, found)
-    }
-
-    /// The children of `parent` that come before `item`, nearest last;
-    /// empty if `item` is not a child of `parent`.
-    fn before(&mut self, parent: Node<'t>, item: Node<'t>) -> &[Node<'t>] {
-        match self.around(parent, item) {
-            (children, Some(position)) => &children[..position],
-            (_, None) => &[],
+        match children[position..].iter().position(|child| child.id() == item.id()) {
+            Some(offset) => &children[..position + offset],
+            None => &[],
         }
     }
 }
