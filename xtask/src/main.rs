@@ -1,9 +1,10 @@
 //! Dev tooling (`cargo xtask <task>`), in Rust rather than shell scripts.
 //!
 //! - `setup`: install what the tests need (node packages, Neovim 0.7 and 0.11,
-//!   the embedded model). Idempotent: anything already present is skipped.
+//!   the embedded model, code-server and Chromium). Idempotent: anything
+//!   already present is skipped.
 //! - `test`:  `setup`, then the whole test suite (cargo tests, which drive the
-//!   real clients, plus the VS Code extension build and package).
+//!   real clients, after the VS Code extension's build, unit tests and package).
 //! - `bench <what>`: benchmarks that print figures beside a peer.
 
 use std::path::{Path, PathBuf};
@@ -36,11 +37,12 @@ fn main() -> Result<()> {
 fn test(root: &Path) -> Result<()> {
     // Binaries first: the end-to-end tests spawn them from target/debug.
     run(Command::new(cargo()).args(["build", "--workspace", "--bins"]))?;
+    // The .vsix too: the code-server test installs it as a user would.
+    setup::vscode_package(root)?;
     let mut cargo_test = Command::new(cargo());
     cargo_test.args(["test", "--workspace", "--no-fail-fast"]);
     setup::test_env(root, &mut cargo_test);
     run(&mut cargo_test)?;
-    setup::vscode_package(root)?;
     Ok(())
 }
 

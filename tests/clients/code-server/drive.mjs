@@ -1,0 +1,247 @@
+// Runs the packaged VS Code extension in code-server (VS Code's workbench
+// served to a browser) and drives it through Chromium like a user: waits for
+// the extension's status bar item, types in a Rust file until the inline
+// completion shows as ghost text, accepts it with Tab and saves; hovers a
+// function; asks a question through the command palette and reads the answer
+// document. Everything it sees goes to $SEXTANT_TEST_RESULT as JSON; the
+// cargo test (tests/tests/vscode_code_server.rs) judges it.
+//
+// Started by that test inside its own network namespace (`unshare -n`, with
+// only loopback up) so code-server's calls to the outside fail at once, and
+// with Node.js 24 first on PATH (code-server needs it).
+//
+// Environment: SEXTANT_LSP, SCRIPTED_PROVIDER, SEXTANT_VSIX,
+// SEXTANT_TEST_WORKSPACE (a copy of the fixture), SEXTANT_TEST_DIR (scratch),
+// SEXTANT_TEST_SCRIPT (the provider's script), SEXTANT_TEST_QUESTION,
+// SEXTANT_TEST_RESULT.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const scratch = env('SEXTANT_TEST_DIR');
+const workspace = env('SEXTANT_TEST_WORKSPACE');
+const result = { ok: false, steps: [], errors: [] };
+const step = (name) => {
+  result.steps.push(name);
+  console.log(`drive: ${name}`);
+};
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `probe` until it returns something truthy; fails with `what` after `ms`. */
+async function until(what, probe, ms = 60000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const children = [];
+function start(program, args, name) {
+  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = join(scratch, `${name}.log`);
+  const append = (chunk) => writeFileSync(log, chunk, { flag: 'a' });
+  child.stdout.on('data', append);
+  child.stderr.on('data', append);
+  children.push(child);
+  return child;
+}
+
+async function main() {
+  const codeServer = join(here, 'node_modules/.bin/code-server');
+  const extensions = join(scratch, 'extensions');
+  const userData = join(scratch, 'user-data');
+
+  const portFile = join(scratch, 'provider-url');
+  start(
+    env('SCRIPTED_PROVIDER'),
+    ['--script', env('SEXTANT_TEST_SCRIPT'), '--port-file', portFile, '--requests-log', join(scratch, 'requests.jsonl')],
+    'provider',
+  );
+  const providerUrl = await until('the scripted provider', () => existsSync(portFile) && readFileSync(portFile, 'utf8'));
+  step('provider up');
+
+  // Installed from the .vsix exactly as a user would.
+  execFileSync(codeServer, ['--extensions-dir', extensions, '--user-data-dir', userData, '--install-extension', env('SEXTANT_VSIX')], {
+    stdio: 'inherit',
+  });
+  step('extension installed');
+
+  mkdirSync(join(userData, 'User'), { recursive: true });
+  const settings = {
+    'sextant.serverPath': env('SEXTANT_LSP'),
+    'sextant.provider': 'openai',
+    'sextant.model': 'scripted',
+    'sextant.baseUrl': `${providerUrl}/v1`,
+    'sextant.completion.debounceMs': 0,
+    'sextant.serverSettings': { apiKey: 'test-key' },
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'security.workspace.trust.enabled': false,
+    'extensions.autoCheckUpdates': false,
+    'extensions.autoUpdate': false,
+    'update.mode': 'none',
+    'telemetry.telemetryLevel': 'off',
+    'chat.disableAIFeatures': true,
+    'editor.hover.delay': 100,
+  };
+  writeFileSync(join(userData, 'User/settings.json'), JSON.stringify(settings, null, 2));
+
+  const port = await freePort();
+  start(
+    codeServer,
+    [
+      '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
+      '--user-data-dir', userData, '--extensions-dir', extensions,
+      '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+      workspace,
+    ],
+    'code-server',
+  );
+  const base = `http://127.0.0.1:${port}`;
+  await until('code-server to answer', async () => {
+    try {
+      return (await fetch(`${base}/healthz`)).ok;
+    } catch {
+      return false;
+    }
+  });
+  step('code-server up');
+
+  // Chromium refuses its sandbox as root; the namespace is the fence here.
+  const browser = await chromium.launch({ executablePath: process.env.SEXTANT_CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`${base}/?folder=${encodeURIComponent(workspace)}`);
+    await page.waitForSelector('.monaco-workbench', { timeout: 90000 });
+    step('workbench loaded');
+
+    // The extension activates on startup and shows its status bar item once the server runs.
+    const statusItem = page.locator('.statusbar-item', { hasText: 'Sextant' });
+    result.statusText = await until('the Sextant status bar item', async () => (await statusItem.count()) > 0 && statusItem.first().innerText(), 90000);
+    step('extension active');
+
+    await openFile(page, 'geometry.rs');
+    step('geometry.rs open');
+
+    // Hover: go to `midpoint` on line 15 and ask for the hover from the keyboard.
+    await goTo(page, 15, 9);
+    result.hoverText = await until('a hover with the repo-map facts', async () => {
+      await page.keyboard.press('Control+K');
+      await page.keyboard.press('Control+I');
+      await sleep(400);
+      const text = await page.locator('.monaco-hover:visible').allInnerTexts();
+      const joined = text.join('\n').replace(/\u00a0/g, ' ');
+      if (joined.includes('halfway')) return joined;
+      await page.keyboard.press('Escape');
+      return null;
+    });
+    await page.keyboard.press('Escape');
+    step('hover shown');
+
+    // Inline completion: type a new function, wait for the ghost text, accept it.
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type('\npub fn count(points: &[Point]) -> usize {\n');
+    await page.keyboard.type('let n = ');
+    result.ghostText = await until(
+      'ghost text',
+      async () => (await page.locator('.editor-instance .ghost-text-decoration').allInnerTexts()).join('').replace(/\u00a0/g, ' '),
+      60000,
+    );
+    step('ghost text shown');
+    await page.keyboard.press('Tab');
+    await sleep(300);
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Control+S');
+    const saved = join(workspace, 'src/geometry.rs');
+    result.savedFile = await until('the saved file with the accepted completion', () => {
+      const text = readFileSync(saved, 'utf8');
+      return text.includes('pub fn count') && text;
+    });
+    step('completion accepted and saved');
+
+    // Chat through the command palette and the input box.
+    await page.keyboard.press('F1');
+    await page.waitForSelector('.quick-input-widget:visible');
+    await page.keyboard.type('Sextant: Ask');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Sextant: Ask' }).first().waitFor();
+    await page.keyboard.press('Enter');
+    await until('the question input box', async () => (await page.locator('.quick-input-widget:visible').innerText()).includes('Ask Sextant'));
+    await page.keyboard.type(env('SEXTANT_TEST_QUESTION'));
+    await page.keyboard.press('Enter');
+    result.chatDocument = await until(
+      'the answer document',
+      async () => {
+        // Monaco renders spaces as no-break spaces.
+        const texts = (await page.locator('.editor-instance .view-lines').allInnerTexts()).map((text) => text.replace(/\u00a0/g, ' '));
+        return texts.find((text) => text.includes('midpoint') && !text.includes('pub fn'));
+      },
+      90000,
+    );
+    step('chat answer shown');
+    result.statusAfter = await statusItem.first().innerText();
+    await page.screenshot({ path: join(scratch, 'final.png') });
+    result.ok = true;
+  } catch (error) {
+    result.errors.push(String(error && error.stack ? error.stack : error));
+    try {
+      const pages = browser.contexts().flatMap((context) => context.pages());
+      if (pages[0]) await pages[0].screenshot({ path: join(scratch, 'failure.png') });
+    } catch {
+      // The screenshot is only a diagnostic.
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+async function openFile(page, name) {
+  await page.keyboard.press('Control+P');
+  await page.waitForSelector('.quick-input-widget:visible');
+  await page.keyboard.type(name);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await page.locator('.tab.active', { hasText: name }).waitFor();
+  await page.locator('.editor-instance .monaco-editor textarea').first().focus();
+}
+
+async function goTo(page, line, column) {
+  await page.keyboard.press('Control+G');
+  await page.waitForSelector('.quick-input-widget:visible');
+  await page.keyboard.type(`${line}:${column}`);
+  await page.keyboard.press('Enter');
+  await sleep(200);
+}
+
+try {
+  await main();
+} catch (error) {
+  result.errors.push(String(error && error.stack ? error.stack : error));
+} finally {
+  for (const child of children) child.kill();
+  writeFileSync(env('SEXTANT_TEST_RESULT'), JSON.stringify(result, null, 2));
+}
+process.exit(result.ok ? 0 : 1);

