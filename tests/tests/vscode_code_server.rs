@@ -1,6 +1,8 @@
 //! The packaged VS Code extension inside real VS Code: code-server serves the
-//! workbench, Chromium (driven by playwright-core) uses it like a person, and
-//! the extension starts the built sextant-lsp against a scripted provider.
+//! workbench, Chromium (driven by playwright-core) uses it like a person
+//! (status bar, hover, a code action, ghost text accepted with Tab, a chat
+//! from the command palette), and the extension starts the built sextant-lsp
+//! against a scripted provider.
 //! The driver is tests/clients/code-server/drive.mjs; it runs, with the
 //! provider and code-server, in a network namespace of its own (code-server
 //! must not wait on the outside world), so this test reads what the provider
@@ -17,13 +19,23 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sextant_tests::{built_binary, copy_dir, repo_root, require_node_package};
 
-/// code-server start, extension host start, repo-map indexing and three
+/// code-server start, extension host start, repo-map indexing and four
 /// scripted model round trips through a browser, on a loaded 2-core CI box.
 const DRIVE_TIMEOUT: Duration = Duration::from_secs(300);
 
 const COMPLETION: &str = "points.len();";
 const QUESTION: &str = "What does midpoint return?";
 const ANSWER: &str = "`midpoint` returns the point halfway between `a` and `b`.";
+const DOC_LINE: &str = "/// Sum of the distances between consecutive points.";
+const DOCUMENTED_PERIMETER: &str = "/// Sum of the distances between consecutive points.
+pub fn perimeter(points: &[Point]) -> f64 {
+    let mut total = 0.0;
+    for pair in points.windows(2) {
+        total += pair[0].distance(&pair[1]);
+    }
+    total
+}
+";
 
 fn code_server_dir() -> PathBuf {
     repo_root().join("tests/clients/code-server")
@@ -65,9 +77,14 @@ async fn extension_works_inside_code_server() {
         .unwrap_or_else(|error| panic!("cannot copy the fixture workspace: {error}"));
     let scratch = temp.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap_or_else(|error| panic!("cannot create {}: {error}", scratch.display()));
-    // The chat gets its own answer; every inline completion request gets the completion.
+    // The chat and the doc comment get their own answers; every inline
+    // completion request gets the completion.
+    let doc_comment_reply = format!("```rust\n{DOCUMENTED_PERIMETER}```\n");
     let script = json!({
-        "turns": [{ "text": [ANSWER], "match": { "body": QUESTION } }],
+        "turns": [
+            { "text": [ANSWER], "match": { "body": QUESTION } },
+            { "text": [doc_comment_reply], "match": { "body": "concise doc comment" } },
+        ],
         "fallback": { "text": [COMPLETION] },
     });
     let script_path = temp.path().join("script.json");
@@ -122,6 +139,13 @@ async fn extension_works_inside_code_server() {
     assert!(result["statusText"].as_str().is_some_and(|text| text.contains("Sextant")), "{result:#}");
     let hover = result["hoverText"].as_str().unwrap_or("");
     assert!(hover.contains("midpoint") && hover.contains("halfway between"), "hover: {hover}");
+    let actions: Vec<&str> =
+        result["codeActions"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    assert!(actions.iter().any(|title| title.contains("Sextant: add doc comment to `perimeter`")), "{actions:?}");
+    let fixture = std::fs::read_to_string(root.join("tests/clients/nvim/workspace/src/geometry.rs"))
+        .unwrap_or_else(|error| panic!("cannot read the fixture: {error}"));
+    let documented = fixture.replace("pub fn perimeter", &format!("{DOC_LINE}\npub fn perimeter"));
+    assert_eq!(result["fileAfterCodeAction"].as_str().unwrap_or(""), documented, "the edit, and nothing else");
     assert_eq!(result["ghostText"], json!(COMPLETION), "{result:#}");
     let saved = result["savedFile"].as_str().unwrap_or("");
     assert!(saved.contains(&format!("let n = {COMPLETION}")), "the accepted completion is in the saved file:\n{saved}");

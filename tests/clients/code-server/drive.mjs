@@ -1,9 +1,9 @@
 // Runs the packaged VS Code extension in code-server (VS Code's workbench
 // served to a browser) and drives it through Chromium like a user: waits for
-// the extension's status bar item, types in a Rust file until the inline
-// completion shows as ghost text, accepts it with Tab and saves; hovers a
-// function; asks a question through the command palette and reads the answer
-// document. Everything it sees goes to $SEXTANT_TEST_RESULT as JSON; the
+// the extension's status bar item; hovers a function; applies a code action
+// from the Ctrl+. menu; types in a Rust file until the inline completion shows
+// as ghost text, accepts it with Tab and saves; asks a question through the
+// command palette and reads the answer document. Everything it sees goes to $SEXTANT_TEST_RESULT as JSON; the
 // cargo test (tests/tests/vscode_code_server.rs) judges it.
 //
 // Started by that test inside its own network namespace (`unshare -n`, with
@@ -162,6 +162,25 @@ async function main() {
     await page.keyboard.press('Escape');
     step('hover shown');
 
+    // Code action: Ctrl+. inside `perimeter`, pick the doc comment; the server
+    // resolves it through the model into a WorkspaceEdit that VS Code applies.
+    await goTo(page, 20, 5);
+    const saved = join(workspace, 'src/geometry.rs');
+    const before = readFileSync(saved, 'utf8');
+    await page.keyboard.press('Control+.');
+    const docAction = page.locator('.action-widget .monaco-list-row', { hasText: 'add doc comment' });
+    await docAction.first().waitFor({ timeout: 60000 });
+    result.codeActions = (await page.locator('.action-widget .monaco-list-row').allInnerTexts()).map((text) => text.trim());
+    await docAction.first().click();
+    // The edit lands once the model has answered; save until it is on disk.
+    result.fileAfterCodeAction = await until('the doc comment in the saved file', async () => {
+      await page.keyboard.press('Control+S');
+      await sleep(300);
+      const text = readFileSync(saved, 'utf8');
+      return text !== before && text;
+    });
+    step('code action applied');
+
     // Inline completion: type a new function, wait for the ghost text, accept it.
     await page.keyboard.press('Control+End');
     await page.keyboard.type('\npub fn count(points: &[Point]) -> usize {\n');
@@ -176,7 +195,6 @@ async function main() {
     await sleep(300);
     await page.keyboard.press('Escape');
     await page.keyboard.press('Control+S');
-    const saved = join(workspace, 'src/geometry.rs');
     result.savedFile = await until('the saved file with the accepted completion', () => {
       const text = readFileSync(saved, 'utf8');
       return text.includes('pub fn count') && text;
