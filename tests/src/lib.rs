@@ -44,3 +44,39 @@ pub fn require_node_package(dir: &Path, package: &str) {
         dir.display()
     );
 }
+
+/// The editor clients' fixture workspace (Rust: a `Point` and functions on it).
+pub const EDITOR_WORKSPACE: &str = "tests/clients/nvim/workspace";
+
+/// The "add doc comment" code action on `perimeter` in the editor workspace's
+/// `src/geometry.rs`, as every editor test scripts and checks it.
+pub mod doc_comment_action {
+    use super::{repo_root, EDITOR_WORKSPACE};
+
+    pub const TITLE: &str = "Sextant: add doc comment to `perimeter`";
+    const DOC_LINE: &str = "/// Sum of the distances between consecutive points.";
+
+    /// The model's reply: the item with its new doc comment, in a fence.
+    pub fn model_reply() -> String {
+        let item = "pub fn perimeter(points: &[Point]) -> f64 {
+    let mut total = 0.0;
+    for pair in points.windows(2) {
+        total += pair[0].distance(&pair[1]);
+    }
+    total
+}
+";
+        format!("Here it is:\n```rust\n{DOC_LINE}\n{item}```\n")
+    }
+
+    /// `src/geometry.rs` as in the fixture.
+    pub fn original() -> String {
+        let path = repo_root().join(EDITOR_WORKSPACE).join("src/geometry.rs");
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+    }
+
+    /// `src/geometry.rs` after the edit: the doc line above `perimeter`, nothing else.
+    pub fn expected() -> String {
+        original().replace("pub fn perimeter", &format!("{DOC_LINE}\npub fn perimeter"))
+    }
+}

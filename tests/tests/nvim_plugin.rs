@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use scripted_provider::{RecordedRequest, Script, ScriptedServer, Turn};
 use serde_json::{json, Value};
-use sextant_tests::{built_binary, copy_dir, repo_root};
+use sextant_tests::{built_binary, copy_dir, doc_comment_action, repo_root, EDITOR_WORKSPACE};
 
 /// Longest a scenario may take, start-up included (a loaded 2-core CI box is slow).
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
@@ -138,7 +138,7 @@ async fn run_scenario(nvim: Nvim, lua: &str, script: Script, extra: Value) -> Ou
         Err(error) => panic!("cannot create a temporary directory: {error}"),
     };
     let workspace = temp.path().join("workspace");
-    if let Err(error) = copy_dir(&root.join("tests/clients/nvim/workspace"), &workspace) {
+    if let Err(error) = copy_dir(&root.join(EDITOR_WORKSPACE), &workspace) {
         panic!("cannot copy the fixture workspace: {error}");
     }
     let home = temp.path().join("home");
@@ -201,11 +201,6 @@ async fn run_scenario(nvim: Nvim, lua: &str, script: Script, extra: Value) -> Ou
 }
 
 /// The fixture file the scenarios edit.
-fn fixture_geometry() -> String {
-    let path = repo_root().join("tests/clients/nvim/workspace/src/geometry.rs");
-    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
-}
-
 fn text(value: &Value) -> &str {
     value.as_str().unwrap_or("")
 }
@@ -284,7 +279,7 @@ async fn chat_nvim_011() {
 
 /// 1-based line of `let mut total = 0.0;` in the fixture (the scenario opens a line below it).
 fn row_of_total_line() -> usize {
-    fixture_geometry().lines().position(|line| line.contains("let mut total = 0.0;")).map_or(0, |index| index + 1)
+    doc_comment_action::original().lines().position(|line| line.contains("let mut total = 0.0;")).map_or(0, |index| index + 1)
 }
 
 async fn inline_completion(nvim: Nvim) {
@@ -340,26 +335,13 @@ async fn inline_completion_nvim_011() {
 
 // ---- code action -------------------------------------------------------------
 
-const DOCUMENTED_PERIMETER: &str = "/// Sum of the distances between consecutive points.
-pub fn perimeter(points: &[Point]) -> f64 {
-    let mut total = 0.0;
-    for pair in points.windows(2) {
-        total += pair[0].distance(&pair[1]);
-    }
-    total
-}
-";
-
 async fn code_action(nvim: Nvim) {
-    let reply = format!("Here it is:\n```rust\n{DOCUMENTED_PERIMETER}```\n");
-    let script = Script::new(vec![Turn::text([reply]), Turn::text([EXPLANATION])]);
+    let script = Script::new(vec![Turn::text([doc_comment_action::model_reply()]), Turn::text([EXPLANATION])]);
     let outcome = run_scenario(nvim, "code_action.lua", script, json!({})).await;
     let offered: Vec<&str> =
         outcome.result["offered"].as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default();
-    assert!(offered.contains(&"Sextant: add doc comment to `perimeter`"), "offered: {offered:?}");
-    let expected = fixture_geometry()
-        .replace("pub fn perimeter", "/// Sum of the distances between consecutive points.\npub fn perimeter");
-    assert_eq!(text(&outcome.result["text"]).trim_end(), expected.trim_end());
+    assert!(offered.contains(&doc_comment_action::TITLE), "offered: {offered:?}");
+    assert_eq!(text(&outcome.result["text"]).trim_end(), doc_comment_action::expected().trim_end());
     let explanation = text(&outcome.result["explanation"]);
     assert!(explanation.contains(EXPLANATION), "explain action result:\n{explanation}");
     let explain_request = outcome.requests.get(1).map(|r| r.body.to_string()).unwrap_or_default();

@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sextant_tests::{built_binary, copy_dir, repo_root, require_node_package};
+use sextant_tests::{built_binary, copy_dir, doc_comment_action, repo_root, require_node_package, EDITOR_WORKSPACE};
 
 /// code-server start, extension host start, repo-map indexing and four
 /// scripted model round trips through a browser, on a loaded 2-core CI box.
@@ -27,17 +27,6 @@ const DRIVE_TIMEOUT: Duration = Duration::from_secs(300);
 const COMPLETION: &str = "points.len();";
 const QUESTION: &str = "What does midpoint return?";
 const ANSWER: &str = "`midpoint` returns the point halfway between `a` and `b`.";
-const DOC_LINE: &str = "/// Sum of the distances between consecutive points.";
-const DOCUMENTED_PERIMETER: &str = "/// Sum of the distances between consecutive points.
-pub fn perimeter(points: &[Point]) -> f64 {
-    let mut total = 0.0;
-    for pair in points.windows(2) {
-        total += pair[0].distance(&pair[1]);
-    }
-    total
-}
-";
-
 fn code_server_dir() -> PathBuf {
     repo_root().join("tests/clients/code-server")
 }
@@ -87,17 +76,16 @@ async fn extension_works_inside_code_server() {
 
     let temp = tempfile::tempdir().unwrap_or_else(|error| panic!("cannot create a temporary directory: {error}"));
     let workspace = temp.path().join("workspace");
-    copy_dir(&root.join("tests/clients/nvim/workspace"), &workspace)
+    copy_dir(&root.join(EDITOR_WORKSPACE), &workspace)
         .unwrap_or_else(|error| panic!("cannot copy the fixture workspace: {error}"));
     let scratch = temp.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap_or_else(|error| panic!("cannot create {}: {error}", scratch.display()));
     // The chat and the doc comment get their own answers; every inline
     // completion request gets the completion.
-    let doc_comment_reply = format!("```rust\n{DOCUMENTED_PERIMETER}```\n");
     let script = json!({
         "turns": [
             { "text": [ANSWER], "match": { "body": QUESTION } },
-            { "text": [doc_comment_reply], "match": { "body": "concise doc comment" } },
+            { "text": [doc_comment_action::model_reply()], "match": { "body": "concise doc comment" } },
         ],
         "fallback": { "text": [COMPLETION] },
     });
@@ -149,25 +137,27 @@ async fn extension_works_inside_code_server() {
         .iter()
         .map(|name| {
             let text = std::fs::read_to_string(scratch.join(name)).unwrap_or_default();
-            let tail: String = text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-            format!("--- {name} (last 40 lines)\n{tail}\n")
+            let lines: Vec<&str> = text.lines().collect();
+            format!("--- {name} (last 40 lines)\n{}\n", lines[lines.len().saturating_sub(40)..].join("\n"))
         })
         .collect();
-    assert!(
-        output.status.success() && result["ok"] == json!(true),
-        "the code-server run failed\nresult: {result:#}\n--- driver output\n{driver_output}\n{logs}"
-    );
+    if !(output.status.success() && result["ok"] == json!(true)) {
+        // Kept for a look: failure.png (the browser at the failure), the logs.
+        let kept = temp.keep();
+        panic!(
+            "the code-server run failed (screenshot and logs kept in {})\nresult: {result:#}\n--- driver output\n{driver_output}\n{logs}",
+            kept.join("scratch").display()
+        );
+    }
 
     assert!(result["statusText"].as_str().is_some_and(|text| text.contains("Sextant")), "{result:#}");
     let hover = result["hoverText"].as_str().unwrap_or("");
     assert!(hover.contains("midpoint") && hover.contains("halfway between"), "hover: {hover}");
     let actions: Vec<&str> =
         result["codeActions"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-    assert!(actions.iter().any(|title| title.contains("Sextant: add doc comment to `perimeter`")), "{actions:?}");
-    let fixture = std::fs::read_to_string(root.join("tests/clients/nvim/workspace/src/geometry.rs"))
-        .unwrap_or_else(|error| panic!("cannot read the fixture: {error}"));
-    let documented = fixture.replace("pub fn perimeter", &format!("{DOC_LINE}\npub fn perimeter"));
-    assert_eq!(result["fileAfterCodeAction"].as_str().unwrap_or(""), documented, "the edit, and nothing else");
+    assert!(actions.iter().any(|title| title.contains(doc_comment_action::TITLE)), "{actions:?}");
+    let after_action = result["fileAfterCodeAction"].as_str().unwrap_or("");
+    assert_eq!(after_action, doc_comment_action::expected(), "the edit, and nothing else");
     assert_eq!(result["ghostText"], json!(COMPLETION), "{result:#}");
     let saved = result["savedFile"].as_str().unwrap_or("");
     assert!(saved.contains(&format!("let n = {COMPLETION}")), "the accepted completion is in the saved file:\n{saved}");

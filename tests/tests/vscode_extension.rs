@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use scripted_provider::{Script, ScriptedServer, Turn};
 use serde_json::{json, Value};
-use sextant_tests::{built_binary, copy_dir, repo_root, require_node_package};
+use sextant_tests::{built_binary, copy_dir, repo_root, require_node_package, EDITOR_WORKSPACE};
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bundling plus a server start and three model round trips, on a loaded CI box.
@@ -199,7 +199,7 @@ async fn bundled_extension_talks_to_the_server() {
     let provider = ScriptedServer::start(script).await.unwrap_or_else(|error| panic!("scripted provider: {error:#}"));
     let temp = tempfile::tempdir().unwrap_or_else(|error| panic!("cannot create a temporary directory: {error}"));
     let workspace = temp.path().join("workspace");
-    copy_dir(&root.join("tests/clients/nvim/workspace"), &workspace)
+    copy_dir(&root.join(EDITOR_WORKSPACE), &workspace)
         .unwrap_or_else(|error| panic!("cannot copy the fixture workspace: {error}"));
     let result_path = temp.path().join("result.json");
     let settings = json!({

@@ -180,9 +180,7 @@ fn bubblewrap() {
     if has_bwrap || Command::new("apt-get").arg("--version").output().is_err() {
         return;
     }
-    let installed = run(Command::new("apt-get").args(["update", "-qq"]))
-        .and_then(|()| run(Command::new("apt-get").args(["install", "-y", "-qq", "bubblewrap"])));
-    if let Err(err) = installed {
+    if let Err(err) = apt_install(&["bubblewrap"]) {
         eprintln!("xtask: bubblewrap not installed ({err:#}); agent shell tests will check the unjailed fallback");
     }
 }
