@@ -170,6 +170,45 @@ fn scoped_calls_reference_both_segments() {
     assert!(in_file("src/report.rs", "Countable", TagKind::Import));
 }
 
+/// Attribute arguments are token trees, which the macro-argument patterns
+/// read as calls (`doc(cfg(…))`); inside attributes (also as tokens of a
+/// `macro_rules!` template) no name is a reference. Real calls in the same
+/// template and in macro arguments still are.
+#[test]
+fn names_inside_attributes_are_not_references() {
+    let source = "\
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg_attr(docsrs, doc(cfg(feature = \"rt\")))]
+pub fn spawn() { log!(format(1)); }
+
+macro_rules! cfg_rt {
+    ($($item:item)*) => {
+        $(
+            #[cfg_attr(docsrs, doc(cfg(feature = \"rt\")))]
+            $item
+        )*
+        register(stringify!(rt));
+    };
+}
+";
+    let (map, _) = RepoMap::build(vec![SourceFile::new("src/lib.rs", source.as_bytes().to_vec())]);
+    let references: Vec<String> = map
+        .file_tags("src/lib.rs")
+        .iter()
+        .filter(|tag| tag.role == Role::Reference)
+        .map(|tag| format!("{} {}", tag.kind.as_str(), tag.name))
+        .collect();
+    expect_test::expect![[r#"
+        [
+            "macro_call log",
+            "call format",
+            "call register",
+            "call stringify",
+        ]
+    "#]].assert_debug_eq(&references);
+}
+
 /// Doc comments attach to the item right below them, through attributes,
 /// and never leak to the next item; a plain comment in between cuts them.
 #[test]

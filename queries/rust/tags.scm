@@ -8,6 +8,7 @@
 ;                            becomes an import reference
 ;   @reference.macro_invocation  a macro call; items among its tokens become
 ;                            definitions
+;   @attribute               `#[…]` / `#![…]`: no references inside
 ; <kind> is one of: function struct enum union trait impl module const static
 ; type_alias macro | call type_ref path macro_call. `path` is a qualifier
 ; (`Type` or `module` in `a::b`): a type reference if capitalised, else a
@@ -66,3 +67,12 @@
 
 ; Imports: every identifier inside the `use` tree.
 (use_declaration) @reference.import
+
+; Attributes: their arguments are token trees too, but `doc(cfg(…))` in
+; `#[cfg_attr(docsrs, doc(cfg(feature = "rt")))]` or `derive(…)` calls
+; nothing; names inside an attribute are not references.
+(attribute_item) @attribute
+(inner_attribute_item) @attribute
+; The same inside macro templates and arguments, where `#[…]` stays tokens.
+(token_tree "#" . (token_tree) @attribute)
+(token_repetition "#" . (token_tree) @attribute)

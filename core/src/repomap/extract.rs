@@ -83,6 +83,9 @@ enum CaptureMeaning {
     /// `@reference.macro_invocation`: a whole macro call, whose tokens may
     /// hold items (see [`collect_macro_items`]).
     MacroInvocation,
+    /// `@attribute`: an attribute, inside which names are not references
+    /// (the token-tree call patterns would match `doc(cfg(…))`).
+    Attribute,
     Ignored,
 }
 
@@ -115,6 +118,9 @@ fn parse_capture_name(name: &str) -> CaptureMeaning {
     }
     if name == "reference.macro_invocation" {
         return CaptureMeaning::MacroInvocation;
+    }
+    if name == "attribute" {
+        return CaptureMeaning::Attribute;
     }
     if name.starts_with("definition.") {
         return CaptureMeaning::Item;
@@ -320,6 +326,8 @@ pub fn extract_tags(
     // Function bodies and `macro_rules!` templates: macro calls there hold
     // no items of the file's API.
     let mut no_item_ranges: Vec<Range<usize>> = Vec::new();
+    // Attributes: names there are not references.
+    let mut attribute_ranges: Vec<Range<usize>> = Vec::new();
     let mut cursor = QueryCursor::new();
     let mut matches = cursor.matches(&compiled.query, root, bytes);
     while let Some(query_match) = matches.next() {
@@ -335,6 +343,7 @@ pub fn extract_tags(
                     collect_imports(capture.node, source, &path, &mut names, &mut found)
                 }
                 Some(CaptureMeaning::MacroInvocation) => macro_invocations.push(capture.node),
+                Some(CaptureMeaning::Attribute) => attribute_ranges.push(capture.node.byte_range()),
                 Some(CaptureMeaning::Ignored) | None => {}
             }
         }
@@ -428,14 +437,19 @@ pub fn extract_tags(
         path: &path,
     };
     for invocation in macro_invocations {
-        let start = invocation.start_byte();
-        let after = no_item_ranges.partition_point(|range| range.start <= start);
-        if after > 0 && start < no_item_ranges[after - 1].end {
+        if within_any(&no_item_ranges, invocation.start_byte()) {
             continue;
         }
         ancestors_of(root, invocation, &mut ancestors);
         let scope = scope(language, &ancestors, source);
         collect_macro_items(&context, invocation, scope.as_deref(), &mut names, &mut found);
+    }
+
+    let attribute_ranges = merge_ranges(attribute_ranges);
+    if !attribute_ranges.is_empty() {
+        found.retain(|found| {
+            found.tag.role == Role::Definition || !within_any(&attribute_ranges, found.name_start)
+        });
     }
 
     // Order by identifier position; at one position keep the most specific
@@ -661,6 +675,13 @@ fn merge_ranges(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
         }
     }
     merged
+}
+
+/// Whether `at` lies in one of `ranges` (sorted and disjoint, as from
+/// [`merge_ranges`]).
+fn within_any(ranges: &[Range<usize>], at: usize) -> bool {
+    let after = ranges.partition_point(|range| range.start <= at);
+    after > 0 && at < ranges[after - 1].end
 }
 
 /// What [`collect_macro_items`] needs from the file being tagged.
