@@ -1,11 +1,14 @@
-//! `sextant bench map`: repo-map speed and memory, beside universal-ctags.
+//! `sextant bench map`: repo-map speed and memory, beside universal-ctags
+//! and, where it is installed, aider's repo map.
 //!
 //! For each repository it measures
 //! - in-process: cold index (walk + read + parse, no cache), warm index (tag
 //!   cache present), render, and an in-memory re-render with a new focus;
 //! - as child processes (peak memory = the child's max RSS from `wait4`):
 //!   `sextant map` cold (`--no-cache`) and warm (cache present), and the peer
-//!   `ctags -R` (universal-ctags) on the same tree.
+//!   `ctags -R` (universal-ctags) on the same tree, and aider's `RepoMap`
+//!   cold and warm (`bench_map_aider.py`; aider-chat is a large pip package,
+//!   so it is looked for, not installed).
 //!
 //! Timings are medians over `--runs`. Nothing here asserts a target: it prints
 //! figures for people to compare.
@@ -25,7 +28,9 @@ Corpora (no network but the package registries is needed):
   Python: `python3 -m pip download --no-deps --no-binary :all: django -d /tmp/corpus`
           then `tar xzf /tmp/corpus/django-*.tar.gz -C /tmp/corpus` and
           `sextant bench map /tmp/corpus/django-*/`.
-  Peer:   `apt-get install universal-ctags` (measured as `ctags -R`).";
+  Peers:  `apt-get install universal-ctags` (measured as `ctags -R`);
+          `pip install aider-chat` (its RepoMap, run by the python in
+          $SEXTANT_AIDER_PYTHON, else python3).";
 
 #[derive(clap::Args)]
 #[command(after_help = CORPUS_HELP)]
@@ -96,6 +101,14 @@ struct ChildFigures {
     cold: ChildRun,
     warm: ChildRun,
     ctags: Result<ChildRun, String>,
+    aider: Result<AiderRuns, String>,
+}
+
+/// aider's repo map: one cold run (it takes seconds to minutes) and the
+/// median of the warm ones.
+struct AiderRuns {
+    cold: ChildRun,
+    warm: ChildRun,
 }
 
 /// `sextant map` cold and warm, and `ctags -R`, as child processes (each the
@@ -122,7 +135,8 @@ fn measure_children(
     std::thread::sleep(repomap::index::RACY_WINDOW);
     let warm = median_child(runs, || measure_child(map().arg("--cache-dir").arg(&cache)))?;
     let ctags = measure_ctags(root, scratch);
-    Ok(ChildFigures { cold, warm, ctags })
+    let aider = measure_aider(root, scratch, &budget, runs);
+    Ok(ChildFigures { cold, warm, ctags, aider })
 }
 
 /// The run with the median wall time out of `runs` (at least one).
@@ -233,12 +247,9 @@ fn print_report(root: &Path, index: &RepoIndex, text: &str, figures: Figures) {
         sextant_core::tokens::count(text),
         rayon_threads(),
     );
+    let figure = |run: &ChildRun| format!("{:>8.3} s {:>7.1} MB", run.wall.as_secs_f64(), run.max_rss_mb);
     let peer = |run: &Result<ChildRun, String>| match run {
-        Ok(run) => format!(
-            "{:>8.3} s {:>7.1} MB",
-            run.wall.as_secs_f64(),
-            run.max_rss_mb
-        ),
+        Ok(run) => figure(run),
         Err(why) => format!("peer unavailable: {why}"),
     };
     println!("  {:<44} {:<22} ctags -R (universal-ctags)", "", "sextant");
@@ -275,7 +286,14 @@ fn print_report(root: &Path, index: &RepoIndex, text: &str, figures: Figures) {
         "warm in-memory re-render (new focus)",
         figures.rerender.as_secs_f64()
     );
-    println!("  aider repo map: peer unavailable: aider-chat is not installed here (a large pip package)");
+    match &figures.children.aider {
+        Ok(aider) => println!(
+            "  aider repo map (same files; cold once, warm median):  cold {}  warm {}",
+            figure(&aider.cold).trim_start(),
+            figure(&aider.warm).trim_start(),
+        ),
+        Err(why) => println!("  aider repo map: peer unavailable: {why}"),
+    }
     println!("  (process peak memory includes this benchmark's own small footprint, inherited by spawned children)");
 }
 
@@ -349,6 +367,40 @@ fn measure_ctags(root: &Path, scratch: &Path) -> Result<ChildRun, String> {
             .arg(root),
     )
     .map_err(|error| format!("{error:#}"))
+}
+
+/// The peer script, written next to the peers' other scratch files.
+const AIDER_SCRIPT: &str = include_str!("bench_map_aider.py");
+
+/// aider's `RepoMap` on the same files with the same budget, its tag cache
+/// kept in `scratch` (never in the measured tree).
+fn measure_aider(root: &Path, scratch: &Path, budget: &str, runs: usize) -> Result<AiderRuns, String> {
+    let python = std::env::var("SEXTANT_AIDER_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    // litellm (imported by aider) otherwise fetches its model price list.
+    let offline = [("LITELLM_LOCAL_MODEL_COST_MAP", "True")];
+    let importable = Command::new(&python)
+        .args(["-c", "import aider.repomap"])
+        .envs(offline)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !importable {
+        return Err(format!(
+            "aider-chat is not installed for `{python}` (pip install aider-chat; SEXTANT_AIDER_PYTHON picks the python)"
+        ));
+    }
+    let script = scratch.join("bench_map_aider.py");
+    std::fs::write(&script, AIDER_SCRIPT).map_err(|error| format!("cannot write {}: {error}", script.display()))?;
+    let cache = scratch.join("aider-cache");
+    let run = || {
+        let mut command = Command::new(&python);
+        command.arg(&script).arg(root).arg(budget).arg(&cache).envs(offline);
+        measure_child(&mut command).map_err(|error| format!("{error:#}"))
+    };
+    let cold = run()?;
+    let warm = median_child(runs, || run().map_err(anyhow::Error::msg)).map_err(|error| format!("{error:#}"))?;
+    Ok(AiderRuns { cold, warm })
 }
 
 /// A private scratch directory for caches and the peer's output.
