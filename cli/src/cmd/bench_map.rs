@@ -393,13 +393,10 @@ fn measure_aider(root: &Path, scratch: &Path, budget: &str, runs: usize) -> Resu
     let script = scratch.join("bench_map_aider.py");
     std::fs::write(&script, AIDER_SCRIPT).map_err(|error| format!("cannot write {}: {error}", script.display()))?;
     let cache = scratch.join("aider-cache");
-    let run = || {
-        let mut command = Command::new(&python);
-        command.arg(&script).arg(root).arg(budget).arg(&cache).envs(offline);
-        measure_child(&mut command).map_err(|error| format!("{error:#}"))
-    };
-    let cold = run()?;
-    let warm = median_child(runs, || run().map_err(anyhow::Error::msg)).map_err(|error| format!("{error:#}"))?;
+    let run = || measure_child(Command::new(&python).arg(&script).arg(root).arg(budget).arg(&cache).envs(offline));
+    let failed = |error: anyhow::Error| format!("{error:#}");
+    let cold = run().map_err(failed)?;
+    let warm = median_child(runs, run).map_err(failed)?;
     Ok(AiderRuns { cold, warm })
 }
 

@@ -3,12 +3,13 @@
 // the extension's status bar item; hovers a function; applies a code action
 // from the Ctrl+. menu; types in a Rust file until the inline completion shows
 // as ghost text, accepts it with Tab and saves; asks a question through the
-// command palette and reads the answer document. Everything it sees goes to $SEXTANT_TEST_RESULT as JSON; the
-// cargo test (tests/tests/vscode_code_server.rs) judges it.
+// command palette and reads the answer document. Everything it sees goes to
+// $SEXTANT_TEST_RESULT as JSON; the cargo test
+// (tests/tests/vscode_code_server.rs) judges it.
 //
-// Started by that test inside its own network namespace (`unshare -n`, with
-// only loopback up) so code-server's calls to the outside fail at once, and
-// with Node.js 24 first on PATH (code-server needs it).
+// Started by that test with Node.js 24 first on PATH (code-server needs it)
+// and, where the machine allows, in a network namespace of its own
+// (`unshare -n`, only loopback up) so code-server's calls out fail at once.
 //
 // Environment: SEXTANT_LSP, SCRIPTED_PROVIDER, SEXTANT_VSIX,
 // SEXTANT_TEST_WORKSPACE (a copy of the fixture), SEXTANT_TEST_DIR (scratch),
@@ -36,6 +37,8 @@ const step = (name) => {
   console.log(`drive: ${name}`);
 };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Monaco renders spaces as no-break spaces. */
+const plain = (text) => text.replace(/\u00a0/g, ' ');
 
 /** Polls `probe` until it returns something truthy; fails with `what` after `ms`. */
 async function until(what, probe, ms = 60000) {
@@ -151,7 +154,7 @@ async function main() {
   });
   step('code-server up');
 
-  // Chromium refuses its sandbox as root; the namespace is the fence here.
+  // Chromium's sandbox does not start as root; it only loads this local workbench.
   const browser = await chromium.launch({ executablePath: process.env.SEXTANT_CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
@@ -177,7 +180,7 @@ async function main() {
         await page.keyboard.press('Control+I');
       },
       async () => {
-        const text = (await page.locator('.monaco-hover:visible').allInnerTexts()).join('\n').replace(/\u00a0/g, ' ');
+        const text = plain((await page.locator('.monaco-hover:visible').allInnerTexts()).join('\n'));
         return text.includes('halfway') && text;
       },
     );
@@ -224,7 +227,7 @@ async function main() {
           await page.keyboard.press('Alt+Backslash');
         }
       },
-      async () => (await page.locator('.editor-instance .ghost-text-decoration').allInnerTexts()).join('').replace(/\u00a0/g, ' '),
+      async () => plain((await page.locator('.editor-instance .ghost-text-decoration').allInnerTexts()).join('')),
     );
     step('ghost text shown');
     await page.keyboard.press('Tab');
@@ -249,14 +252,12 @@ async function main() {
     result.chatDocument = await until(
       'the answer document',
       async () => {
-        // Monaco renders spaces as no-break spaces.
-        const texts = (await page.locator('.editor-instance .view-lines').allInnerTexts()).map((text) => text.replace(/\u00a0/g, ' '));
+        const texts = (await page.locator('.editor-instance .view-lines').allInnerTexts()).map(plain);
         return texts.find((text) => text.includes('midpoint') && !text.includes('pub fn'));
       },
       90000,
     );
     step('chat answer shown');
-    result.statusAfter = await statusItem.first().innerText();
     await page.screenshot({ path: join(scratch, 'final.png') });
     result.ok = true;
   } catch (error) {
