@@ -1,7 +1,7 @@
 //! The packaged VS Code extension inside real VS Code: code-server serves the
 //! workbench, Chromium (driven by playwright-core) uses it like a person
 //! (status bar, hover, a code action, ghost text accepted with Tab, a chat
-//! from the command palette), and the extension starts the built sextant-lsp
+//! and an agent task that edits the open file, from the command palette), and the extension starts the built sextant-lsp
 //! against a scripted provider.
 //! The driver is tests/clients/code-server/drive.mjs; it runs, with the
 //! provider and code-server, in a network namespace of its own where the
@@ -20,13 +20,16 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sextant_tests::{built_binary, copy_dir, doc_comment_action, repo_root, require_node_package, EDITOR_WORKSPACE};
 
-/// code-server start, extension host start, repo-map indexing and four
+/// code-server start, extension host start, repo-map indexing and six
 /// scripted model round trips through a browser, on a loaded 2-core CI box.
 const DRIVE_TIMEOUT: Duration = Duration::from_secs(300);
 
 const COMPLETION: &str = "points.len();";
 const QUESTION: &str = "What does midpoint return?";
 const ANSWER: &str = "`midpoint` returns the point halfway between `a` and `b`.";
+const TASK: &str = "Make Point copyable";
+const DERIVE: &str = "#[derive(Debug, Clone, Copy)]";
+const AGENT_ANSWER: &str = "Point now derives Copy.";
 fn code_server_dir() -> PathBuf {
     repo_root().join("tests/clients/code-server")
 }
@@ -86,6 +89,15 @@ async fn extension_works_inside_code_server() {
         "turns": [
             { "text": [ANSWER], "match": { "body": QUESTION } },
             { "text": [doc_comment_action::model_reply()], "match": { "body": "concise doc comment" } },
+            {
+                "tool_calls": [{ "id": "call_1", "name": "edit_file", "arguments": {
+                    "path": "src/geometry.rs",
+                    "search": "pub struct Point {",
+                    "replace": format!("{DERIVE}\npub struct Point {{"),
+                } }],
+                "match": { "body": TASK },
+            },
+            { "text": [AGENT_ANSWER], "match": { "body": TASK } },
         ],
         "fallback": { "text": [COMPLETION] },
     });
@@ -119,6 +131,7 @@ async fn extension_works_inside_code_server() {
         .env("SEXTANT_TEST_DIR", &scratch)
         .env("SEXTANT_TEST_SCRIPT", &script_path)
         .env("SEXTANT_TEST_QUESTION", QUESTION)
+        .env("SEXTANT_TEST_TASK", TASK)
         .env("SEXTANT_TEST_RESULT", &result_path)
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -165,6 +178,16 @@ async fn extension_works_inside_code_server() {
     // The markdown editor wraps long lines.
     let chat = result["chatDocument"].as_str().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(chat.contains(ANSWER), "chat document: {chat}");
+
+    // The agent's edit: on disk, in the open editor, and in the summary.
+    let after_agent = result["fileAfterAgent"].as_str().unwrap_or("");
+    assert!(after_agent.contains(&format!("{DERIVE}\npub struct Point {{")), "{after_agent}");
+    let editor = result["editorAfterAgent"].as_str().unwrap_or("");
+    assert!(editor.contains(DERIVE), "VS Code reloads the file the agent changed: {editor}");
+    // Compared without whitespace: narrow editor groups wrap even inside `src/geometry.rs`.
+    let compact = |text: &str| text.split_whitespace().collect::<String>();
+    let summary = compact(result["agentDocument"].as_str().unwrap_or(""));
+    assert!(summary.contains(&compact(AGENT_ANSWER)) && summary.contains("src/geometry.rs"), "agent summary: {summary}");
 
     let requests = recorded_requests(&scratch.join("requests.jsonl"));
     let bodies: Vec<String> = requests.iter().map(|request| request["body"].to_string()).collect();

@@ -3,7 +3,8 @@
 // the extension's status bar item; hovers a function; applies a code action
 // from the Ctrl+. menu; types in a Rust file until the inline completion shows
 // as ghost text, accepts it with Tab and saves; asks a question through the
-// command palette and reads the answer document. Everything it sees goes to
+// command palette and reads the answer document; runs an agent task that
+// edits the open file and checks the editor shows the edit. Everything it sees goes to
 // $SEXTANT_TEST_RESULT as JSON; the cargo test
 // (tests/tests/vscode_code_server.rs) judges it.
 //
@@ -14,7 +15,7 @@
 // Environment: SEXTANT_LSP, SCRIPTED_PROVIDER, SEXTANT_VSIX,
 // SEXTANT_TEST_WORKSPACE (a copy of the fixture), SEXTANT_TEST_DIR (scratch),
 // SEXTANT_TEST_SCRIPT (the provider's script), SEXTANT_TEST_QUESTION,
-// SEXTANT_TEST_RESULT.
+// SEXTANT_TEST_TASK, SEXTANT_TEST_RESULT.
 
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -120,7 +121,7 @@ async function main() {
     'sextant.model': 'scripted',
     'sextant.baseUrl': `${providerUrl}/v1`,
     'sextant.completion.debounceMs': 0,
-    'sextant.serverSettings': { apiKey: 'test-key' },
+    'sextant.serverSettings': { apiKey: 'test-key', agent: { allowEdits: true } },
     'workbench.startupEditor': 'none',
     'workbench.tips.enabled': false,
     'security.workspace.trust.enabled': false,
@@ -241,12 +242,7 @@ async function main() {
     step('completion accepted and saved');
 
     // Chat through the command palette and the input box.
-    await page.keyboard.press('F1');
-    await page.waitForSelector('.quick-input-widget:visible');
-    await page.keyboard.type('Sextant: Ask');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Sextant: Ask' }).first().waitFor();
-    await page.keyboard.press('Enter');
-    await until('the question input box', async () => (await page.locator('.quick-input-widget:visible').innerText()).includes('Ask Sextant'));
+    await runCommand(page, 'Sextant: Ask', 'Ask Sextant');
     await page.keyboard.type(env('SEXTANT_TEST_QUESTION'));
     await page.keyboard.press('Enter');
     result.chatDocument = await until(
@@ -258,6 +254,27 @@ async function main() {
       90000,
     );
     step('chat answer shown');
+
+    // Agent task: the agent edits src/geometry.rs on disk (allowed by the
+    // settings), the open editor reloads it, and the summary opens beside.
+    await runCommand(page, 'Sextant: Run agent task', 'Sextant agent task');
+    await page.keyboard.type(env('SEXTANT_TEST_TASK'));
+    await page.keyboard.press('Enter');
+    result.agentDocument = await until(
+      'the agent summary',
+      async () => {
+        // Narrow editor groups wrap markdown lines.
+        const texts = (await page.locator('.editor-instance .view-lines').allInnerTexts()).map((text) => plain(text).replace(/\s+/g, ' '));
+        return texts.find((text) => text.includes('Files changed'));
+      },
+      90000,
+    );
+    result.fileAfterAgent = readFileSync(saved, 'utf8');
+    result.editorAfterAgent = await until('the open editor showing the agent\'s edit', async () => {
+      const texts = (await page.locator('.editor-instance .view-lines').allInnerTexts()).map(plain);
+      return texts.find((text) => text.includes('pub struct Point') && text.includes('derive(Debug, Clone, Copy)'));
+    });
+    step('agent edit shown');
     await page.screenshot({ path: join(scratch, 'final.png') });
     result.ok = true;
   } catch (error) {
@@ -281,6 +298,16 @@ async function openFile(page, name) {
   await page.keyboard.press('Enter');
   await page.locator('.tab.active', { hasText: name }).waitFor();
   await page.locator('.editor-instance .monaco-editor textarea').first().focus();
+}
+
+/** Runs `title` from the command palette and waits for its input box (`prompt`). */
+async function runCommand(page, title, prompt) {
+  await page.keyboard.press('F1');
+  await page.waitForSelector('.quick-input-widget:visible');
+  await page.keyboard.type(title);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await until(`the input box of ${title}`, async () => (await page.locator('.quick-input-widget:visible').innerText()).includes(prompt));
 }
 
 async function goTo(page, line, column) {
