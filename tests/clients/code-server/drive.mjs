@@ -242,38 +242,21 @@ async function main() {
     step('completion accepted and saved');
 
     // Chat through the command palette and the input box.
-    await runCommand(page, 'Sextant: Ask', 'Ask Sextant');
-    await page.keyboard.type(env('SEXTANT_TEST_QUESTION'));
-    await page.keyboard.press('Enter');
-    result.chatDocument = await until(
-      'the answer document',
-      async () => {
-        const texts = (await page.locator('.editor-instance .view-lines').allInnerTexts()).map(plain);
-        return texts.find((text) => text.includes('midpoint') && !text.includes('pub fn'));
-      },
-      90000,
-    );
+    await runCommand(page, 'Sextant: Ask', 'Ask Sextant', env('SEXTANT_TEST_QUESTION'));
+    result.chatDocument = await editorShowing(page, 'the answer document', (text) => text.includes('midpoint') && !text.includes('pub fn'));
     step('chat answer shown');
 
     // Agent task: the agent edits src/geometry.rs on disk (allowed by the
     // settings), the open editor reloads it, and the summary opens beside.
-    await runCommand(page, 'Sextant: Run agent task', 'Sextant agent task');
-    await page.keyboard.type(env('SEXTANT_TEST_TASK'));
-    await page.keyboard.press('Enter');
-    result.agentDocument = await until(
-      'the agent summary',
-      async () => {
-        // Narrow editor groups wrap markdown lines.
-        const texts = (await page.locator('.editor-instance .view-lines').allInnerTexts()).map((text) => plain(text).replace(/\s+/g, ' '));
-        return texts.find((text) => text.includes('Files changed'));
-      },
-      90000,
-    );
+    await runCommand(page, 'Sextant: Run agent task', 'Sextant agent task', env('SEXTANT_TEST_TASK'));
+    // Narrow editor groups wrap markdown lines.
+    result.agentDocument = await editorShowing(page, 'the agent summary', (text) => text.replace(/\s+/g, ' ').includes('Files changed'));
     result.fileAfterAgent = readFileSync(saved, 'utf8');
-    result.editorAfterAgent = await until('the open editor showing the agent\'s edit', async () => {
-      const texts = (await page.locator('.editor-instance .view-lines').allInnerTexts()).map(plain);
-      return texts.find((text) => text.includes('pub struct Point') && text.includes('derive(Debug, Clone, Copy)'));
-    });
+    result.editorAfterAgent = await editorShowing(
+      page,
+      "the open editor showing the agent's edit",
+      (text) => text.includes('pub struct Point') && text.includes('derive(Debug, Clone, Copy)'),
+    );
     step('agent edit shown');
     await page.screenshot({ path: join(scratch, 'final.png') });
     result.ok = true;
@@ -300,14 +283,25 @@ async function openFile(page, name) {
   await page.locator('.editor-instance .monaco-editor textarea').first().focus();
 }
 
-/** Runs `title` from the command palette and waits for its input box (`prompt`). */
-async function runCommand(page, title, prompt) {
+/** Runs `title` from the command palette and answers its input box (`prompt`) with `answer`. */
+async function runCommand(page, title, prompt, answer) {
   await page.keyboard.press('F1');
   await page.waitForSelector('.quick-input-widget:visible');
   await page.keyboard.type(title);
   await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
   await page.keyboard.press('Enter');
   await until(`the input box of ${title}`, async () => (await page.locator('.quick-input-widget:visible').innerText()).includes(prompt));
+  await page.keyboard.type(answer);
+  await page.keyboard.press('Enter');
+}
+
+/** The text of the first open editor (as shown) that `matches`, once there is one. */
+function editorShowing(page, what, matches, ms = 90000) {
+  return until(
+    what,
+    async () => (await page.locator('.editor-instance .view-lines').allInnerTexts()).map(plain).find(matches),
+    ms,
+  );
 }
 
 async function goTo(page, line, column) {
