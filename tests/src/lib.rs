@@ -48,10 +48,16 @@ pub fn require_node_package(dir: &Path, package: &str) {
 /// The editor clients' fixture workspace (Rust: a `Point` and functions on it).
 pub const EDITOR_WORKSPACE: &str = "tests/clients/nvim/workspace";
 
+/// `src/geometry.rs` of the editor workspace, as in the fixture.
+pub fn geometry_fixture() -> String {
+    let path = repo_root().join(EDITOR_WORKSPACE).join("src/geometry.rs");
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+}
+
 /// The "add doc comment" code action on `perimeter` in the editor workspace's
 /// `src/geometry.rs`, as every editor test scripts and checks it.
 pub mod doc_comment_action {
-    use super::{repo_root, EDITOR_WORKSPACE};
+    use super::geometry_fixture;
 
     pub const TITLE: &str = "Sextant: add doc comment to `perimeter`";
     const DOC_LINE: &str = "/// Sum of the distances between consecutive points.";
@@ -69,14 +75,8 @@ pub mod doc_comment_action {
         format!("Here it is:\n```rust\n{DOC_LINE}\n{item}```\n")
     }
 
-    /// `src/geometry.rs` as in the fixture.
-    pub fn original() -> String {
-        let path = repo_root().join(EDITOR_WORKSPACE).join("src/geometry.rs");
-        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
-    }
-
     /// `src/geometry.rs` after the edit: the doc line above `perimeter`, nothing else.
     pub fn expected() -> String {
-        original().replace("pub fn perimeter", &format!("{DOC_LINE}\npub fn perimeter"))
+        geometry_fixture().replace("pub fn perimeter", &format!("{DOC_LINE}\npub fn perimeter"))
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use scripted_provider::{RecordedRequest, Script, ScriptedServer, Turn};
 use serde_json::{json, Value};
-use sextant_tests::{built_binary, copy_dir, doc_comment_action, repo_root, EDITOR_WORKSPACE};
+use sextant_tests::{built_binary, copy_dir, doc_comment_action, geometry_fixture, repo_root, EDITOR_WORKSPACE};
 
 /// Longest a scenario may take, start-up included (a loaded 2-core CI box is slow).
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
@@ -200,7 +200,6 @@ async fn run_scenario(nvim: Nvim, lua: &str, script: Script, extra: Value) -> Ou
     Outcome { result: result.unwrap_or(Value::Null), requests }
 }
 
-/// The fixture file the scenarios edit.
 fn text(value: &Value) -> &str {
     value.as_str().unwrap_or("")
 }
@@ -279,7 +278,7 @@ async fn chat_nvim_011() {
 
 /// 1-based line of `let mut total = 0.0;` in the fixture (the scenario opens a line below it).
 fn row_of_total_line() -> usize {
-    doc_comment_action::original().lines().position(|line| line.contains("let mut total = 0.0;")).map_or(0, |index| index + 1)
+    geometry_fixture().lines().position(|line| line.contains("let mut total = 0.0;")).map_or(0, |index| index + 1)
 }
 
 async fn inline_completion(nvim: Nvim) {
