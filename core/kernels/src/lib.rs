@@ -6,10 +6,11 @@
 //! A crate of its own so it is optimised even in debug builds (see the
 //! workspace `Cargo.toml`): unoptimised, these loops are ~100x slower.
 //!
-//! Weights stay in their GGUF block layout (Q4_1 as shipped, Q8_0 for the
-//! embedding table; anything else is re-quantized to Q8_0 at load), so a
-//! decoded token streams ~100 MB instead of the ~540 MB of dense f32 weights:
-//! decoding one token is memory-bound. Activations stay f32 (llama.cpp
+//! Weights stay in their GGUF block layout (Q4_1, Q8_0, Q5_0 and the
+//! K-quants Q4_K and Q6_K, one file per newer format; the loader re-quantizes
+//! any other type to Q8_0), so a decoded token streams a few hundred MB
+//! instead of gigabytes of dense f32 weights: decoding one token is
+//! memory-bound. Activations stay f32 (llama.cpp
 //! quantizes them to 8 bits, which moves greedy output away from the exact
 //! weights), and weights are expanded to f32 inside the dot product.
 //!
@@ -18,6 +19,11 @@
 //! the scalar reference on every target).
 
 mod ops;
+mod q4_k;
+mod q5_0;
+mod q6_k;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 use half::f16;
 use rayon::prelude::*;
@@ -31,10 +37,14 @@ pub use ops::{
 #[error("{0}")]
 pub struct ShapeError(pub String);
 
-/// Values per quantization block (both supported formats).
+/// Values per quantization block of Q4_1, Q8_0 and Q5_0 (the K-quants'
+/// super-blocks hold [`SUPER_BLOCK`]).
 pub const BLOCK: usize = 32;
 
-/// On-disk block layouts (ggml's `block_q4_1` and `block_q8_0`).
+/// Values per K-quant super-block.
+pub const SUPER_BLOCK: usize = 256;
+
+/// On-disk block layouts, exactly ggml's `block_*` structs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockFormat {
     /// f16 scale `d`, f16 minimum `m`, 16 bytes of nibbles: `x = d*q + m`;
@@ -42,14 +52,50 @@ pub enum BlockFormat {
     Q4_1,
     /// f16 scale `d`, 32 signed bytes: `x = d*q`.
     Q8_0,
+    /// f16 `d`, 4 bytes of fifth bits, 16 bytes of nibbles: `x = d*(q - 16)`.
+    Q5_0,
+    /// 256 values: f16 `d`, f16 `dmin`, 12 bytes of 6-bit sub-block scales
+    /// and minimums, 128 bytes of nibbles: `x = d*scale*q - dmin*min`.
+    Q4K,
+    /// 256 values: 128 bytes of low nibbles, 64 of high 2 bits, 16 int8
+    /// sub-block scales, f16 `d`: `x = d*scale*(q - 32)`.
+    Q6K,
 }
 
 impl BlockFormat {
+    /// Bytes per block (super-block for the K-quants).
     pub const fn block_bytes(self) -> usize {
         match self {
             BlockFormat::Q4_1 => 20,
             BlockFormat::Q8_0 => 34,
+            BlockFormat::Q5_0 => q5_0::BYTES,
+            BlockFormat::Q4K => q4_k::BYTES,
+            BlockFormat::Q6K => q6_k::BYTES,
         }
+    }
+
+    /// Values per block (super-block for the K-quants).
+    pub const fn block_values(self) -> usize {
+        match self {
+            BlockFormat::Q4_1 | BlockFormat::Q8_0 => BLOCK,
+            BlockFormat::Q5_0 => q5_0::VALUES,
+            BlockFormat::Q4K => q4_k::VALUES,
+            BlockFormat::Q6K => q6_k::VALUES,
+        }
+    }
+
+    /// Bytes of a `rows x cols` matrix in this layout, or why it has none
+    /// (`cols` not a whole number of blocks, or a size that overflows).
+    pub fn matrix_bytes(self, rows: usize, cols: usize) -> Result<usize, ShapeError> {
+        let values = self.block_values();
+        if cols % values != 0 {
+            return Err(ShapeError(format!(
+                "{cols} columns is not a multiple of the {values}-value {self:?} block"
+            )));
+        }
+        rows.checked_mul(cols / values)
+            .and_then(|blocks| blocks.checked_mul(self.block_bytes()))
+            .ok_or_else(|| ShapeError(format!("{rows}x{cols} {self:?} is too large")))
     }
 }
 
@@ -63,22 +109,15 @@ pub struct QMatrix {
 }
 
 impl QMatrix {
-    /// Wraps raw row-major blocks (as stored in a GGUF file).
+    /// Wraps raw row-major blocks (as stored in a GGUF file). `cols` must be
+    /// a multiple of the format's block (32 values, 256 for the K-quants).
     pub fn from_blocks(
         format: BlockFormat,
         rows: usize,
         cols: usize,
         data: Vec<u8>,
     ) -> Result<QMatrix, ShapeError> {
-        if cols % BLOCK != 0 {
-            return Err(ShapeError(format!(
-                "{cols} columns is not a multiple of the {BLOCK}-value block"
-            )));
-        }
-        let expected = rows
-            .checked_mul(cols / BLOCK)
-            .and_then(|blocks| blocks.checked_mul(format.block_bytes()));
-        if expected != Some(data.len()) {
+        if format.matrix_bytes(rows, cols)? != data.len() {
             return Err(ShapeError(format!(
                 "{rows}x{cols} {format:?} does not take the {} bytes given",
                 data.len()
@@ -176,8 +215,12 @@ impl QMatrix {
         self.cols
     }
 
+    pub fn format(&self) -> BlockFormat {
+        self.format
+    }
+
     fn row_bytes(&self, row: usize) -> &[u8] {
-        let width = self.cols / BLOCK * self.format.block_bytes();
+        let width = self.cols / self.format.block_values() * self.format.block_bytes();
         &self.data[row * width..(row + 1) * width]
     }
 
@@ -186,9 +229,12 @@ impl QMatrix {
         let bytes = self.row_bytes(row);
         for (block, out) in bytes
             .chunks_exact(self.format.block_bytes())
-            .zip(out.chunks_exact_mut(BLOCK))
+            .zip(out.chunks_exact_mut(self.format.block_values()))
         {
             match self.format {
+                BlockFormat::Q5_0 => q5_0::dequantize(block, out),
+                BlockFormat::Q4K => q4_k::dequantize(block, out),
+                BlockFormat::Q6K => q6_k::dequantize(block, out),
                 BlockFormat::Q4_1 => {
                     let (scale, min) = (half_at(block, 0), half_at(block, 2));
                     for (j, &byte) in block[4..20].iter().enumerate() {
@@ -212,19 +258,15 @@ impl QMatrix {
         // Real checks, not debug ones: the SIMD kernel reads `cols` values of `x`.
         assert_eq!(x.len(), self.cols, "activation length must equal the matrix width");
         assert_eq!(out.len(), self.rows, "output length must equal the matrix height");
-        let block_sums: Vec<f32> = x
-            .chunks_exact(BLOCK)
-            .map(|block| block.iter().sum())
-            .collect();
         let kernel = RowKernel::detect();
+        let activation = Activation::new(x, kernel, self.format);
         let rows_per_task = rows_per_task(self.rows);
         out.par_chunks_mut(rows_per_task)
             .enumerate()
             .for_each(|(task, out)| {
                 let first = task * rows_per_task;
                 for (offset, value) in out.iter_mut().enumerate() {
-                    *value =
-                        kernel.dot(self.format, self.row_bytes(first + offset), x, &block_sums);
+                    *value = kernel.dot(self.format, self.row_bytes(first + offset), &activation);
                 }
             });
     }
@@ -327,6 +369,36 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     total.iter().sum::<f32>() + tail
 }
 
+/// One activation vector and what the row kernels precompute from it once
+/// per product.
+struct Activation<'a> {
+    x: &'a [f32],
+    /// Σx over each 32-value block (Q4_1's and Q4_K's minimum terms, Q5_0's
+    /// offset).
+    block_sums: Vec<f32>,
+    /// Σx over each 16 values (the SIMD Q6_K kernel's offset; else empty).
+    half_block_sums: Vec<f32>,
+    /// `x` in the order the SIMD Q5_0 / K-quant kernels read it (else empty).
+    transposed: Vec<f32>,
+}
+
+impl<'a> Activation<'a> {
+    fn new(x: &'a [f32], kernel: RowKernel, format: BlockFormat) -> Activation<'a> {
+        let sums = |width: usize| x.chunks_exact(width).map(|part| part.iter().sum()).collect();
+        let simd = kernel != RowKernel::Scalar;
+        let reordered = simd && matches!(format, BlockFormat::Q5_0 | BlockFormat::Q4K | BlockFormat::Q6K);
+        Activation {
+            x,
+            block_sums: sums(BLOCK),
+            half_block_sums: if simd && format == BlockFormat::Q6K { sums(16) } else { Vec::new() },
+            #[cfg(target_arch = "x86_64")]
+            transposed: if reordered { simd::transpose_chunks(x) } else { Vec::new() },
+            #[cfg(not(target_arch = "x86_64"))]
+            transposed: if reordered { x.to_vec() } else { Vec::new() },
+        }
+    }
+}
+
 /// The row · vector kernel in use, picked once per product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RowKernel {
@@ -347,51 +419,54 @@ impl RowKernel {
         RowKernel::Scalar
     }
 
-    /// `row · x`, where `block_sums[b]` is the sum of `x` over block `b`
-    /// (Q4_1's minimum term factors out to `m * block_sum`).
-    fn dot(self, format: BlockFormat, row: &[u8], x: &[f32], block_sums: &[f32]) -> f32 {
+    /// `row · x` for an `activation` built for this kernel and format.
+    fn dot(self, format: BlockFormat, row: &[u8], activation: &Activation) -> f32 {
+        let (x, block_sums) = (activation.x, activation.block_sums.as_slice());
         match self {
             RowKernel::Scalar => scalar_row_dot(format, row, x, block_sums),
             // SAFETY: `detect` checked the CPU has AVX2, FMA and F16C; the
-            // kernels read only inside `row` and `x`, whose lengths agree
-            // (`cols / BLOCK` blocks).
+            // kernels read only inside `row` and the activation's vectors,
+            // whose lengths agree (`cols` values, `cols / 32` block sums,
+            // `cols / 16` half-block sums for Q6_K; `Activation::new` filled
+            // `transposed` for the formats that read it).
             #[cfg(target_arch = "x86_64")]
             RowKernel::Avx2 => unsafe {
+                let transposed = activation.transposed.as_slice();
                 match format {
                     BlockFormat::Q4_1 => avx2::row_dot::<true>(row, x, block_sums),
                     BlockFormat::Q8_0 => avx2::row_dot::<false>(row, x, block_sums),
+                    BlockFormat::Q5_0 => q5_0::avx2::row_dot(row, transposed, block_sums),
+                    BlockFormat::Q4K => q4_k::avx2::row_dot(row, transposed, block_sums),
+                    BlockFormat::Q6K => q6_k::avx2::row_dot(row, transposed, &activation.half_block_sums),
                 }
             },
         }
     }
 }
 
+/// The portable kernels, also the reference the SIMD ones are tested against.
 fn scalar_row_dot(format: BlockFormat, row: &[u8], x: &[f32], block_sums: &[f32]) -> f32 {
-    let mut total = 0f32;
-    for ((block, x), block_sum) in row
-        .chunks_exact(format.block_bytes())
-        .zip(x.chunks_exact(BLOCK))
-        .zip(block_sums)
-    {
-        match format {
-            BlockFormat::Q4_1 => {
+    let blocks = || row.chunks_exact(format.block_bytes()).zip(x.chunks_exact(BLOCK)).zip(block_sums);
+    match format {
+        BlockFormat::Q4_1 => blocks()
+            .map(|((block, x), block_sum)| {
                 let mut sum = 0f32;
                 for (j, &byte) in block[4..20].iter().enumerate() {
                     sum += f32::from(byte & 0x0F) * x[j] + f32::from(byte >> 4) * x[j + 16];
                 }
-                total += half_at(block, 0) * sum + half_at(block, 2) * block_sum;
-            }
-            BlockFormat::Q8_0 => {
-                let sum: f32 = block[2..34]
-                    .iter()
-                    .zip(x)
-                    .map(|(&q, &v)| f32::from(q as i8) * v)
-                    .sum();
-                total += half_at(block, 0) * sum;
-            }
-        }
+                half_at(block, 0) * sum + half_at(block, 2) * block_sum
+            })
+            .sum(),
+        BlockFormat::Q8_0 => blocks()
+            .map(|((block, x), _)| {
+                let sum: f32 = block[2..34].iter().zip(x).map(|(&q, &v)| f32::from(q as i8) * v).sum();
+                half_at(block, 0) * sum
+            })
+            .sum(),
+        BlockFormat::Q5_0 => q5_0::scalar_dot(row, x, block_sums),
+        BlockFormat::Q4K => q4_k::scalar_dot(row, x, block_sums),
+        BlockFormat::Q6K => q6_k::scalar_dot(row, x),
     }
-    total
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -399,19 +474,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::BLOCK;
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn half_to_f32(bits: *const u8) -> f32 {
-        let bits = u16::from_le_bytes([*bits, *bits.add(1)]);
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn horizontal_sum(v: __m256) -> f32 {
-        let pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let pair = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
-        _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)))
-    }
+    use crate::simd::{half_to_f32, horizontal_sum};
 
     /// Eight bytes at the bottom of `bytes`, zero-extended, as f32.
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -585,30 +648,192 @@ mod tests {
         }
     }
 
+    /// A matrix of random bytes (every bit pattern a block can hold) whose
+    /// f16 scales are overwritten with modest values of either sign.
+    fn random_matrix(format: BlockFormat, rows: usize, cols: usize, seed: u64) -> QMatrix {
+        let mut state = seed;
+        let size = format.matrix_bytes(rows, cols).expect("whole blocks");
+        let mut data: Vec<u8> = (0..size)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (state >> 56) as u8
+            })
+            .collect();
+        let scale_offsets: &[usize] = match format {
+            BlockFormat::Q4_1 | BlockFormat::Q4K => &[0, 2],
+            BlockFormat::Q8_0 | BlockFormat::Q5_0 => &[0],
+            BlockFormat::Q6K => &[208],
+        };
+        for (index, block) in data.chunks_exact_mut(format.block_bytes()).enumerate() {
+            for (n, &at) in scale_offsets.iter().enumerate() {
+                let magnitude = 0.002 + 0.01 * ((index * 7 + n * 3) % 13) as f32 / 13.0;
+                let scale = if (index + n) % 3 == 0 { -magnitude } else { magnitude };
+                block[at..at + 2].copy_from_slice(&f16::from_f32(scale).to_bits().to_le_bytes());
+            }
+        }
+        QMatrix::from_blocks(format, rows, cols, data).expect("sized for its format")
+    }
+
+    /// The scalar kernel, the detected (SIMD where the CPU has it) kernel and
+    /// the parallel `matvec` all equal the f64 product of dequantized rows.
+    fn assert_every_kernel_matches(matrix: &QMatrix, x: &[f32]) {
+        let expected = reference(matrix, x);
+        let detected = RowKernel::detect();
+        if detected == RowKernel::Scalar {
+            println!("notice: no AVX2/FMA/F16C on this CPU; only the scalar kernel is checked");
+        }
+        for kernel in [RowKernel::Scalar, detected] {
+            let activation = Activation::new(x, kernel, matrix.format);
+            let rows: Vec<f32> =
+                (0..matrix.rows()).map(|r| kernel.dot(matrix.format, matrix.row_bytes(r), &activation)).collect();
+            assert_close(&rows, &expected);
+        }
+        let mut parallel = vec![0f32; matrix.rows()];
+        matrix.matvec(x, &mut parallel);
+        assert_close(&parallel, &expected);
+    }
+
     #[test]
     fn every_kernel_matches_the_dequantized_reference() {
         // An even and an odd number of blocks per row (the kernels take two at a time).
         for cols in [576, 608] {
             let x = values(cols, 11);
-            let block_sums: Vec<f32> = x.chunks_exact(BLOCK).map(|b| b.iter().sum()).collect();
-            for matrix in [
-                q4_1_matrix(37, cols, 5),
-                QMatrix::quantize_q8_0(&values(37 * cols, 7), 37, cols),
-            ] {
-                let expected = reference(&matrix, &x);
-                let scalar: Vec<f32> = (0..matrix.rows())
-                    .map(|r| scalar_row_dot(matrix.format, matrix.row_bytes(r), &x, &block_sums))
-                    .collect();
-                assert_close(&scalar, &expected);
-                let detected = RowKernel::detect();
-                let fast: Vec<f32> = (0..matrix.rows())
-                    .map(|r| detected.dot(matrix.format, matrix.row_bytes(r), &x, &block_sums))
-                    .collect();
-                assert_close(&fast, &expected);
-                let mut parallel = vec![0f32; matrix.rows()];
-                matrix.matvec(&x, &mut parallel);
-                assert_close(&parallel, &expected);
+            for matrix in [q4_1_matrix(37, cols, 5), QMatrix::quantize_q8_0(&values(37 * cols, 7), 37, cols)] {
+                assert_every_kernel_matches(&matrix, &x);
             }
+        }
+    }
+
+    #[test]
+    fn q5_0_kernels_match_the_dequantized_reference() {
+        // 18, 19 and 28 blocks per row (896 is the model's width).
+        for (cols, seed) in [(576, 1), (608, 2), (896, 3)] {
+            assert_every_kernel_matches(&random_matrix(BlockFormat::Q5_0, 37, cols, seed), &values(cols, seed + 10));
+        }
+    }
+
+    #[test]
+    fn k_quant_kernels_match_the_dequantized_reference() {
+        // 2, 3 and 19 super-blocks per row (4864 is the model's MLP width).
+        for format in [BlockFormat::Q4K, BlockFormat::Q6K] {
+            for (cols, seed) in [(512, 4), (768, 5), (4864, 6)] {
+                assert_every_kernel_matches(&random_matrix(format, 21, cols, seed), &values(cols, seed + 10));
+            }
+        }
+    }
+
+    #[test]
+    fn new_formats_batched_matmul_equals_one_matvec_per_token() {
+        let tokens = 3;
+        for (format, cols) in [(BlockFormat::Q5_0, 96), (BlockFormat::Q4K, 512), (BlockFormat::Q6K, 512)] {
+            let (rows, matrix) = (45, random_matrix(format, 45, cols, 8));
+            let xs = values(tokens * cols, 9);
+            let mut batched = vec![0f32; tokens * rows];
+            matrix.matmul(&xs, tokens, &mut batched);
+            for (token, x) in xs.chunks_exact(cols).enumerate() {
+                let mut single = vec![0f32; rows];
+                matrix.matvec(x, &mut single);
+                assert_close(&batched[token * rows..(token + 1) * rows], &single);
+            }
+        }
+    }
+
+    #[test]
+    fn stacking_one_format_keeps_its_blocks_and_mixed_formats_become_q8_0() {
+        for format in [BlockFormat::Q5_0, BlockFormat::Q4K, BlockFormat::Q6K] {
+            let (a, b) = (random_matrix(format, 3, 256, 1), random_matrix(format, 2, 256, 2));
+            let stacked = QMatrix::stack(vec![a.clone(), b.clone()]).expect("same width");
+            assert_eq!((stacked.rows(), stacked.format()), (5, format));
+            let (mut row, mut part) = (vec![0f32; 256], vec![0f32; 256]);
+            for r in 0..5 {
+                stacked.dequantize_row(r, &mut row);
+                if r < 3 { a.dequantize_row(r, &mut part) } else { b.dequantize_row(r - 3, &mut part) }
+                assert_eq!(row, part, "row {r} of {format:?}");
+            }
+        }
+        let (a, b) = (random_matrix(BlockFormat::Q5_0, 3, 256, 3), random_matrix(BlockFormat::Q8_0, 2, 256, 4));
+        let stacked = QMatrix::stack(vec![a.clone(), b.clone()]).expect("same width");
+        assert_eq!((stacked.rows(), stacked.format()), (5, BlockFormat::Q8_0));
+        let x = values(256, 5);
+        let mut out = vec![0f32; 5];
+        stacked.matvec(&x, &mut out);
+        let expected: Vec<f32> = reference(&a, &x).into_iter().chain(reference(&b, &x)).collect();
+        for (o, e) in out.iter().zip(&expected) {
+            // a's rows went through one more rounding (Q5_0 -> Q8_0).
+            assert!((o - e).abs() < 0.05 * (1.0 + e.abs()), "{o} vs {e}");
+        }
+        assert!(QMatrix::stack(vec![a, random_matrix(BlockFormat::Q5_0, 1, 32, 6)]).is_err());
+    }
+
+    #[test]
+    fn bytes_that_do_not_fit_the_format_are_refused() {
+        for format in [BlockFormat::Q5_0, BlockFormat::Q4K, BlockFormat::Q6K] {
+            let (rows, cols) = (3, 512);
+            let size = rows * cols / format.block_values() * format.block_bytes();
+            assert!(QMatrix::from_blocks(format, rows, cols, vec![0; size]).is_ok(), "{format:?}");
+            for wrong in [size - 1, size + 1, size - format.block_bytes(), 0] {
+                let refused = QMatrix::from_blocks(format, rows, cols, vec![0; wrong]);
+                assert!(matches!(refused, Err(ShapeError(_))), "{format:?} took {wrong} bytes");
+            }
+        }
+        // Whole 32-value blocks but not whole 256-value super-blocks.
+        assert!(matches!(QMatrix::from_blocks(BlockFormat::Q4K, 1, 128, vec![0; 72]), Err(ShapeError(_))));
+        assert!(matches!(QMatrix::from_blocks(BlockFormat::Q6K, 2, 896, vec![0; 735]), Err(ShapeError(_))));
+        assert!(matches!(QMatrix::from_blocks(BlockFormat::Q5_0, 1, 48, vec![0; 33]), Err(ShapeError(_))));
+        assert!(matches!(
+            QMatrix::from_blocks(BlockFormat::Q4K, usize::MAX, 256, Vec::new()),
+            Err(ShapeError(_))
+        ));
+    }
+
+    /// Decode throughput of `matvec` on the model's MLP shapes, hot (one
+    /// matrix, in cache) and cold (cycling through more than the L3 holds).
+    /// Prints figures only; run with
+    /// `cargo test -p sextant-kernels --release -- --ignored --nocapture decode_throughput`.
+    #[test]
+    #[ignore = "a benchmark: prints GB/s, asserts nothing about speed"]
+    fn decode_throughput() {
+        use std::time::Instant;
+        println!("kernel {:?}, {} threads", RowKernel::detect(), rayon::current_num_threads());
+        for (format, rows, cols) in [
+            (BlockFormat::Q5_0, 4864, 896),
+            (BlockFormat::Q8_0, 4864, 896),
+            (BlockFormat::Q4_1, 4864, 896),
+            (BlockFormat::Q4K, 896, 4864),
+            (BlockFormat::Q6K, 896, 4864),
+        ] {
+            let x = values(cols, 1);
+            let mut out = vec![0f32; rows];
+            let one = random_matrix(format, rows, cols, 2);
+            let bytes = one.data.len();
+            let copies = (512 << 20) / bytes + 1;
+            let many: Vec<QMatrix> = (0..copies).map(|_| one.clone()).collect();
+            let time = |matrices: &[QMatrix], rounds: usize, out: &mut [f32]| {
+                let start = Instant::now();
+                for _ in 0..rounds {
+                    for matrix in matrices {
+                        matrix.matvec(&x, out);
+                    }
+                }
+                (rounds * matrices.len() * bytes) as f64 / start.elapsed().as_secs_f64() / 1e9
+            };
+            time(std::slice::from_ref(&one), 20, &mut out);
+            let hot = time(std::slice::from_ref(&one), 400, &mut out);
+            let cold = time(&many, 2, &mut out);
+            let single = {
+                let activation = Activation::new(&x, RowKernel::detect(), format);
+                let start = Instant::now();
+                for _ in 0..100 {
+                    for r in 0..rows {
+                        out[r] = RowKernel::detect().dot(format, one.row_bytes(r), &activation);
+                    }
+                }
+                (100 * bytes) as f64 / start.elapsed().as_secs_f64() / 1e9
+            };
+            println!(
+                "{format:?} {rows}x{cols} ({:.2} MB): matvec hot {hot:.1} GB/s, cold {cold:.1} GB/s; one thread hot {single:.1} GB/s",
+                bytes as f64 / 1e6
+            );
         }
     }
 

@@ -1,0 +1,160 @@
+//! ggml's `block_q6_K`: a 256-value super-block in 210 bytes, sixteen
+//! sub-blocks of 16 with a signed 8-bit scale each:
+//! `x = d * scale[s] * (q - 32)` with a 6-bit `q`. Layout: 128 bytes `ql`
+//! (low 4 bits), 64 bytes `qh` (high 2 bits), 16 int8 scales, f16 `d`.
+//!
+//! Each 128-value half `n` uses `ql[64n..64n+64]` and `qh[32n..32n+32]`; for
+//! `l` in 0..32 the four values `128n + l + 32g` (g = 0..4) take their low
+//! bits from the low nibble of `ql[l]`, of `ql[l+32]`, the high nibble of
+//! `ql[l]`, of `ql[l+32]`, and their high bits from bits `2g..2g+2` of `qh[l]`.
+//! Value `v` of the super-block has scale `v / 16`.
+
+use crate::half_at;
+
+pub(crate) const VALUES: usize = 256;
+pub(crate) const BYTES: usize = 210;
+
+/// The 6-bit quant (0..64) of value `128 * half + 32 * group + l`.
+fn quant(block: &[u8], half: usize, group: usize, l: usize) -> i32 {
+    let low = block[64 * half + l + 32 * (group & 1)];
+    let low = if group < 2 { low & 0x0F } else { low >> 4 };
+    let high = (block[128 + 32 * half + l] >> (2 * group)) & 3;
+    i32::from(low | (high << 4))
+}
+
+/// Writes one super-block's 256 values into `out`.
+pub(crate) fn dequantize(block: &[u8], out: &mut [f32]) {
+    let d = half_at(block, 208);
+    for (v, out) in out[..VALUES].iter_mut().enumerate() {
+        let (half, group, l) = (v / 128, (v % 128) / 32, v % 32);
+        let scale = f32::from(block[192 + v / 16] as i8);
+        *out = d * scale * (quant(block, half, group, l) - 32) as f32;
+    }
+}
+
+/// `row · x`.
+pub(crate) fn scalar_dot(row: &[u8], x: &[f32]) -> f32 {
+    let mut total = 0f32;
+    for (block, x) in row.chunks_exact(BYTES).zip(x.chunks_exact(VALUES)) {
+        let mut sub_sums = [0f32; 16];
+        for half in 0..2 {
+            for group in 0..4 {
+                for l in 0..32 {
+                    let v = 128 * half + 32 * group + l;
+                    sub_sums[v / 16] += (quant(block, half, group, l) - 32) as f32 * x[v];
+                }
+            }
+        }
+        let scaled: f32 = sub_sums.iter().zip(&block[192..208]).map(|(sum, &scale)| sum * f32::from(scale as i8)).sum();
+        total += half_at(block, 208) * scaled;
+    }
+    total
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BYTES, VALUES};
+    use crate::simd::{half_to_f32, horizontal_sum, unsigned_bytes_dot};
+
+    /// The 32 quants (0..64, as bytes in value order) of the four groups of
+    /// one 128-value half.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn half_quants(block: *const u8, half: usize) -> [__m256i; 4] {
+        let first = _mm256_loadu_si256(block.add(64 * half) as *const __m256i);
+        let second = _mm256_loadu_si256(block.add(64 * half + 32) as *const __m256i);
+        let high = _mm256_loadu_si256(block.add(128 + 32 * half) as *const __m256i);
+        let nibble = _mm256_set1_epi8(0x0F);
+        // Masking before the 16-bit shifts keeps every bit inside its byte.
+        let high_bits = |mask: i8| _mm256_and_si256(high, _mm256_set1_epi8(mask));
+        [
+            _mm256_or_si256(_mm256_and_si256(first, nibble), _mm256_slli_epi16(high_bits(0x03), 4)),
+            _mm256_or_si256(_mm256_and_si256(second, nibble), _mm256_slli_epi16(high_bits(0x0C), 2)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(first, 4), nibble), high_bits(0x30)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(second, 4), nibble), _mm256_srli_epi16(high_bits(-64), 2)),
+        ]
+    }
+
+    /// Eight int8 scales as f32 lanes times `d`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn scales(bytes: *const u8, d: __m256) -> __m256 {
+        let bytes = _mm_loadl_epi64(bytes as *const __m128i);
+        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)), d)
+    }
+
+    /// `row · x` with `transposed` = `x` in [`crate::simd::transpose_chunks`]
+    /// order and `half_block_sums` its per-16-value sums (the `- 32` offset
+    /// factors out to `-32 d Σ scale[s] Σx`).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn row_dot(row: &[u8], transposed: &[f32], half_block_sums: &[f32]) -> f32 {
+        let super_blocks = row.len() / BYTES;
+        debug_assert!(transposed.len() >= super_blocks * VALUES && half_block_sums.len() >= super_blocks * 16);
+        let (mut even, mut odd, mut offsets) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        for index in 0..super_blocks {
+            let block = row.as_ptr().add(index * BYTES);
+            let xs = transposed.as_ptr().add(index * VALUES);
+            let d = _mm256_set1_ps(half_to_f32(block.add(208)));
+            let (first_scales, second_scales) = (scales(block.add(192), d), scales(block.add(200), d));
+            let sums = half_block_sums.as_ptr().add(index * 16);
+            offsets = _mm256_fmadd_ps(first_scales, _mm256_loadu_ps(sums), offsets);
+            offsets = _mm256_fmadd_ps(second_scales, _mm256_loadu_ps(sums.add(8)), offsets);
+            for half in 0..2 {
+                let scales = if half == 0 { first_scales } else { second_scales };
+                let quants = half_quants(block, half);
+                for (group, &quants) in quants.iter().enumerate() {
+                    // Lanes 0..4 hold values 0..16 of the group, lanes 4..8 values 16..32.
+                    let lane = 2 * group as i32;
+                    let lane_scales = _mm256_permutevar8x32_ps(
+                        scales,
+                        _mm256_setr_epi32(lane, lane, lane, lane, lane + 1, lane + 1, lane + 1, lane + 1),
+                    );
+                    let sum = unsigned_bytes_dot(quants, xs.add(128 * half + 32 * group));
+                    if group % 2 == 0 {
+                        even = _mm256_fmadd_ps(lane_scales, sum, even);
+                    } else {
+                        odd = _mm256_fmadd_ps(lane_scales, sum, odd);
+                    }
+                }
+            }
+        }
+        horizontal_sum(_mm256_add_ps(even, odd)) - 32.0 * horizontal_sum(offsets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use half::f16;
+
+    use super::*;
+
+    #[test]
+    fn a_hand_built_super_block_dequantizes_to_ggml_values() {
+        let mut block = [0u8; BYTES];
+        // First half, l = 5: low bits in ql[5] and ql[37], high bits in qh[5].
+        block[5] = 0x93; // value 5: 3, value 69: 9
+        block[37] = 0xB6; // value 37: 6, value 101: 11
+        block[128 + 5] = 0b11_10_01_00; // high bits of values 5, 37, 69, 101
+        // Second half, l = 10: ql[64 + 10], qh[32 + 10].
+        block[64 + 10] = 0x21; // value 138: 1, value 202: 2
+        block[128 + 32 + 10] = 0b00_11_00_11; // high bits of 138 and 202: 3
+        for s in 0..16 {
+            block[192 + s] = (2 * s as i8 - 15) as u8;
+        }
+        block[208..210].copy_from_slice(&f16::from_f32(0.25).to_bits().to_le_bytes());
+        let mut out = [0f32; VALUES];
+        dequantize(&block, &mut out);
+        let scale = |s: i32| 0.25 * (2 * s - 15) as f32;
+        assert_eq!(out[5], scale(0) * (3 - 32) as f32);
+        assert_eq!(out[37], scale(2) * (6 + 16 - 32) as f32);
+        assert_eq!(out[69], scale(4) * (9 + 32 - 32) as f32);
+        assert_eq!(out[101], scale(6) * (11 + 48 - 32) as f32);
+        assert_eq!(out[138], scale(8) * (1 + 48 - 32) as f32);
+        assert_eq!(out[202], scale(12) * (2 + 48 - 32) as f32);
+        for untouched in [0, 4, 6, 16, 100, 128, 137, 139, 201, 255] {
+            assert_eq!(out[untouched], scale(untouched as i32 / 16) * -32.0, "value {untouched}");
+        }
+    }
+}
