@@ -10,9 +10,9 @@
 //! K-quants Q4_K and Q6_K, one file per newer format; the loader re-quantizes
 //! any other type to Q8_0), so a decoded token streams a few hundred MB
 //! instead of gigabytes of dense f32 weights: decoding one token is
-//! memory-bound. Activations stay f32 (llama.cpp
-//! quantizes them to 8 bits, which moves greedy output away from the exact
-//! weights), and weights are expanded to f32 inside the dot product.
+//! memory-bound. Activations stay f32 (llama.cpp quantizes them to 8 bits,
+//! which moves greedy output away from the exact weights), and weights are
+//! expanded to f32 inside the dot product.
 //!
 //! Invariant: `matvec`/`matmul` give the same numbers as multiplying by
 //! [`QMatrix::dequantize_row`] rows, up to f32 summation order (tested against
@@ -88,7 +88,7 @@ impl BlockFormat {
     /// (`cols` not a whole number of blocks, or a size that overflows).
     pub fn matrix_bytes(self, rows: usize, cols: usize) -> Result<usize, ShapeError> {
         let values = self.block_values();
-        if cols % values != 0 {
+        if !cols.is_multiple_of(values) {
             return Err(ShapeError(format!(
                 "{cols} columns is not a multiple of the {values}-value {self:?} block"
             )));
@@ -374,23 +374,19 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 struct Activation<'a> {
     x: &'a [f32],
     /// Σx over each 32-value block (Q4_1's and Q4_K's minimum terms, Q5_0's
-    /// offset).
+    /// offset in the scalar kernel).
     block_sums: Vec<f32>,
-    /// Σx over each 16 values (the SIMD Q6_K kernel's offset; else empty).
-    half_block_sums: Vec<f32>,
     /// `x` in the order the SIMD Q5_0 / K-quant kernels read it (else empty).
     transposed: Vec<f32>,
 }
 
 impl<'a> Activation<'a> {
     fn new(x: &'a [f32], kernel: RowKernel, format: BlockFormat) -> Activation<'a> {
-        let sums = |width: usize| x.chunks_exact(width).map(|part| part.iter().sum()).collect();
         let simd = kernel != RowKernel::Scalar;
         let reordered = simd && matches!(format, BlockFormat::Q5_0 | BlockFormat::Q4K | BlockFormat::Q6K);
         Activation {
             x,
-            block_sums: sums(BLOCK),
-            half_block_sums: if simd && format == BlockFormat::Q6K { sums(16) } else { Vec::new() },
+            block_sums: x.chunks_exact(BLOCK).map(|block| block.iter().sum()).collect(),
             #[cfg(target_arch = "x86_64")]
             transposed: if reordered { simd::transpose_chunks(x) } else { Vec::new() },
             #[cfg(not(target_arch = "x86_64"))]
@@ -426,18 +422,17 @@ impl RowKernel {
             RowKernel::Scalar => scalar_row_dot(format, row, x, block_sums),
             // SAFETY: `detect` checked the CPU has AVX2, FMA and F16C; the
             // kernels read only inside `row` and the activation's vectors,
-            // whose lengths agree (`cols` values, `cols / 32` block sums,
-            // `cols / 16` half-block sums for Q6_K; `Activation::new` filled
-            // `transposed` for the formats that read it).
+            // whose lengths agree (`cols` values, `cols / 32` block sums;
+            // `Activation::new` filled `transposed` for the formats that read it).
             #[cfg(target_arch = "x86_64")]
             RowKernel::Avx2 => unsafe {
                 let transposed = activation.transposed.as_slice();
                 match format {
                     BlockFormat::Q4_1 => avx2::row_dot::<true>(row, x, block_sums),
                     BlockFormat::Q8_0 => avx2::row_dot::<false>(row, x, block_sums),
-                    BlockFormat::Q5_0 => q5_0::avx2::row_dot(row, transposed, block_sums),
+                    BlockFormat::Q5_0 => q5_0::avx2::row_dot(row, transposed),
                     BlockFormat::Q4K => q4_k::avx2::row_dot(row, transposed, block_sums),
-                    BlockFormat::Q6K => q6_k::avx2::row_dot(row, transposed, &activation.half_block_sums),
+                    BlockFormat::Q6K => q6_k::avx2::row_dot(row, transposed),
                 }
             },
         }
@@ -786,9 +781,28 @@ mod tests {
         ));
     }
 
-    /// Decode throughput of `matvec` on the model's MLP shapes, hot (one
-    /// matrix, in cache) and cold (cycling through more than the L3 holds).
-    /// Prints figures only; run with
+    /// CPU seconds used so far by the calling thread (or, with `process`, by
+    /// every thread: summed over /proc/self/task), from the kernel's
+    /// nanosecond `schedstat`, so figures hold when other jobs share the cores.
+    fn cpu_seconds(process: bool) -> f64 {
+        let run_time = |path: &std::path::Path| -> f64 {
+            let text = std::fs::read_to_string(path).expect("schedstat is readable");
+            text.split_whitespace().next().and_then(|ns| ns.parse::<f64>().ok()).expect("schedstat run time") * 1e-9
+        };
+        if !process {
+            return run_time("/proc/thread-self/schedstat".as_ref());
+        }
+        std::fs::read_dir("/proc/self/task")
+            .expect("task list")
+            .filter_map(|task| task.ok())
+            .map(|task| run_time(&task.path().join("schedstat")))
+            .sum()
+    }
+
+    /// Decode throughput of `matvec` on the model's shapes, in GB of weights
+    /// per second: hot (one matrix, in cache) and cold (cycling through more
+    /// than the L3 holds), by wall clock and per CPU-second, and one thread's
+    /// kernel alone per CPU-second. Prints figures only; run with
     /// `cargo test -p sextant-kernels --release -- --ignored --nocapture decode_throughput`.
     #[test]
     #[ignore = "a benchmark: prints GB/s, asserts nothing about speed"]
@@ -806,33 +820,44 @@ mod tests {
             let mut out = vec![0f32; rows];
             let one = random_matrix(format, rows, cols, 2);
             let bytes = one.data.len();
-            let copies = (512 << 20) / bytes + 1;
+            let copies = (256 << 20) / bytes + 1;
             let many: Vec<QMatrix> = (0..copies).map(|_| one.clone()).collect();
+            // (wall-clock GB/s, GB per CPU-second)
             let time = |matrices: &[QMatrix], rounds: usize, out: &mut [f32]| {
-                let start = Instant::now();
+                let (start, cpu) = (Instant::now(), cpu_seconds(true));
                 for _ in 0..rounds {
                     for matrix in matrices {
                         matrix.matvec(&x, out);
                     }
                 }
-                (rounds * matrices.len() * bytes) as f64 / start.elapsed().as_secs_f64() / 1e9
+                let gigabytes = (rounds * matrices.len() * bytes) as f64 / 1e9;
+                (gigabytes / start.elapsed().as_secs_f64(), gigabytes / (cpu_seconds(true) - cpu))
             };
             time(std::slice::from_ref(&one), 20, &mut out);
             let hot = time(std::slice::from_ref(&one), 400, &mut out);
-            let cold = time(&many, 2, &mut out);
-            let single = {
-                let activation = Activation::new(&x, RowKernel::detect(), format);
-                let start = Instant::now();
-                for _ in 0..100 {
-                    for r in 0..rows {
-                        out[r] = RowKernel::detect().dot(format, one.row_bytes(r), &activation);
+            let cold = time(&many, 4, &mut out);
+            let kernel = RowKernel::detect();
+            let activation = Activation::new(&x, kernel, format);
+            // One thread over the whole matrix (from L3), then over rows that fit in L2.
+            let single = |rows: usize, rounds: usize, out: &mut [f32]| {
+                let cpu = cpu_seconds(false);
+                for _ in 0..rounds {
+                    for (r, out) in out[..rows].iter_mut().enumerate() {
+                        *out = kernel.dot(format, one.row_bytes(r), &activation);
                     }
                 }
-                (100 * bytes) as f64 / start.elapsed().as_secs_f64() / 1e9
+                (rounds * rows * (bytes / one.rows)) as f64 / 1e9 / (cpu_seconds(false) - cpu)
             };
+            let single_l2 = single((256 << 10) / (bytes / one.rows), 2000, &mut out);
+            let single = single(rows, 200, &mut out);
             println!(
-                "{format:?} {rows}x{cols} ({:.2} MB): matvec hot {hot:.1} GB/s, cold {cold:.1} GB/s; one thread hot {single:.1} GB/s",
-                bytes as f64 / 1e6
+                "{format:?} {rows}x{cols} ({:.2} MB): matvec hot {:.1} GB/s ({:.1}/CPU-s), cold {:.1} GB/s ({:.1}/CPU-s); \
+                 one thread's kernel {single:.1} GB/CPU-s ({single_l2:.1} from L2)",
+                bytes as f64 / 1e6,
+                hot.0,
+                hot.1,
+                cold.0,
+                cold.1
             );
         }
     }

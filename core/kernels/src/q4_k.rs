@@ -76,7 +76,7 @@ pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{scales_and_mins, BYTES, VALUES};
-    use crate::simd::{half_to_f32, horizontal_sum, unsigned_bytes_dot};
+    use crate::simd::{half_to_f32, horizontal_sum, signed_bytes_dot, WIDENED_UNIT};
 
     /// Eight bytes (one per sub-block) as f32 lanes times `factor`.
     #[inline]
@@ -99,7 +99,7 @@ pub(crate) mod avx2 {
             let block = row.as_ptr().add(index * BYTES);
             let xs = transposed.as_ptr().add(index * VALUES);
             let (scales, mins) = scales_and_mins(std::slice::from_raw_parts(block.add(4), 12));
-            _mm256_storeu_ps(sub_scales.as_mut_ptr(), scaled_lanes(scales, half_to_f32(block)));
+            _mm256_storeu_ps(sub_scales.as_mut_ptr(), scaled_lanes(scales, half_to_f32(block) * WIDENED_UNIT));
             let sums = _mm256_loadu_ps(block_sums.as_ptr().add(index * 8));
             min_sum = _mm256_fmadd_ps(scaled_lanes(mins, half_to_f32(block.add(2))), sums, min_sum);
             for pair in 0..4 {
@@ -108,9 +108,9 @@ pub(crate) mod avx2 {
                 let high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
                 let xs = xs.add(64 * pair);
                 let (scale_low, scale_high) = (&sub_scales[2 * pair], &sub_scales[2 * pair + 1]);
-                low_sum = _mm256_fmadd_ps(_mm256_broadcast_ss(scale_low), unsigned_bytes_dot(low, xs), low_sum);
+                low_sum = _mm256_fmadd_ps(_mm256_broadcast_ss(scale_low), signed_bytes_dot(low, xs), low_sum);
                 high_sum =
-                    _mm256_fmadd_ps(_mm256_broadcast_ss(scale_high), unsigned_bytes_dot(high, xs.add(32)), high_sum);
+                    _mm256_fmadd_ps(_mm256_broadcast_ss(scale_high), signed_bytes_dot(high, xs.add(32)), high_sum);
             }
         }
         horizontal_sum(_mm256_add_ps(low_sum, high_sum)) - horizontal_sum(min_sum)

@@ -41,9 +41,9 @@ pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{BYTES, VALUES};
-    use crate::simd::{half_to_f32, horizontal_sum, unsigned_bytes_dot};
+    use crate::simd::{broadcast_half, horizontal_sum, signed_bytes_dot, WIDENED_UNIT};
 
-    /// The block's 32 five-bit values as bytes, in value order.
+    /// The block's 32 values `q - 16` as signed bytes, in value order.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn quants(block: *const u8) -> __m256i {
@@ -61,35 +61,31 @@ pub(crate) mod avx2 {
         );
         let all_but_own_bit = _mm256_set1_epi64x(0x7FBF_DFEF_F7FB_FDFE);
         let set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, all_but_own_bit), _mm256_set1_epi8(-1));
-        _mm256_or_si256(nibbles, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
+        // q - 16 = nibble - 16 where the fifth bit is clear, the nibble where set.
+        _mm256_sub_epi8(nibbles, _mm256_andnot_si256(set, _mm256_set1_epi8(0x10)))
     }
 
     /// `row · x` with `transposed` = `x` in [`crate::simd::transpose_chunks`]
-    /// order and `block_sums` its per-block sums.
+    /// order.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(crate) unsafe fn row_dot(row: &[u8], transposed: &[f32], block_sums: &[f32]) -> f32 {
+    pub(crate) unsafe fn row_dot(row: &[u8], transposed: &[f32]) -> f32 {
         let blocks = row.len() / BYTES;
-        debug_assert!(transposed.len() >= blocks * VALUES && block_sums.len() >= blocks);
+        debug_assert!(transposed.len() >= blocks * VALUES);
         let (row, xs) = (row.as_ptr(), transposed.as_ptr());
         let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut offsets = 0f32;
         let mut b = 0;
         // Two blocks per step into separate accumulators (latency, not throughput).
         while b + 1 < blocks {
             let (first, second) = (row.add(b * BYTES), row.add((b + 1) * BYTES));
-            let (d0, d1) = (half_to_f32(first), half_to_f32(second));
-            even = _mm256_fmadd_ps(_mm256_set1_ps(d0), unsigned_bytes_dot(quants(first), xs.add(b * VALUES)), even);
-            odd = _mm256_fmadd_ps(_mm256_set1_ps(d1), unsigned_bytes_dot(quants(second), xs.add((b + 1) * VALUES)), odd);
-            offsets += d0 * *block_sums.get_unchecked(b) + d1 * *block_sums.get_unchecked(b + 1);
+            even = _mm256_fmadd_ps(broadcast_half(first), signed_bytes_dot(quants(first), xs.add(b * VALUES)), even);
+            odd = _mm256_fmadd_ps(broadcast_half(second), signed_bytes_dot(quants(second), xs.add((b + 1) * VALUES)), odd);
             b += 2;
         }
         if b < blocks {
             let last = row.add(b * BYTES);
-            let d = half_to_f32(last);
-            even = _mm256_fmadd_ps(_mm256_set1_ps(d), unsigned_bytes_dot(quants(last), xs.add(b * VALUES)), even);
-            offsets += d * *block_sums.get_unchecked(b);
+            even = _mm256_fmadd_ps(broadcast_half(last), signed_bytes_dot(quants(last), xs.add(b * VALUES)), even);
         }
-        horizontal_sum(_mm256_add_ps(even, odd)) - 16.0 * offsets
+        horizontal_sum(_mm256_add_ps(even, odd)) * WIDENED_UNIT
     }
 }
 

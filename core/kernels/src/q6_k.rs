@@ -56,10 +56,10 @@ pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{BYTES, VALUES};
-    use crate::simd::{half_to_f32, horizontal_sum, unsigned_bytes_dot};
+    use crate::simd::{half_to_f32, horizontal_sum, signed_bytes_dot, WIDENED_UNIT};
 
-    /// The 32 quants (0..64, as bytes in value order) of the four groups of
-    /// one 128-value half.
+    /// The 32 values `q - 32` (signed bytes in value order) of each of the
+    /// four groups of one 128-value half.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn half_quants(block: *const u8, half: usize) -> [__m256i; 4] {
@@ -69,12 +69,14 @@ pub(crate) mod avx2 {
         let nibble = _mm256_set1_epi8(0x0F);
         // Masking before the 16-bit shifts keeps every bit inside its byte.
         let high_bits = |mask: i8| _mm256_and_si256(high, _mm256_set1_epi8(mask));
+        let offset = _mm256_set1_epi8(32);
         [
             _mm256_or_si256(_mm256_and_si256(first, nibble), _mm256_slli_epi16(high_bits(0x03), 4)),
             _mm256_or_si256(_mm256_and_si256(second, nibble), _mm256_slli_epi16(high_bits(0x0C), 2)),
             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(first, 4), nibble), high_bits(0x30)),
             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(second, 4), nibble), _mm256_srli_epi16(high_bits(-64), 2)),
         ]
+        .map(|quants| _mm256_sub_epi8(quants, offset))
     }
 
     /// Eight int8 scales as f32 lanes times `d`.
@@ -86,21 +88,17 @@ pub(crate) mod avx2 {
     }
 
     /// `row · x` with `transposed` = `x` in [`crate::simd::transpose_chunks`]
-    /// order and `half_block_sums` its per-16-value sums (the `- 32` offset
-    /// factors out to `-32 d Σ scale[s] Σx`).
+    /// order.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(crate) unsafe fn row_dot(row: &[u8], transposed: &[f32], half_block_sums: &[f32]) -> f32 {
+    pub(crate) unsafe fn row_dot(row: &[u8], transposed: &[f32]) -> f32 {
         let super_blocks = row.len() / BYTES;
-        debug_assert!(transposed.len() >= super_blocks * VALUES && half_block_sums.len() >= super_blocks * 16);
-        let (mut even, mut odd, mut offsets) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        debug_assert!(transposed.len() >= super_blocks * VALUES);
+        let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         for index in 0..super_blocks {
             let block = row.as_ptr().add(index * BYTES);
             let xs = transposed.as_ptr().add(index * VALUES);
-            let d = _mm256_set1_ps(half_to_f32(block.add(208)));
+            let d = _mm256_set1_ps(half_to_f32(block.add(208)) * WIDENED_UNIT);
             let (first_scales, second_scales) = (scales(block.add(192), d), scales(block.add(200), d));
-            let sums = half_block_sums.as_ptr().add(index * 16);
-            offsets = _mm256_fmadd_ps(first_scales, _mm256_loadu_ps(sums), offsets);
-            offsets = _mm256_fmadd_ps(second_scales, _mm256_loadu_ps(sums.add(8)), offsets);
             for half in 0..2 {
                 let scales = if half == 0 { first_scales } else { second_scales };
                 let quants = half_quants(block, half);
@@ -111,7 +109,7 @@ pub(crate) mod avx2 {
                         scales,
                         _mm256_setr_epi32(lane, lane, lane, lane, lane + 1, lane + 1, lane + 1, lane + 1),
                     );
-                    let sum = unsigned_bytes_dot(quants, xs.add(128 * half + 32 * group));
+                    let sum = signed_bytes_dot(quants, xs.add(128 * half + 32 * group));
                     if group % 2 == 0 {
                         even = _mm256_fmadd_ps(lane_scales, sum, even);
                     } else {
@@ -120,7 +118,7 @@ pub(crate) mod avx2 {
                 }
             }
         }
-        horizontal_sum(_mm256_add_ps(even, odd)) - 32.0 * horizontal_sum(offsets)
+        horizontal_sum(_mm256_add_ps(even, odd))
     }
 }
 
