@@ -801,8 +801,9 @@ mod tests {
 
     /// Decode throughput of `matvec` on the model's shapes, in GB of weights
     /// per second: hot (one matrix, in cache) and cold (cycling through more
-    /// than the L3 holds), by wall clock and per CPU-second, and one thread's
-    /// kernel alone per CPU-second. Prints figures only; run with
+    /// than the L3 holds), by wall clock and per CPU-second, one thread's
+    /// kernel alone per CPU-second, and one 64-token prefill product (wall
+    /// clock). Prints figures only; run with
     /// `cargo test -p sextant-kernels --release -- --ignored --nocapture decode_throughput`.
     #[test]
     #[ignore = "a benchmark: prints GB/s, asserts nothing about speed"]
@@ -850,9 +851,15 @@ mod tests {
             };
             let single_l2 = single((256 << 10) / (bytes / one.rows), 2000, &mut out);
             let single = single(rows, 200, &mut out);
+            // Prefill: one 64-token product (rows expanded to f32 + gemm).
+            let tokens = 64;
+            let (xs, mut outs) = (values(tokens * cols, 3), vec![0f32; tokens * rows]);
+            let start = Instant::now();
+            one.matmul(&xs, tokens, &mut outs);
+            let prefill_ms = start.elapsed().as_secs_f64() * 1e3;
             println!(
                 "{format:?} {rows}x{cols} ({:.2} MB): matvec hot {:.1} GB/s ({:.1}/CPU-s), cold {:.1} GB/s ({:.1}/CPU-s); \
-                 one thread's kernel {single:.1} GB/CPU-s ({single_l2:.1} from L2)",
+                 one thread's kernel {single:.1} GB/CPU-s ({single_l2:.1} from L2); 64-token matmul {prefill_ms:.1} ms",
                 bytes as f64 / 1e6,
                 hot.0,
                 hot.1,

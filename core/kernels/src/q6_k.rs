@@ -14,22 +14,31 @@ use crate::half_at;
 pub(crate) const VALUES: usize = 256;
 pub(crate) const BYTES: usize = 210;
 
-/// The 6-bit quant (0..64) of value `128 * half + 32 * group + l`.
-fn quant(block: &[u8], half: usize, group: usize, l: usize) -> i32 {
-    let low = block[64 * half + l + 32 * (group & 1)];
-    let low = if group < 2 { low & 0x0F } else { low >> 4 };
-    let high = (block[128 + 32 * half + l] >> (2 * group)) & 3;
-    i32::from(low | (high << 4))
+/// Calls `each(value, q - 32)` for the super-block's 256 values, four at a
+/// time (one `ql`/`qh` byte pair feeds four values 32 apart).
+#[inline]
+fn for_each_quant(block: &[u8], mut each: impl FnMut(usize, i32)) {
+    for half in 0..2 {
+        let (low, high) = (&block[64 * half..64 * half + 64], &block[128 + 32 * half..128 + 32 * half + 32]);
+        for l in 0..32 {
+            let (first, second, bits) = (low[l], low[l + 32], high[l]);
+            let base = 128 * half + l;
+            each(base, i32::from((first & 0x0F) | ((bits & 0x03) << 4)) - 32);
+            each(base + 32, i32::from((second & 0x0F) | (((bits >> 2) & 0x03) << 4)) - 32);
+            each(base + 64, i32::from((first >> 4) | (((bits >> 4) & 0x03) << 4)) - 32);
+            each(base + 96, i32::from((second >> 4) | ((bits >> 6) << 4)) - 32);
+        }
+    }
 }
 
 /// Writes one super-block's 256 values into `out`.
 pub(crate) fn dequantize(block: &[u8], out: &mut [f32]) {
     let d = half_at(block, 208);
-    for (v, out) in out[..VALUES].iter_mut().enumerate() {
-        let (half, group, l) = (v / 128, (v % 128) / 32, v % 32);
-        let scale = f32::from(block[192 + v / 16] as i8);
-        *out = d * scale * (quant(block, half, group, l) - 32) as f32;
+    let mut scales = [0f32; 16];
+    for (scale, &byte) in scales.iter_mut().zip(&block[192..208]) {
+        *scale = d * f32::from(byte as i8);
     }
+    for_each_quant(block, |v, q| out[v] = scales[v / 16] * q as f32);
 }
 
 /// `row · x`.
@@ -37,14 +46,7 @@ pub(crate) fn scalar_dot(row: &[u8], x: &[f32]) -> f32 {
     let mut total = 0f32;
     for (block, x) in row.chunks_exact(BYTES).zip(x.chunks_exact(VALUES)) {
         let mut sub_sums = [0f32; 16];
-        for half in 0..2 {
-            for group in 0..4 {
-                for l in 0..32 {
-                    let v = 128 * half + 32 * group + l;
-                    sub_sums[v / 16] += (quant(block, half, group, l) - 32) as f32 * x[v];
-                }
-            }
-        }
+        for_each_quant(block, |v, q| sub_sums[v / 16] += q as f32 * x[v]);
         let scaled: f32 = sub_sums.iter().zip(&block[192..208]).map(|(sum, &scale)| sum * f32::from(scale as i8)).sum();
         total += half_at(block, 208) * scaled;
     }
