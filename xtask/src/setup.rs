@@ -22,12 +22,17 @@ pub fn all(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Where `sextant` looks for the embedded model: `$SEXTANT_MODEL_PATH`, else
-/// the user cache directory (the same rule as `dirs::cache_dir`).
-fn embedded_model_path() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("SEXTANT_MODEL_PATH").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
+/// The embedded models the tests run, by `sextant models pull` id and file
+/// name: Qwen2.5-Coder-0.5B (the default, ~490 MB) and SmolLM2-135M
+/// (~100 MB; most embedded tests pin its outputs).
+const EMBEDDED_MODELS: &[(&str, &str)] = &[
+    ("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+    ("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+];
+
+/// Where `sextant` keeps downloaded models: the user cache directory (the
+/// same rule as `dirs::cache_dir`).
+fn models_dir() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let cache = if cfg!(target_os = "macos") {
         home?.join("Library/Caches")
@@ -37,15 +42,18 @@ fn embedded_model_path() -> Option<PathBuf> {
             None => home?.join(".cache"),
         }
     };
-    Some(cache.join("sextant/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    Some(cache.join("sextant/models"))
 }
 
-/// The embedded model (about 100 MB), installed by `sextant models pull`.
+/// The embedded models, installed by `sextant models pull <id>`.
 fn embedded_model() -> Result<()> {
-    if embedded_model_path().is_some_and(|path| path.is_file()) {
-        return Ok(());
+    for (id, file) in EMBEDDED_MODELS {
+        if models_dir().is_some_and(|dir| dir.join(file).is_file()) {
+            continue;
+        }
+        run(Command::new(crate::cargo()).args(["run", "-q", "-p", "sextant", "--", "models", "pull", id]))?;
     }
-    run(Command::new(crate::cargo()).args(["run", "-q", "-p", "sextant", "--", "models", "pull"]))
+    Ok(())
 }
 
 /// `npm ci` in every directory of ours that has a package-lock.json.

