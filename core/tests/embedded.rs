@@ -1,31 +1,46 @@
-//! The embedded model end to end: real GGUF weights, greedy decoding, short
-//! prompts. The model is installed by `cargo xtask setup`; without it these
-//! tests fail and say so.
+//! The embedded models end to end: real GGUF weights, greedy decoding, short
+//! prompts. Most tests pin SmolLM2-135M (small and fast); the `qwen_*` tests
+//! run the default Qwen2.5-Coder-0.5B (about 5x the compute, so few and
+//! short). The models are installed by `cargo xtask setup`; without them
+//! these tests fail and say so.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use expect_test::expect;
-use sextant_core::providers::embedded::{default_model_path, EmbeddedProvider};
+use sextant_core::providers::embedded::{find_model, model_path, EmbeddedProvider};
 use sextant_core::providers::{
     ChatRequest, FimRequest, Message, Provider, ProviderError, StopReason, StreamEvent, ToolSpec,
 };
 use tokio_util::sync::CancellationToken;
 
-/// Loaded once per test binary: the tests share one resident model.
+fn installed(id: &str) -> PathBuf {
+    let spec = find_model(id).unwrap_or_else(|| panic!("{id} is not a known model"));
+    model_path(spec)
+}
+
+fn load(id: &str) -> EmbeddedProvider {
+    let path = installed(id);
+    match EmbeddedProvider::load(&path) {
+        Ok(provider) => provider,
+        Err(err) => panic!(
+            "cannot load the embedded model {id} from {}: {err}\n\
+             Run `cargo xtask setup` to install it (or `sextant models pull {id}`).",
+            path.display()
+        ),
+    }
+}
+
+/// SmolLM2-135M, loaded once per test binary: the tests share one resident model.
 fn provider() -> &'static EmbeddedProvider {
     static PROVIDER: OnceLock<EmbeddedProvider> = OnceLock::new();
-    PROVIDER.get_or_init(|| {
-        let path = default_model_path();
-        match EmbeddedProvider::load(&path) {
-            Ok(provider) => provider,
-            Err(err) => panic!(
-                "cannot load the embedded model from {}: {err}\n\
-                 Run `cargo xtask setup` to install it (or set SEXTANT_MODEL_PATH).",
-                path.display()
-            ),
-        }
-    })
+    PROVIDER.get_or_init(|| load("smollm2-135m"))
+}
+
+/// Qwen2.5-Coder-0.5B, the default model.
+fn qwen() -> &'static EmbeddedProvider {
+    static PROVIDER: OnceLock<EmbeddedProvider> = OnceLock::new();
+    PROVIDER.get_or_init(|| load("qwen2.5-coder-0.5b"))
 }
 
 /// SmolLM2's default system prompt sends this tiny model off course on some
@@ -40,8 +55,15 @@ fn greedy(question: &str, max_tokens: u32) -> ChatRequest {
 }
 
 async fn chat(request: &ChatRequest) -> (sextant_core::providers::ChatResponse, Vec<StreamEvent>) {
+    chat_with(provider(), request).await
+}
+
+async fn chat_with(
+    provider: &EmbeddedProvider,
+    request: &ChatRequest,
+) -> (sextant_core::providers::ChatResponse, Vec<StreamEvent>) {
     let mut events = Vec::new();
-    let response = provider()
+    let response = provider
         .chat(request, &mut |event| events.push(event), &CancellationToken::new())
         .await
         .unwrap_or_else(|err| panic!("chat failed: {err}"));
@@ -234,7 +256,7 @@ fn non_gguf_file_is_rejected() {
 
 #[test]
 fn truncated_model_file_is_rejected() {
-    let bytes = std::fs::read(default_model_path()).unwrap_or_else(|err| panic!("{err}"));
+    let bytes = std::fs::read(installed("smollm2-135m")).unwrap_or_else(|err| panic!("{err}"));
     let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
     let path = dir.path().join("truncated.gguf");
     // Header and metadata intact, weights cut off half-way.
@@ -244,4 +266,99 @@ fn truncated_model_file_is_rejected() {
         Err(err) => err.to_string(),
     };
     assert!(message.contains("tensor `") && message.contains("cannot read"), "{message}");
+}
+
+/// Token ids of a fixed corpus (code, CJK, emoji, CRLF, control tokens)
+/// against ids made by an independent build of Qwen2.5's tokenizer
+/// (tests/tokenizer/qwen_reference.py, which says how to regenerate them).
+#[test]
+fn qwen_tokenizer_matches_reference() {
+    #[derive(serde::Deserialize)]
+    struct Case {
+        text: String,
+        ids: Vec<u32>,
+    }
+    let corpus = include_str!("tokenizer/qwen_corpus.json");
+    let cases: Vec<Case> = serde_json::from_str(corpus).unwrap_or_else(|err| panic!("corpus: {err}"));
+    assert!(cases.len() >= 10);
+    for case in &cases {
+        let ids = qwen().tokenize(&case.text).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(ids, case.ids, "token ids of {:?}", case.text);
+    }
+    let crlf = &cases.iter().find(|case| case.text.contains("\r\n")).expect("a CRLF case").text;
+    let round_trip = qwen().detokenize(&qwen().tokenize(crlf).expect("encode")).expect("decode");
+    assert_eq!(&round_trip, crlf);
+}
+
+/// The brief's FIM example. The expected tokens come from an independent
+/// numpy forward pass over the same GGUF (weights dequantized with the `gguf`
+/// package; greedy): `a`, ` +`, ` b`, `\n\n`, `def`, ` subtract`, `(a`. The
+/// model itself runs on past the hole; where to cut a completion is the
+/// caller's choice (request stops, the LSP's post-processing).
+#[tokio::test]
+async fn qwen_native_fim_completes_the_expression() {
+    assert!(qwen().has_native_fim());
+    let request = FimRequest {
+        prefix: "def add(a, b):\n    return ".into(),
+        suffix: "\n".into(),
+        path: Some("math.py".into()),
+        max_tokens: Some(7),
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let ids = qwen().fim_prompt_ids(&request).expect("prompt");
+    expect!["[151659, 750, 912, 2877, 11, 293, 982, 262, 470, 220, 151661, 198, 151660]"].assert_eq(&format!("{ids:?}"));
+    let completion = qwen().complete(&request, &CancellationToken::new()).await.expect("complete");
+    assert_eq!(completion.text.lines().next(), Some("a + b"), "{completion:?}");
+    let generated = qwen().tokenize(&completion.text).expect("encode");
+    assert_eq!(generated, [64, 488, 293, 271, 750, 32256, 2877], "{:?}", completion.text);
+
+    let mut stopped = request.clone();
+    stopped.max_tokens = Some(16);
+    stopped.stop = vec!["\n\n".into()];
+    let completion = qwen().complete(&stopped, &CancellationToken::new()).await.expect("complete");
+    assert_eq!(completion.text, "a + b");
+    assert_eq!(completion.stop_reason, StopReason::StopSequence);
+}
+
+#[tokio::test]
+async fn qwen_chat_writes_correct_code() {
+    let request = ChatRequest {
+        messages: vec![Message::user("Write a Python function `add(a, b)` that returns the sum of two numbers. Only code.")],
+        max_tokens: Some(48),
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let (response, events) = chat_with(qwen(), &request).await;
+    let text = &response.message.content;
+    assert_eq!(&streamed_text(&events), text);
+    assert!(text.contains("def add(a, b):"), "{text}");
+    assert!(text.contains("return a + b"), "{text}");
+}
+
+/// Qwen's own tool-call format: the tool listed in the system turn as its
+/// chat template does, the reply a `<tool_call>` block.
+#[tokio::test]
+async fn qwen_calls_a_tool_in_its_own_format() {
+    let request = ChatRequest {
+        messages: vec![Message::user("Show me the contents of the file src/main.rs.")],
+        tools: vec![ToolSpec {
+            name: "read_file".into(),
+            description: "Read a file of the repository.".into(),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {"path": {"type": "string", "description": "Path relative to the repository root"}},
+                "required": ["path"]
+            }),
+        }],
+        max_tokens: Some(40),
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let (response, events) = chat_with(qwen(), &request).await;
+    assert_eq!(response.stop_reason, StopReason::ToolUse, "{response:?}");
+    let call = &response.message.tool_calls[0];
+    assert_eq!(call.name, "read_file");
+    assert_eq!(call.arguments, serde_json::json!({"path": "src/main.rs"}));
+    assert!(events.iter().any(|event| matches!(event, StreamEvent::ToolCall(c) if c == call)));
 }

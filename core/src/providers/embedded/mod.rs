@@ -451,8 +451,9 @@ fn qwen_turns(conversation: &[&Message]) -> String {
                     turns.push_str(&message.content);
                 }
                 for call in &message.tool_calls {
-                    let call = serde_json::json!({"name": call.name, "arguments": call.arguments});
-                    turns.push_str(&format!("\n<tool_call>\n{call}\n</tool_call>"));
+                    let name = spaced_json(&serde_json::Value::String(call.name.clone()));
+                    let arguments = spaced_json(&call.arguments);
+                    turns.push_str(&format!("\n<tool_call>\n{{\"name\": {name}, \"arguments\": {arguments}}}\n</tool_call>"));
                 }
                 turns.push_str("<|im_end|>\n");
             }
@@ -479,12 +480,14 @@ fn qwen_tools(tools: &[ToolSpec]) -> String {
          You are provided with function signatures within <tools></tools> XML tags:\n<tools>",
     );
     for tool in tools {
-        let spec = serde_json::json!({
-            "type": "function",
-            "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
-        });
-        text.push('\n');
-        text.push_str(&spec.to_string());
+        // Key order as the template's dict: type, function {name, description, parameters}.
+        let string = |text: &str| spaced_json(&serde_json::Value::String(text.to_string()));
+        text.push_str(&format!(
+            "\n{{\"type\": \"function\", \"function\": {{\"name\": {}, \"description\": {}, \"parameters\": {}}}}}",
+            string(&tool.name),
+            string(&tool.description),
+            spaced_json(&tool.parameters)
+        ));
     }
     text.push_str(
         "\n</tools>\n\nFor each function call, return a json object with function name and arguments within \
@@ -492,6 +495,31 @@ fn qwen_tools(tools: &[ToolSpec]) -> String {
          <args-json-object>}\n</tool_call>",
     );
     text
+}
+
+/// JSON the way Python's `json.dumps` writes it (`", "` and `": "`), as the
+/// `tojson` filter of Qwen's chat template renders tool specs and calls.
+fn spaced_json(value: &serde_json::Value) -> String {
+    struct Spaced;
+    impl serde_json::ser::Formatter for Spaced {
+        fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
+            if first { Ok(()) } else { out.write_all(b", ") }
+        }
+        fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
+            if first { Ok(()) } else { out.write_all(b", ") }
+        }
+        fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+            out.write_all(b": ")
+        }
+    }
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, Spaced);
+    // Writing a Value into memory cannot fail; an empty string would only
+    // make the prompt worse, never crash.
+    match serde::Serialize::serialize(value, &mut serializer) {
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 /// The `<tool_call>` blocks of a Qwen reply, in order, and the reply text
@@ -665,7 +693,7 @@ impl Provider for EmbeddedProvider {
                 if mode == ToolReplyMode::Undecided && !start.is_empty() {
                     let opens_call = match family {
                         PromptFamily::SmolLm => start.starts_with('{') || start.starts_with('`'),
-                        PromptFamily::Qwen => start.starts_with('<'),
+                        PromptFamily::Qwen => start.starts_with(['<', '{', '`']),
                     };
                     mode = if opens_call {
                         ToolReplyMode::MaybeToolCall
@@ -683,7 +711,11 @@ impl Provider for EmbeddedProvider {
         let parsed_calls = if !has_tools || generated.stop_reason == StopReason::Cancelled {
             None
         } else if family == PromptFamily::Qwen {
-            Some(parse_qwen_tool_calls(&generated.text)).filter(|(_, calls)| !calls.is_empty())
+            // The 0.5B sometimes writes the call as a bare (fenced) JSON
+            // object instead of a <tool_call> block: accepted too.
+            Some(parse_qwen_tool_calls(&generated.text))
+                .filter(|(_, calls)| !calls.is_empty())
+                .or_else(|| parse_tool_call(&generated.text, &request.tools).map(|call| (String::new(), vec![call])))
         } else {
             parse_tool_call(&generated.text, &request.tools).map(|call| (String::new(), vec![call]))
         };
@@ -815,6 +847,56 @@ mod tests {
         assert!(chatml.system.contains("SmolLM"));
         assert_eq!(chatml.turns, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n");
         assert_eq!(chatml.open_turn, ASSISTANT_HEADER);
+    }
+
+    #[test]
+    fn qwen_tool_calls_are_parsed_and_bad_ones_say_why() {
+        let reply = "Let me look.\n<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"a.rs\"}}\n</tool_call>\n\
+                     <tool_call>\n{\"name\": \"grep\", \"arguments\": \"{\\\"pattern\\\": \\\"fn\\\"}\"}\n</tool_call>";
+        let (text, calls) = parse_qwen_tool_calls(reply);
+        assert_eq!(text, "Let me look.");
+        assert_eq!(
+            calls,
+            vec![
+                ("read_file".to_string(), serde_json::json!({"path": "a.rs"})),
+                ("grep".to_string(), serde_json::json!({"pattern": "fn"})),
+            ]
+        );
+        for bad in [
+            "<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": </tool_call>",
+            "<tool_call>{\"arguments\": {}}</tool_call>",
+            "<tool_call>{\"name\": \"read_file\", \"arguments\": [1]}</tool_call>",
+            "<tool_call>{\"name\": \"read_file\", \"arguments\": {\"path\"",
+        ] {
+            let (_, calls) = parse_qwen_tool_calls(bad);
+            assert_eq!(calls.len(), 1, "{bad}");
+            assert!(calls[0].0.starts_with("(malformed <tool_call>:"), "{bad}: {}", calls[0].0);
+        }
+        assert!(parse_qwen_tool_calls("no calls here").1.is_empty());
+    }
+
+    #[test]
+    fn qwen_chatml_follows_its_template() {
+        let call = ToolCall { id: "c1".into(), name: "read_file".into(), arguments: serde_json::json!({"path": "a.rs"}) };
+        let messages = [
+            Message::user("Read a.rs"),
+            Message { tool_calls: vec![call], ..Message::assistant("") },
+            Message::tool_result("c1", "fn a() {}"),
+            Message::user("Thanks"),
+        ];
+        let chatml = render_chatml(&messages, &[tool("read_file")], PromptFamily::Qwen);
+        assert!(chatml.system.starts_with(&format!("<|im_start|>system\n{QWEN_SYSTEM_PROMPT}\n\n# Tools\n")));
+        assert!(chatml.system.contains(
+            "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"read_file\", \"description\": \"reads a file\", \"parameters\": {}}}\n</tools>"
+        ));
+        assert!(chatml.system.ends_with("</tool_call><|im_end|>\n"));
+        assert_eq!(
+            chatml.turns,
+            "<|im_start|>user\nRead a.rs<|im_end|>\n\
+             <|im_start|>assistant\n<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"a.rs\"}}\n</tool_call><|im_end|>\n\
+             <|im_start|>user\n<tool_response>\nfn a() {}\n</tool_response><|im_end|>\n\
+             <|im_start|>user\nThanks<|im_end|>\n"
+        );
     }
 
     #[test]

@@ -114,16 +114,57 @@ impl LlamaConfig {
     }
 }
 
+/// Weight matrices applied to the same input, their outputs side by side
+/// per token. Stacked into one matrix (one product) when their formats
+/// agree; kept apart when not, since stacking would re-quantize them all to
+/// Q8_0 (Qwen2.5's Q5_0 query/key beside a Q8_0 value).
+enum Projection {
+    Stacked(QMatrix),
+    Parts { parts: Vec<QMatrix>, rows: usize },
+}
+
+impl Projection {
+    fn new(parts: Vec<QMatrix>) -> Result<Projection, sextant_kernels::ShapeError> {
+        if parts.windows(2).all(|pair| pair[0].format() == pair[1].format()) {
+            return Ok(Projection::Stacked(QMatrix::stack(parts)?));
+        }
+        if parts.windows(2).any(|pair| pair[0].cols() != pair[1].cols()) {
+            return Err(sextant_kernels::ShapeError("stacked matrices differ in width".into()));
+        }
+        let rows = parts.iter().map(QMatrix::rows).sum();
+        Ok(Projection::Parts { parts, rows })
+    }
+
+    /// `out` (tokens x all rows) = `xs` (tokens x cols) times each part.
+    fn matmul(&self, xs: &[f32], tokens: usize, out: &mut [f32]) {
+        match self {
+            Projection::Stacked(matrix) => matrix.matmul(xs, tokens, out),
+            Projection::Parts { parts, rows } => {
+                let mut offset = 0;
+                for part in parts {
+                    let height = part.rows();
+                    let mut part_out = vec![0f32; tokens * height];
+                    part.matmul(xs, tokens, &mut part_out);
+                    for (row, piece) in out.chunks_exact_mut(*rows).zip(part_out.chunks_exact(height)) {
+                        row[offset..offset + height].copy_from_slice(piece);
+                    }
+                    offset += height;
+                }
+            }
+        }
+    }
+}
+
 struct Layer {
     attn_norm: Vec<f32>,
-    /// Query, key and value projections stacked: one product per layer.
-    qkv: QMatrix,
+    /// Query, key and value projections, stacked where possible.
+    qkv: Projection,
     /// Query, key and value biases in the same order (qwen2 only).
     qkv_bias: Option<Vec<f32>>,
     wo: QMatrix,
     ffn_norm: Vec<f32>,
-    /// Gate and up projections stacked, gate rows first.
-    gate_up: QMatrix,
+    /// Gate and up projections, gate rows first.
+    gate_up: Projection,
     w_down: QMatrix,
 }
 
@@ -187,8 +228,9 @@ fn read_matrix<R: Read + Seek>(
     Ok(matrix)
 }
 
-/// Q4_1 and Q8_0 weights are read straight into their blocks; any other
-/// type goes through candle's dequantization and is re-quantized to Q8_0.
+/// Weights in a format the kernels run (Q4_1, Q8_0, Q5_0, Q4_K, Q6_K) are
+/// read straight into their blocks; any other type goes through candle's
+/// dequantization and is re-quantized to Q8_0.
 fn matrix_from_gguf<R: Read + Seek>(content: &Content, reader: &mut R, name: &str) -> Result<QMatrix, EmbeddedError> {
     let bad = |why: String| EmbeddedError::Format(format!("tensor `{name}`: {why}"));
     let info = content
@@ -199,6 +241,9 @@ fn matrix_from_gguf<R: Read + Seek>(content: &Content, reader: &mut R, name: &st
     let format = match info.ggml_dtype {
         GgmlDType::Q4_1 => BlockFormat::Q4_1,
         GgmlDType::Q8_0 => BlockFormat::Q8_0,
+        GgmlDType::Q5_0 => BlockFormat::Q5_0,
+        GgmlDType::Q4K => BlockFormat::Q4K,
+        GgmlDType::Q6K => BlockFormat::Q6K,
         _ => {
             let dense = read_tensor(content, reader, name)?
                 .dequantize(&Device::Cpu)
@@ -208,10 +253,7 @@ fn matrix_from_gguf<R: Read + Seek>(content: &Content, reader: &mut R, name: &st
             return QMatrix::from_dense(&dense, rows, cols).map_err(|err| bad(err.to_string()));
         }
     };
-    let size = rows
-        .checked_mul(cols / sextant_kernels::BLOCK)
-        .and_then(|blocks| blocks.checked_mul(format.block_bytes()))
-        .ok_or_else(|| bad(format!("{rows}x{cols} is too large")))?;
+    let size = format.matrix_bytes(rows, cols).map_err(|err| bad(err.to_string()))?;
     let mut data = vec![0u8; size];
     reader
         .seek(SeekFrom::Start(content.tensor_data_offset + info.offset))
@@ -287,14 +329,14 @@ impl Llama {
             let mut matrix = |part: &str, rows: usize, cols: usize| {
                 read_matrix(content, reader, &name(part), Some(rows), cols)
             };
-            let qkv = QMatrix::stack(vec![
+            let qkv = Projection::new(vec![
                 matrix("attn_q", width, width)?,
                 matrix("attn_k", kv_width, width)?,
                 matrix("attn_v", kv_width, width)?,
             ])
             .map_err(|err| EmbeddedError::Format(format!("layer {index}: {err}")))?;
             let wo = matrix("attn_output", width, width)?;
-            let gate_up = QMatrix::stack(vec![
+            let gate_up = Projection::new(vec![
                 matrix("ffn_gate", feed_forward_length, width)?,
                 matrix("ffn_up", feed_forward_length, width)?,
             ])
