@@ -6,20 +6,23 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use anyhow::Context;
-use sextant_core::providers::embedded::{default_model_path, missing_model_message, BenchFigures, EmbeddedProvider};
+use sextant_core::providers::embedded::{
+    default_model_path, find_model, missing_model_message, model_path, BenchFigures, EmbeddedProvider,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// GGUF model file (default: the installed embedded model).
-    #[arg(long, value_name = "FILE")]
-    model: Option<PathBuf>,
+    /// A model id (qwen2.5-coder-0.5b, smollm2-135m, ...) or a GGUF file
+    /// (default: the installed default model).
+    #[arg(long, value_name = "ID|FILE")]
+    model: Option<String>,
     /// Prompt length for the prompt-processing figure.
     #[arg(long, default_value_t = 128)]
     prompt_tokens: usize,
     /// Tokens generated for the decode figure.
     #[arg(long, default_value_t = 64)]
     decode_tokens: usize,
-    /// Repetitions; the best run is reported.
+    /// Repetitions; the median run is reported (and the best beside it).
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// llama.cpp's llama-bench binary (default: $SEXTANT_LLAMA_BENCH, then PATH,
@@ -34,13 +37,16 @@ struct Speeds {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let model = args.model.clone().unwrap_or_else(default_model_path);
+    let model = match &args.model {
+        Some(name) => find_model(name).map(model_path).unwrap_or_else(|| PathBuf::from(name)),
+        None => default_model_path(),
+    };
     if !model.is_file() {
         anyhow::bail!("{}", missing_model_message(&model));
     }
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("model: {}", model.display());
-    println!("prompt: {} tokens, decode: {} tokens, best of {} runs, {threads} threads\n", args.prompt_tokens, args.decode_tokens, args.runs);
+    println!("prompt: {} tokens, decode: {} tokens, median of {} runs, {threads} threads\n", args.prompt_tokens, args.decode_tokens, args.runs);
 
     let ours = {
         let (model, prompt, decode, runs) = (model.clone(), args.prompt_tokens, args.decode_tokens, args.runs.max(1));
@@ -56,11 +62,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ours.0.prompt_tps,
         ours.0.decode_tps
     );
+    println!("{:<22} {:>12} {:>16.1} {:>16.1}", "sextant (best run)", "", ours.2.prompt_tps, ours.2.decode_tps);
+    match resident_memory() {
+        Some((now, peak)) => println!("sextant resident memory: {:.0} MB (peak {:.0} MB)", now / 1e6, peak / 1e6),
+        None => println!("sextant resident memory: unavailable on this platform"),
+    }
     match peer {
         Ok(peer) => {
             println!("{:<22} {:>12} {:>16.1} {:>16.1}", "llama.cpp", "-", peer.prompt_tps, peer.decode_tps);
             println!(
-                "\nsextant / llama.cpp: prompt {:.2}x, decode {:.2}x (target: decode >= 0.6x)",
+                "\nsextant (median) / llama.cpp: prompt {:.2}x, decode {:.2}x",
                 ours.0.prompt_tps / peer.prompt_tps,
                 ours.0.decode_tps / peer.decode_tps
             );
@@ -70,17 +81,39 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn measure_ours(model: &Path, prompt: usize, decode: usize, runs: usize) -> anyhow::Result<(Speeds, Duration)> {
+/// Median and best speeds over `runs`, and the load time.
+fn measure_ours(model: &Path, prompt: usize, decode: usize, runs: usize) -> anyhow::Result<(Speeds, Duration, Speeds)> {
     let provider = EmbeddedProvider::load(model)?;
     // Warm-up: first-touch page faults and thread-pool start-up.
     provider.benchmark(16, 4)?;
-    let mut best = Speeds { prompt_tps: 0.0, decode_tps: 0.0 };
+    let mut prompt_tps = Vec::with_capacity(runs);
+    let mut decode_tps = Vec::with_capacity(runs);
     for _ in 0..runs {
         let figures: BenchFigures = provider.benchmark(prompt, decode)?;
-        best.prompt_tps = best.prompt_tps.max(figures.prompt_tokens as f64 / figures.prompt_time.as_secs_f64());
-        best.decode_tps = best.decode_tps.max(figures.decode_tokens as f64 / figures.decode_time.as_secs_f64());
+        prompt_tps.push(figures.prompt_tokens as f64 / figures.prompt_time.as_secs_f64());
+        decode_tps.push(figures.decode_tokens as f64 / figures.decode_time.as_secs_f64());
     }
-    Ok((best, provider.load_time()))
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let best = Speeds {
+        prompt_tps: prompt_tps.iter().copied().fold(0.0, f64::max),
+        decode_tps: decode_tps.iter().copied().fold(0.0, f64::max),
+    };
+    let median = Speeds { prompt_tps: median(&mut prompt_tps), decode_tps: median(&mut decode_tps) };
+    Ok((median, provider.load_time(), best))
+}
+
+/// Resident set size now and at its peak, in bytes (Linux `/proc`).
+fn resident_memory() -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|line| line.starts_with(name))?;
+        let kb: f64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kb * 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 fn find_llama_bench(args: &Args) -> anyhow::Result<PathBuf> {

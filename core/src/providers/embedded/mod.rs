@@ -128,15 +128,16 @@ pub fn default_model_path() -> PathBuf {
 }
 
 /// The file for a configured model name: empty = [`default_model_path`],
-/// else one of [`MODELS`] by id.
+/// else one of [`MODELS`] by id, else an existing GGUF file of that path.
 pub fn resolve_model_path(model: &str) -> Result<PathBuf, ProviderError> {
     if model.trim().is_empty() {
         return Ok(default_model_path());
     }
     match find_model(model) {
         Some(spec) => Ok(model_path(spec)),
+        None if Path::new(model).is_file() => Ok(PathBuf::from(model)),
         None => Err(ProviderError::Config(format!(
-            "unknown embedded model `{model}` (known: {})",
+            "unknown embedded model `{model}` (known: {}; or a GGUF file path)",
             MODELS.iter().map(|spec| spec.id).collect::<Vec<_>>().join(", ")
         ))),
     }
@@ -897,6 +898,16 @@ mod tests {
              <|im_start|>user\n<tool_response>\nfn a() {}\n</tool_response><|im_end|>\n\
              <|im_start|>user\nThanks<|im_end|>\n"
         );
+    }
+
+    #[test]
+    fn model_names_resolve_to_catalogue_files() {
+        let smol = resolve_model_path("smollm2-135m").expect("known id");
+        assert!(smol.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"), "{}", smol.display());
+        let err = resolve_model_path("gpt-4o-mini").expect_err("not an embedded model");
+        assert!(err.to_string().contains("qwen2.5-coder-0.5b"), "{err}");
+        let message = missing_model_message(&smol);
+        assert!(message.contains("sextant models pull smollm2-135m"), "{message}");
     }
 
     #[test]
