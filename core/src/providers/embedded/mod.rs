@@ -616,6 +616,14 @@ fn first_sentence(text: &str) -> &str {
 /// A `{"tool": ..., "arguments": ...}` reply naming one of `tools`, if the
 /// whole reply is one (optionally inside a code fence).
 fn parse_tool_call(reply: &str, tools: &[ToolSpec]) -> Option<(String, serde_json::Value)> {
+    parse_json_call(reply).filter(|(name, _)| tools.iter().any(|tool| tool.name == *name))
+}
+
+/// A reply that is only a `{"name"|"tool": ..., "arguments": ...}` object
+/// (optionally fenced), whatever the name: a Qwen reply naming no tool is
+/// still meant as a call, and the agent's unknown-tool error lists the
+/// real ones.
+fn parse_json_call(reply: &str) -> Option<(String, serde_json::Value)> {
     let trimmed = reply.trim();
     let start = trimmed.find('{')?;
     let end = trimmed.rfind('}').filter(|&end| end > start)?;
@@ -625,9 +633,6 @@ fn parse_tool_call(reply: &str, tools: &[ToolSpec]) -> Option<(String, serde_jso
     }
     let value: serde_json::Value = serde_json::from_str(&trimmed[start..=end]).ok()?;
     let name = value.get("tool").or_else(|| value.get("name"))?.as_str()?;
-    if !tools.iter().any(|tool| tool.name == name) {
-        return None;
-    }
     let arguments = match value.get("arguments").or_else(|| value.get("parameters")) {
         Some(serde_json::Value::String(text)) => serde_json::from_str(text).ok()?,
         Some(args @ serde_json::Value::Object(_)) => args.clone(),
@@ -716,7 +721,14 @@ impl Provider for EmbeddedProvider {
             // object instead of a <tool_call> block: accepted too.
             Some(parse_qwen_tool_calls(&generated.text))
                 .filter(|(_, calls)| !calls.is_empty())
-                .or_else(|| parse_tool_call(&generated.text, &request.tools).map(|call| (String::new(), vec![call])))
+                .or_else(|| {
+                    // An unknown name counts only in the call shape, so a JSON answer is not taken for a call.
+                    parse_json_call(&generated.text)
+                        .filter(|(name, _)| {
+                            request.tools.iter().any(|tool| tool.name == *name) || generated.text.contains("\"arguments\"")
+                        })
+                        .map(|call| (String::new(), vec![call]))
+                })
         } else {
             parse_tool_call(&generated.text, &request.tools).map(|call| (String::new(), vec![call]))
         };
@@ -874,6 +886,8 @@ mod tests {
             assert!(calls[0].0.starts_with("(malformed <tool_call>:"), "{bad}: {}", calls[0].0);
         }
         assert!(parse_qwen_tool_calls("no calls here").1.is_empty());
+        let fenced = "```json\n{\"name\": \"perimeter\", \"arguments\": {\"w\": 5.0}}\n```";
+        assert_eq!(parse_json_call(fenced), Some(("perimeter".into(), serde_json::json!({"w": 5.0}))));
     }
 
     #[test]
