@@ -291,8 +291,8 @@ fn qwen_tokenizer_matches_reference() {
 }
 
 /// The brief's FIM example. The expected tokens come from an independent
-/// numpy forward pass over the same GGUF (weights dequantized with the `gguf`
-/// package; greedy): `a`, ` +`, ` b`, `\n\n`, `def`, ` subtract`, `(a`. The
+/// numpy forward pass over the same GGUF (tests/reference/qwen_greedy.py:
+/// weights dequantized with the `gguf` package; greedy): `a`, ` +`, ` b`, `\n\n`, `def`, ` subtract`, `(a`. The
 /// model itself runs on past the hole; where to cut a completion is the
 /// caller's choice (request stops, the LSP's post-processing).
 #[tokio::test]
