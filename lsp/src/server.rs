@@ -112,6 +112,10 @@ impl LanguageServer for Backend {
         // User file, project file and environment first; the client's JSON wins.
         match sextant_core::config::load(root.as_deref()) {
             Ok(config) => {
+                for note in &config.notes {
+                    tracing::warn!("{note}");
+                    self.client.show_message(MessageType::WARNING, format!("Sextant: {note}")).await;
+                }
                 if let Err(error) = self.session.apply_config(config).await {
                     tracing::warn!("{error}");
                 }

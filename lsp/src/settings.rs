@@ -205,6 +205,23 @@ impl Settings {
 mod tests {
     use super::*;
 
+    /// A project file may only lower these (core's `SECTION_LIMIT_DEFAULTS`),
+    /// so the ceilings there must be this server's own defaults.
+    #[test]
+    fn project_limit_ceilings_are_this_servers_defaults() {
+        use sextant_core::config::project::SECTION_LIMIT_DEFAULTS;
+        let defaults = Settings::default();
+        let expected = [
+            ("lsp", "chat_max_tokens", u64::from(defaults.chat_max_tokens)),
+            ("lsp", "chat_timeout_ms", defaults.chat_timeout_ms),
+            ("lsp", "max_document_bytes", defaults.max_document_bytes as u64),
+            ("agent", "max_steps", defaults.agent.max_steps as u64),
+        ];
+        for entry in expected {
+            assert!(SECTION_LIMIT_DEFAULTS.contains(&entry), "{entry:?} is not in SECTION_LIMIT_DEFAULTS");
+        }
+    }
+
     #[test]
     fn lsp_tables_are_read_from_the_core_config() {
         let mut config = Config::default();

@@ -81,3 +81,9 @@ fn lsp_inline_completion() {
 fn lsp_code_actions_commands_and_configuration() {
     run_scenario("lsp_actions.mjs");
 }
+
+/// A repository's `.sextant.toml` cannot grant the editor's agent permissions.
+#[test]
+fn lsp_project_config_grants_no_permissions() {
+    run_scenario("lsp_project_config.mjs");
+}

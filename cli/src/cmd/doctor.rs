@@ -59,6 +59,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let files: Vec<String> = config.sources.iter().map(|p| p.display().to_string()).collect();
                 check("config", Status::Ok, format!("loaded {}", files.join(", ")))
             });
+            for note in &config.notes {
+                checks.push(check("project config", Status::Warn, note.clone()));
+            }
             Some(config)
         }
         Err(err) => {

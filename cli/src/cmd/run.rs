@@ -122,6 +122,7 @@ pub fn build_agent(common: &CommonArgs, permissions: Permissions, max_steps: Opt
     };
     let workspace = Workspace::new(&root).with_context(|| format!("cannot use {} as the workspace", root.display()))?;
     let config = sextant_core::config::load(Some(workspace.root())).context("cannot load the configuration")?;
+    super::warn_config_notes(&config);
     let provider = load_provider(&config, common.model.as_deref())?;
     let store = if common.no_session {
         None
