@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 fn agent(fixture: &Fixture, provider: Arc<ScriptedProvider>, permissions: Permissions) -> Agent {
     let workspace = Workspace::new(fixture.workspace()).expect("workspace");
-    Agent::new(provider, workspace, permissions, None).with_options(uncached()).with_shell_isolation(Isolation::None)
+    Agent::new(provider, workspace, permissions, None)
+        .with_options(uncached())
+        .with_shell_isolation(Isolation::None)
+        .allow_unjailed_shell(true)
 }
 
 /// Default options without the on-disk repo-map cache (keeps tests out of ~/.cache).

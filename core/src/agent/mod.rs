@@ -314,6 +314,13 @@ impl Agent {
         self
     }
 
+    /// Lets `run_shell` run unjailed where no jail is available (the user's
+    /// explicit `--dangerously-allow-unjailed-shell`); refused otherwise.
+    pub fn allow_unjailed_shell(mut self, allowed: bool) -> Self {
+        self.toolbox = self.toolbox.with_unjailed_shell(allowed);
+        self
+    }
+
     pub fn options(&self) -> &AgentOptions {
         &self.options
     }
@@ -447,7 +454,7 @@ impl Agent {
             permissions: self.permissions,
             instructions: prompt::project_instructions(self.toolbox.workspace(), self.options.instructions_tokens),
             repo_map,
-            shell_sandboxed: self.toolbox.isolation() == crate::tools::Isolation::Bwrap,
+            shell: self.toolbox.shell_mode(),
             style,
         })
     }

@@ -7,6 +7,7 @@
 //! performs it. Failures at either step are `ToolOutput`s with `is_error`,
 //! sent back to the model so it can correct itself.
 
+pub mod deny;
 mod edit;
 mod fs;
 pub mod shell;
@@ -26,7 +27,8 @@ pub use edit::{
     apply_search_replace, closest_region, ClosestRegion, EditJournal, EditMismatch, FileEdit, JournalEntry, UndoError,
     UndoneEdit,
 };
-pub use shell::{denied_by, detect_isolation, DenyRule, Isolation, ShellLimits, ShellOutput};
+pub use deny::{denied_by, DenyRule};
+pub use shell::{detect_isolation, jail_problem, Isolation, ShellLimits, ShellMode, ShellOutput};
 pub use symbols::render_map as render_repo_map;
 pub use workspace::{SandboxError, Workspace};
 
@@ -152,11 +154,21 @@ pub struct Toolbox {
     journal: EditJournal,
     limits: ToolLimits,
     isolation: Isolation,
+    /// The user explicitly allowed commands to run without a jail
+    /// (`--dangerously-allow-unjailed-shell`); without it, `run_shell`
+    /// refuses when no jail is available.
+    unjailed_allowed: bool,
 }
 
 impl Toolbox {
     pub fn new(workspace: Workspace) -> Self {
-        Toolbox { workspace, journal: EditJournal::default(), limits: ToolLimits::default(), isolation: detect_isolation() }
+        Toolbox {
+            workspace,
+            journal: EditJournal::default(),
+            limits: ToolLimits::default(),
+            isolation: detect_isolation(),
+            unjailed_allowed: false,
+        }
     }
 
     pub fn with_limits(mut self, limits: ToolLimits) -> Self {
@@ -176,6 +188,21 @@ impl Toolbox {
 
     pub fn isolation(&self) -> Isolation {
         self.isolation
+    }
+
+    /// Lets `run_shell` run commands unjailed when no jail is available.
+    pub fn with_unjailed_shell(mut self, allowed: bool) -> Self {
+        self.unjailed_allowed = allowed;
+        self
+    }
+
+    /// What `run_shell` does here (for the system prompt).
+    pub fn shell_mode(&self) -> ShellMode {
+        match (self.isolation, self.unjailed_allowed) {
+            (Isolation::Bwrap, _) => ShellMode::Jailed { read_only: shell::jail_layout().read_only_summary() },
+            (Isolation::None, true) => ShellMode::Unjailed,
+            (Isolation::None, false) => ShellMode::Unavailable,
+        }
     }
 
     pub fn journal(&self) -> &EditJournal {
@@ -271,7 +298,20 @@ impl Toolbox {
             ),
             spec(
                 names::RUN_SHELL,
-                "Run a shell command (sh -c) in the workspace directory, without network. Returns exit code, stdout and stderr.",
+                match self.shell_mode() {
+                    ShellMode::Jailed { .. } => {
+                        "Run a shell command (sh -c) in the workspace directory, in a jail: no network, only the \
+                         workspace and /tmp writable, system directories and toolchains read-only. Returns exit \
+                         code, stdout and stderr."
+                    }
+                    ShellMode::Unjailed => {
+                        "Run a shell command (sh -c) in the workspace directory, WITHOUT a jail: it can change \
+                         anything the user can and reach the network. Returns exit code, stdout and stderr."
+                    }
+                    ShellMode::Unavailable => {
+                        "Run a shell command: unavailable on this machine (no jail), every call is refused."
+                    }
+                },
                 json!({"type": "object", "properties": {
                     "command": {"type": "string"},
                     "timeout_secs": {"type": "integer", "minimum": 1}
@@ -374,6 +414,14 @@ impl Toolbox {
                     return Err(ToolOutput::refusal(format!(
                         "run_shell: refused: the command matches the deny list ({}: {}); this applies even with --allow-shell",
                         rule.name, rule.why
+                    )));
+                }
+                if self.isolation == Isolation::None && !self.unjailed_allowed {
+                    return Err(ToolOutput::refusal(format!(
+                        "run_shell: refused: no jail is available for shell commands ({}). To fix: {}. To run                          commands without a jail (with full access to this machine and its network), the user can                          rerun with {} or set dangerously_allow_unjailed_shell = true in the user configuration",
+                        jail_problem().unwrap_or("the jail is disabled"),
+                        shell::INSTALL_HINT,
+                        shell::UNJAILED_FLAG
                     )));
                 }
                 let timeout = args
