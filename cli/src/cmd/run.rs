@@ -21,7 +21,7 @@ use sextant_core::agent::{
 use sextant_core::config::Config;
 use sextant_core::providers::{Provider, Purpose};
 use sextant_core::sessions::SessionStore;
-use sextant_core::tools::Workspace;
+use sextant_core::tools::{escape_controls, Workspace};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -218,7 +218,7 @@ impl CliObserver {
         match self.format {
             OutputFormat::Text => {
                 if !self.streamed_text && !summary.final_text.is_empty() {
-                    print!("{}", summary.final_text);
+                    print!("{}", escape_controls(&summary.final_text));
                     self.at_line_start = summary.final_text.ends_with('\n');
                 }
                 self.end_line();
@@ -247,7 +247,9 @@ pub fn text_summary(summary: &RunSummary) -> String {
         out.push_str(&format!("changed: {}\n", files.join(", ")));
     }
     for denied in &summary.denied {
-        out.push_str(&format!("denied: {} {}: {}\n", denied.tool, denied.summary, denied.reason));
+        let line = format!("denied: {} {}: {}", denied.tool, denied.summary, denied.reason);
+        out.push_str(&escape_controls(&line));
+        out.push('\n');
     }
     match summary.outcome {
         RunOutcome::Completed => {}
@@ -266,8 +268,10 @@ pub fn text_summary(summary: &RunSummary) -> String {
     out
 }
 
+/// The first non-empty line, shortened, with control characters escaped.
 fn first_line(text: &str, max_chars: usize) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let escaped = escape_controls(text);
+    let line = escaped.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let mut cut: String = line.chars().take(max_chars).collect();
     if line.chars().count() > max_chars {
         cut.push_str("...");
@@ -288,7 +292,8 @@ impl AgentObserver for CliObserver {
             }
             OutputFormat::Text => match event {
                 AgentEvent::TextDelta { text } => {
-                    print!("{text}");
+                    // Model text never reaches the terminal raw (no escape sequences).
+                    print!("{}", escape_controls(&text));
                     std::io::stdout().flush().ok();
                     if !text.is_empty() {
                         self.at_line_start = text.ends_with('\n');
@@ -302,7 +307,7 @@ impl AgentObserver for CliObserver {
                 AgentEvent::ToolCallFinished { is_error: true, output, .. } => {
                     eprintln!("   error: {}", first_line(&output, 200));
                 }
-                AgentEvent::PermissionDenied { reason, .. } => eprintln!("   {reason}"),
+                AgentEvent::PermissionDenied { reason, .. } => eprintln!("   {}", escape_controls(&reason)),
                 AgentEvent::Warning { message } => eprintln!("warning: {message}"),
                 _ => {}
             },
