@@ -244,3 +244,59 @@ fn lsp_survives_raw_noise() {
         panic!("the server did not answer after noise (exit {status:?}); stderr:\n{stderr}");
     }
 }
+
+/// The first message that is a response (no `method`) with this exact id.
+fn response_with_id(server: &Server, id: &Value) -> Value {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match server.messages.recv_timeout(left) {
+            Ok(message) if message.get("id") == Some(id) && message.get("method").is_none() => return message,
+            Ok(_) => continue,
+            Err(error) => panic!("no response with id {id}: {error}"),
+        }
+    }
+}
+
+/// JSON-RPC: a request the server cannot read still gets an error reply
+/// (-32700 / -32600, with its id where it can be read), so no client waits
+/// forever; a lone surrogate does not lose a whole didOpen; `shutdown` with
+/// empty params (Emacs' eglot and lsp-mode) is a normal shutdown.
+#[test]
+fn lsp_answers_malformed_requests() {
+    let mut server = start();
+    initialize(&mut server, 1);
+    server.send(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}));
+
+    server.send_raw(&frame(b"{not json"));
+    let parse_error = response_with_id(&server, &Value::Null);
+    assert_eq!(parse_error["error"]["code"], json!(-32700), "{parse_error}");
+    server.send_raw(&frame(br#"{"id": 11, "method": "textDocument/hover", "params": {}}"#));
+    assert_eq!(response_with_id(&server, &json!(11))["error"]["code"], json!(-32600));
+    server.send_raw(&frame(br#"{"jsonrpc": "2.0", "id": 602.0, "method": "textDocument/hover", "params": {}}"#));
+    assert_eq!(response_with_id(&server, &json!(602.0))["error"]["code"], json!(-32600));
+
+    // The document opens with U+FFFD in place of the lone surrogate, and
+    // requests on it work (past its end is reported as such, not "unknown").
+    server.send_raw(&frame(
+        br#"{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"textDocument":{"uri":"file:///tmp/s.rs","languageId":"rust","version":1,"text":"fn a() {} // \ud800\n"}}}"#,
+    ));
+    server.send(json!({"jsonrpc": "2.0", "id": 12, "method": "textDocument/inlineCompletion", "params": {
+        "textDocument": {"uri": "file:///tmp/s.rs"}, "position": {"line": 99, "character": 0}}}));
+    let past_end = server.response(12);
+    assert!(past_end["error"]["message"].as_str().is_some_and(|m| m.contains("past the end")), "{past_end}");
+
+    let (status, stderr) = server.finish();
+    assert!(!stderr.contains("panicked"), "the server panicked:\n{stderr}");
+    assert_eq!(status, Some(0), "stderr:\n{stderr}");
+
+    for params in [json!(null), json!({}), json!([])] {
+        let mut server = start();
+        initialize(&mut server, 1);
+        server.send(json!({"jsonrpc": "2.0", "id": 2, "method": "shutdown", "params": params}));
+        let reply = server.response(2);
+        assert!(reply.get("error").is_none(), "shutdown with params {params}: {reply}");
+        let (status, stderr) = server.finish();
+        assert_eq!(status, Some(0), "exit after shutdown with params {params}; stderr:\n{stderr}");
+    }
+}
