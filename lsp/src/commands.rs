@@ -230,7 +230,8 @@ async fn run_agent(client: &Client, session: &Session, token: Option<NumberOrStr
     let settings = session.settings();
     let grant = |allowed: bool| if allowed { Permission::Allow } else { Permission::Deny };
     let permissions = Permissions { edits: grant(settings.agent.allow_edits), shell: grant(settings.agent.allow_shell) };
-    let mut agent = Agent::new(provider, workspace, permissions, None);
+    let mut agent = Agent::new(provider, workspace, permissions, None)
+        .allow_unjailed_shell(settings.agent.dangerously_allow_unjailed_shell);
     agent.set_max_steps(settings.agent.max_steps);
     let progress = Progress::begin(client, session, token, "Sextant agent", false).await;
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();

@@ -132,11 +132,15 @@ pub struct AgentSettings {
     pub allow_shell: bool,
     #[serde(alias = "max_steps")]
     pub max_steps: usize,
+    /// Run shell commands without a jail where none is available (user or
+    /// editor settings only: a project file cannot set `dangerously_*`).
+    #[serde(alias = "dangerously_allow_unjailed_shell")]
+    pub dangerously_allow_unjailed_shell: bool,
 }
 
 impl Default for AgentSettings {
     fn default() -> Self {
-        Self { allow_edits: false, allow_shell: false, max_steps: 25 }
+        Self { allow_edits: false, allow_shell: false, max_steps: 25, dangerously_allow_unjailed_shell: false }
     }
 }
 

@@ -60,6 +60,12 @@ pub struct CommonArgs {
     /// Do not record the session in the session database.
     #[arg(long)]
     pub no_session: bool,
+    /// Where no jail is available (bubblewrap missing, or no user
+    /// namespaces), run shell commands WITHOUT one: they can then read and
+    /// change everything you can and reach the network. Also
+    /// `[agent] dangerously_allow_unjailed_shell = true` in the user config.
+    #[arg(long)]
+    pub dangerously_allow_unjailed_shell: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,7 +152,18 @@ pub fn build_agent(common: &CommonArgs, permissions: Permissions, max_steps: Opt
     if let Some(tokens) = common.map_tokens {
         options.repo_map_tokens = tokens;
     }
-    Ok((Agent::new(provider, workspace, permissions, store).with_options(options), config))
+    // A project file can never set this key (config::project drops `dangerously_*`).
+    let unjailed = common.dangerously_allow_unjailed_shell
+        || config
+            .section("agent")
+            .and_then(|agent| agent.get("dangerously_allow_unjailed_shell"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+    if unjailed && sextant_core::tools::detect_isolation() == sextant_core::tools::Isolation::None {
+        eprintln!("warning: shell commands run WITHOUT a jail (dangerously_allow_unjailed_shell)");
+    }
+    let agent = Agent::new(provider, workspace, permissions, store).with_options(options).allow_unjailed_shell(unjailed);
+    Ok((agent, config))
 }
 
 /// The configured chat provider, optionally with another model.
