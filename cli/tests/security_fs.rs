@@ -301,16 +301,29 @@ async fn a_hard_link_to_an_outside_file_is_neither_read_nor_modified() {
         Turn::tool_call("g1", "grep", json!({"pattern": "canary"})),
         Turn::tool_call("e1", "edit_file", json!({"path": "linked.txt", "search": "top secret", "replace": "pwned"})),
         Turn::tool_call("w1", "write_file", json!({"path": "linked.txt", "content": "pwned\n"})),
+        Turn::tool_call("m1", "repo_map", json!({})),
+        Turn::tool_call("f1", "find_symbol", json!({"name": "outside_secret_function"})),
         Turn::text(["done"]),
     ])
     .await;
     std::fs::hard_link(env.canary(), env.workspace().join("linked.txt")).expect("hard link");
+    // A source file too: the repo map must not index it either.
+    let outside_source = env.dir.path().join("outside/secret.rs");
+    std::fs::write(&outside_source, "pub fn outside_secret_function() {}\n").expect("write");
+    std::fs::hard_link(&outside_source, env.workspace().join("src/linked.rs")).expect("hard link");
+    std::fs::write(env.workspace().join("src/lib.rs"), "pub fn visible_function() {}\n").expect("write");
     let out = env.sextant(&["run", "-p", "read the link", "--allow-edits", "--output-format", "json"], "").await;
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     let results = env.tool_results();
     assert!(results[0].contains("hard links"), "{}", results[0]);
     assert!(results[1].starts_with("no matches"), "{}", results[1]);
     assert!(results[2].contains("hard links") && results[3].contains("hard links"), "{results:?}");
+    assert!(results[4].contains("visible_function"), "{}", results[4]);
+    assert!(!results[4].contains("outside_secret_function"), "{}", results[4]);
+    assert!(!results[5].contains("src/linked.rs"), "{}", results[5]);
+    for request in env.server.requests() {
+        assert!(!request.body.to_string().contains("pub fn outside_secret_function"), "the outside source reached the model");
+    }
     env.assert_canary_safe();
 }
 

@@ -879,6 +879,27 @@ impl CacheLookup<'_> {
     }
 }
 
+/// Reads a source file without following a symlink swapped in since the
+/// walk or blocking on a FIFO, and refuses a file with several hard links
+/// (one may be a name for a file outside the repository): the map's
+/// signatures go to the model like any tool result.
+fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let mut file = fs::OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if metadata.nlink() > 1 {
+        return Err(std::io::Error::other(format!("{} hard links; not read", metadata.nlink())));
+    }
+    let mut contents = Vec::with_capacity(metadata.len() as usize);
+    file.read_to_end(&mut contents)?;
+    Ok(contents)
+}
+
 fn index_one(
     relative: &str,
     absolute: &Path,
@@ -941,7 +962,7 @@ fn index_one(
             encoded: None,
         });
     }
-    let contents = match fs::read(absolute) {
+    let contents = match read_regular_file(absolute) {
         Ok(contents) => contents,
         Err(error) => return unreadable(error),
     };
