@@ -373,6 +373,7 @@ async fn a_fork_bomb_stops_at_the_process_limit() {
         .find_map(|l| l.trim().strip_prefix("tasks="))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count: {}", texts[0]));
+    eprintln!("fork bomb: {tasks} tasks in the jail at the limit, {:?}", started.elapsed());
     assert!(tasks > 100, "the bomb did not run: {}", texts[0]);
     assert!(tasks <= 520, "{tasks} processes: the limit (512) did not hold");
     assert!(started.elapsed() < Duration::from_secs(60));

@@ -158,9 +158,9 @@ fn compact_system_prompt(parts: &PromptParts<'_>) -> String {
         Permission::Deny => "not allowed",
     };
     let jail = match parts.shell {
-        ShellMode::Jailed { .. } => " (jailed: no network, only the repository and /tmp writable)",
-        ShellMode::Unjailed => " (NOT jailed: full access to this machine)",
-        ShellMode::Unavailable => " (unavailable here: no jail)",
+        ShellMode::Jailed { .. } => " (jailed: no network, only the repository writable)",
+        ShellMode::Unjailed => " (NOT jailed)",
+        ShellMode::Unavailable => " (unavailable: no jail)",
     };
     let _ = writeln!(
         out,
@@ -222,12 +222,33 @@ mod tests {
         let compact = system_prompt(&parts_for(&workspace, &tools, PromptStyle::Compact));
         let full = system_prompt(&parts_for(&workspace, &tools, PromptStyle::Full));
         assert!(compact.contains("Tools: read_file, edit_file, run_shell."), "{compact}");
-        assert!(compact.contains("File edits: allowed. Shell commands: not allowed (unavailable here: no jail)."), "{compact}");
+        assert!(compact.contains("File edits: allowed. Shell commands: not allowed (unavailable: no jail)."), "{compact}");
         assert!(compact.contains("src/lib.rs:\n│pub fn run()"), "{compact}");
         assert!(compact.contains("[... truncated to fit the token budget ...]"), "{compact}");
         assert!(!compact.contains(&long_description), "{compact}");
         assert!(tokens::count(&compact) < 400, "{} tokens", tokens::count(&compact));
         assert!(full.contains(&long_description) && tokens::count(&full) > tokens::count(&compact));
+    }
+
+    #[test]
+    fn both_styles_say_what_the_shell_can_reach() {
+        let dir = std::env::temp_dir();
+        let workspace = Workspace::new(&dir).expect("the temp dir is a valid workspace");
+        let jailed = ShellMode::Jailed { read_only: vec!["/usr".into(), "/home/me/.cargo".into()] };
+        for (mode, full_says, compact_says) in [
+            (jailed, "read-only: /usr, /home/me/.cargo", "(jailed: no network"),
+            (ShellMode::Unjailed, "NOT jailed", "(NOT jailed"),
+            (ShellMode::Unavailable, "do not call run_shell", "(unavailable: no jail)"),
+        ] {
+            let mut parts = parts_for(&workspace, &[], PromptStyle::Full);
+            parts.shell = mode.clone();
+            let full = system_prompt(&parts);
+            assert!(full.contains(full_says), "{mode:?}: {full}");
+            assert!(!full.contains("you cannot access anything outside"), "{full}");
+            parts.style = PromptStyle::Compact;
+            let compact = system_prompt(&parts);
+            assert!(compact.contains(compact_says), "{mode:?}: {compact}");
+        }
     }
 
     #[test]

@@ -1602,6 +1602,15 @@ mod tests {
         ("f() { echo hi; }; f & wait", None),
         ("echo $(git rev-parse HEAD)", None),
         ("case $x in a) echo a;; esac", None),
+        ("cargo test 2>&1 | tee test.log", None),
+        ("find . -name '*.rs' | xargs wc -l", None),
+        ("cat scripts/setup.sh | sh", None),
+        ("rm -rf node_modules target", None),
+        ("rm -rf $HOME/.cache/sextant-test", None),
+        ("make -j2 && ./run-tests.sh", None),
+        ("python3 -m pytest -q tests/", None),
+        // An unset variable expands to nothing: this is `rm -rf /`.
+        ("rm -rf \"$BUILD_DIR/\"", Some("rm-root")),
     ];
 
     #[test]
