@@ -73,6 +73,12 @@ fn full_lines(document: &Document, chars: std::ops::Range<usize>) -> std::ops::R
     rope.line_to_char(start_line)..end
 }
 
+/// No selection, or the one character under a block cursor (what Vim and
+/// Kakoune send when nothing is selected).
+fn is_bare_cursor(document: &Document, selection: &std::ops::Range<usize>) -> bool {
+    selection.len() <= 1 && !document.slice_to_string(selection.clone()).contains('\n')
+}
+
 fn wanted(only: &Option<Vec<CodeActionKind>>, kind: &CodeActionKind) -> bool {
     match only {
         None => true,
@@ -88,7 +94,7 @@ pub async fn list(session: Arc<Session>, params: CodeActionParams) -> jsonrpc::R
     let resolve = session.client_flags().code_action_resolve;
     let only = &params.context.only;
     let mut actions: Vec<CodeActionOrCommand> = Vec::new();
-    let explain_range = if selection.is_empty() {
+    let explain_range = if is_bare_cursor(&document, &selection) {
         enclosing_definition(&document, &path, selection.start).map(|(_, r)| r).unwrap_or_else(|| full_lines(&document, selection.clone()))
     } else {
         selection.clone()
@@ -138,7 +144,8 @@ pub async fn list(session: Arc<Session>, params: CodeActionParams) -> jsonrpc::R
         let data = ActionData { action: ActionKind::Tests, uri: uri.clone(), range, diagnostic: None };
         push(format!("Sextant: write tests for `{name}`"), CodeActionKind::new("refactor.sextant.tests"), data, None);
     }
-    if !selection.is_empty() {
+    // Vim and Kakoune send a one-character range for a bare cursor.
+    if !is_bare_cursor(&document, &selection) {
         let data = ActionData { action: ActionKind::Refactor, uri: uri.clone(), range: params.range, diagnostic: None };
         push("Sextant: refactor selection".into(), CodeActionKind::REFACTOR_REWRITE, data, None);
     }
@@ -211,6 +218,10 @@ pub async fn compute_edit(session: &Session, data: &ActionData) -> jsonrpc::Resu
     after.insert(replace.start, &new_text);
     check_edit(&path, &before, &after.to_string()).map_err(|rejected| request_failed(rejected.to_string()))?;
     let edit = TextEdit { range: document.range(replace), new_text };
+    // Versioned document changes only for clients that declared them (ALE did not).
+    if !session.client_flags().document_changes {
+        return Ok(WorkspaceEdit { changes: Some(HashMap::from([(data.uri.clone(), vec![edit])])), ..WorkspaceEdit::default() });
+    }
     Ok(WorkspaceEdit {
         document_changes: Some(DocumentChanges::Edits(vec![TextDocumentEdit {
             text_document: OptionalVersionedTextDocumentIdentifier { uri: data.uri.clone(), version: Some(document.version) },

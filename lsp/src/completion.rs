@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tower_lsp::jsonrpc;
 use tower_lsp::lsp_types::{
     CompletionItem, CompletionItemKind, CompletionParams, CompletionResponse, CompletionTextEdit, Documentation,
-    MarkupContent, MarkupKind, TextEdit,
+    TextEdit,
 };
 
 use crate::inline_completion::suggest;
@@ -35,10 +35,10 @@ pub async fn handle(session: Arc<Session>, params: CompletionParams) -> jsonrpc:
         label,
         kind: Some(CompletionItemKind::TEXT),
         detail: Some("sextant".into()),
-        documentation: Some(Documentation::MarkupContent(MarkupContent {
-            kind: MarkupKind::Markdown,
-            value: format!("```\n{new_text}\n```"),
-        })),
+        documentation: Some(Documentation::MarkupContent(crate::markup::content(
+            format!("```\n{new_text}\n```"),
+            session.client_flags().completion_markdown,
+        ))),
         filter_text: Some(new_text.clone()),
         sort_text: Some("0".into()),
         text_edit: Some(CompletionTextEdit::Edit(TextEdit {

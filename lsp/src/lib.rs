@@ -15,6 +15,7 @@ pub mod errors;
 pub mod hover;
 pub mod indexing;
 pub mod inline_completion;
+pub mod markup;
 pub mod model;
 pub mod output;
 pub mod postprocess;

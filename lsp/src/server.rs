@@ -51,6 +51,7 @@ fn client_flags(capabilities: &ClientCapabilities) -> ClientFlags {
     let window = capabilities.window.as_ref();
     let code_action = capabilities.text_document.as_ref().and_then(|t| t.code_action.as_ref());
     let workspace = capabilities.workspace.as_ref();
+    let text_document = capabilities.text_document.as_ref();
     ClientFlags {
         work_done_progress: window.and_then(|w| w.work_done_progress).unwrap_or(false),
         show_document: window.and_then(|w| w.show_document.as_ref()).is_some_and(|s| s.support),
@@ -61,6 +62,22 @@ fn client_flags(capabilities: &ClientCapabilities) -> ClientFlags {
         watched_files_dynamic: workspace
             .and_then(|w| w.did_change_watched_files.as_ref())
             .and_then(|d| d.dynamic_registration)
+            .unwrap_or(false),
+        // A client that says nothing about formats gets markdown, as before:
+        // the spec's default is plaintext, but every client that omits the
+        // field renders markdown (VS Code, Neovim, eglot).
+        hover_markdown: text_document
+            .and_then(|t| t.hover.as_ref())
+            .and_then(|h| h.content_format.as_ref())
+            .is_none_or(|formats| formats.contains(&MarkupKind::Markdown)),
+        completion_markdown: text_document
+            .and_then(|t| t.completion.as_ref())
+            .and_then(|c| c.completion_item.as_ref())
+            .and_then(|i| i.documentation_format.as_ref())
+            .is_none_or(|formats| formats.contains(&MarkupKind::Markdown)),
+        document_changes: workspace
+            .and_then(|w| w.workspace_edit.as_ref())
+            .and_then(|e| e.document_changes)
             .unwrap_or(false),
     }
 }
@@ -138,7 +155,11 @@ impl LanguageServer for Backend {
     async fn initialized(&self, _: InitializedParams) {
         if self.session.client_flags().watched_files_dynamic {
             let options = DidChangeWatchedFilesRegistrationOptions {
-                watchers: vec![FileSystemWatcher { glob_pattern: GlobPattern::String("**/*.{rs,py,pyi}".into()), kind: None }],
+                // One pattern per extension: kak-lsp 15 rejects brace globs.
+                watchers: ["**/*.rs", "**/*.py", "**/*.pyi"]
+                    .into_iter()
+                    .map(|glob| FileSystemWatcher { glob_pattern: GlobPattern::String(glob.into()), kind: None })
+                    .collect(),
             };
             let registration = Registration {
                 id: "sextant-watched-files".into(),

@@ -30,6 +30,12 @@ pub struct ClientFlags {
     pub code_action_resolve: bool,
     pub apply_edit: bool,
     pub watched_files_dynamic: bool,
+    /// `hover.contentFormat` includes markdown.
+    pub hover_markdown: bool,
+    /// `completionItem.documentationFormat` includes markdown.
+    pub completion_markdown: bool,
+    /// `workspace.workspaceEdit.documentChanges`.
+    pub document_changes: bool,
 }
 
 /// A cached ranking of the repo map for one file.
