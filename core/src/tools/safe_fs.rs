@@ -314,6 +314,8 @@ fn check_regular(stat: &rustix::fs::Stat, display: &str) -> Result<(), SafeFsErr
     if let Some(kind) = kind {
         return Err(SafeFsError::NotRegular(display.to_string(), kind));
     }
+    // nlink_t is u64 here but u32 on other targets.
+    #[allow(clippy::unnecessary_cast)]
     let links = stat.st_nlink as u64;
     if links > 1 {
         return Err(SafeFsError::HardLinked(display.to_string(), links));
