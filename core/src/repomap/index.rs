@@ -518,6 +518,7 @@ struct CacheEntry {
 fn query_hash() -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&CACHE_FORMAT_VERSION.to_le_bytes());
+    hasher.update(&super::extract::EXTRACTION_REVISION.to_le_bytes());
     hasher.update(format!("{KIND_CODES:?}").as_bytes());
     hasher.update(Language::Rust.query_source().as_bytes());
     hasher.update(Language::Python.query_source().as_bytes());
