@@ -124,7 +124,8 @@ impl Env {
     async fn jailed(&self, test: &str) -> bool {
         let out = self.sextant(&["doctor", "--offline", "--json"], &[]).await;
         let checks: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        let bwrap = checks.as_array().and_then(|c| c.iter().find(|c| c["name"] == "bwrap")).cloned().unwrap_or_default();
+        let bwrap =
+            checks.as_array().and_then(|c| c.iter().find(|c| c["name"] == "bwrap")).cloned().unwrap_or_default();
         if bwrap["status"] == "ok" {
             return true;
         }
@@ -157,7 +158,10 @@ async fn mount_escapes_fail_without_capabilities() {
          mount -t tmpfs none /tmp; echo mount=$?; nsenter --net=/proc/1/ns/net true; echo nsenter=$?; \
          cat {canary}; echo pwned > {canary}; echo write=$?; unshare -U true; echo unshare=$?"
     );
-    let env = Env { server: ScriptedServer::start(Script::new(vec![shell("c1", &attack), done()])).await.expect("server"), ..env };
+    let env = Env {
+        server: ScriptedServer::start(Script::new(vec![shell("c1", &attack), done()])).await.expect("server"),
+        ..env
+    };
     let texts = env.run_shell(&[], &[]).await;
     let text = &texts[0];
     assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
@@ -354,7 +358,8 @@ async fn a_fork_bomb_stops_at_the_process_limit() {
     }
     let doctor = env.sextant(&["doctor", "--offline", "--json"], &[]).await;
     let checks: Value = serde_json::from_str(&doctor.stdout).expect("doctor json");
-    let limits = checks.as_array().and_then(|c| c.iter().find(|c| c["name"] == "shell limits")).cloned().unwrap_or_default();
+    let limits =
+        checks.as_array().and_then(|c| c.iter().find(|c| c["name"] == "shell limits")).cloned().unwrap_or_default();
     if limits["status"] != "ok" {
         eprintln!("NOTICE: a_fork_bomb_stops_at_the_process_limit skipped: {}", limits["message"]);
         return;
@@ -365,7 +370,10 @@ async fn a_fork_bomb_stops_at_the_process_limit() {
     )
     .expect("write");
     let bomb = "sleep 4 & s=$!; sh ./b.sh 2>/dev/null & wait $s; set -- /proc/[0-9]*; echo tasks=$#";
-    let env = Env { server: ScriptedServer::start(Script::new(vec![shell("c1", bomb), done()])).await.expect("server"), ..env };
+    let env = Env {
+        server: ScriptedServer::start(Script::new(vec![shell("c1", bomb), done()])).await.expect("server"),
+        ..env
+    };
     let started = std::time::Instant::now();
     let texts = env.run_shell(&[], &[]).await;
     let tasks: usize = texts[0]

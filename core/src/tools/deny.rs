@@ -422,7 +422,11 @@ impl Parser {
                 }
                 '&' => break,
                 '#' if at_word_start => self.skip_comment(),
-                '}' if self.brace_depth > 0 && at_word_start && self.word_ends_at(self.pos + 1) && !raw.trim().is_empty() => {
+                '}' if self.brace_depth > 0
+                    && at_word_start
+                    && self.word_ends_at(self.pos + 1)
+                    && !raw.trim().is_empty() =>
+                {
                     // `{ a; b }`-style closers in a brace group end the command.
                     break;
                 }
@@ -441,7 +445,7 @@ impl Parser {
                             fd.insert(0, digit);
                         }
                     }
-                    if !fd.is_empty() && !(raw.is_empty() || raw.ends_with(char::is_whitespace)) {
+                    if !(fd.is_empty() || raw.is_empty() || raw.ends_with(char::is_whitespace)) {
                         raw.push_str(&fd);
                         fd.clear();
                     }
@@ -715,11 +719,12 @@ struct Invocation<'a> {
 }
 
 const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "yash", "fish", "csh", "tcsh", "rbash"];
-const DOWNLOADERS: &[&str] = &["curl", "wget", "fetch", "aria2c", "http", "https", "xh", "nc", "ncat", "netcat", "socat"];
+const DOWNLOADERS: &[&str] =
+    &["curl", "wget", "fetch", "aria2c", "http", "https", "xh", "nc", "ncat", "netcat", "socat"];
 const PRIVILEGED: &[&str] = &["sudo", "su", "doas", "pkexec", "run0", "sudoedit", "calife"];
 const SYSTEM_DIRS: &[&str] = &[
-    "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "media", "mnt", "opt", "proc", "root", "run",
-    "sbin", "snap", "srv", "sys", "usr", "var",
+    "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "media", "mnt", "opt", "proc", "root",
+    "run", "sbin", "snap", "srv", "sys", "usr", "var",
 ];
 
 impl Checker {
@@ -796,9 +801,15 @@ impl Checker {
                     return Some(Producer::Remote);
                 }
                 let decodes = match program {
-                    "base64" | "base32" | "basenc" => has(&["-d", "-D", "--decode"]) || args.iter().any(|a| is_short_cluster_with(a, 'd')),
+                    "base64" | "base32" | "basenc" => {
+                        has(&["-d", "-D", "--decode"]) || args.iter().any(|a| is_short_cluster_with(a, 'd'))
+                    }
                     "xxd" => has(&["-r", "-revert"]) || args.iter().any(|a| is_short_cluster_with(a, 'r')),
-                    "openssl" => has(&["-d", "-base64", "-a"]) && (has(&["enc", "base64"]) || args.first().is_some_and(|a| a.starts_with("aes") || a == "enc")),
+                    "openssl" => {
+                        has(&["-d", "-base64", "-a"])
+                            && (has(&["enc", "base64"])
+                                || args.first().is_some_and(|a| a.starts_with("aes") || a == "enc"))
+                    }
                     "uudecode" | "rev" => true,
                     _ => false,
                 };
@@ -806,7 +817,9 @@ impl Checker {
                     return Some(Producer::Remote);
                 }
                 match program {
-                    "echo" => Some(Producer::Text(args.iter().filter(|a| !a.starts_with('-')).cloned().collect::<Vec<_>>().join(" "))),
+                    "echo" => Some(Producer::Text(
+                        args.iter().filter(|a| !a.starts_with('-')).cloned().collect::<Vec<_>>().join(" "),
+                    )),
                     "printf" => Some(Producer::Text(printf_text(args))),
                     "cat" if !simple.stdin_texts.is_empty() => Some(Producer::Text(simple.stdin_texts.join("\n"))),
                     _ => None,
@@ -841,7 +854,8 @@ impl Checker {
     fn simple(&mut self, simple: &Simple) -> Option<DenyRule> {
         // Substituted commands run first, whatever the outer command is.
         for inner in &simple.substitutions {
-            let mut nested = Checker { depth: self.depth + 1, vars: self.vars.clone(), functions: self.functions.clone() };
+            let mut nested =
+                Checker { depth: self.depth + 1, vars: self.vars.clone(), functions: self.functions.clone() };
             if let Some(rule) = nested.script(inner) {
                 return Some(rule);
             }
@@ -869,7 +883,9 @@ impl Checker {
 
     fn record_assignments(&mut self, simple: &Simple) {
         let words = &simple.words;
-        let is_export = words.first().is_some_and(|w| matches!(w.as_str(), "export" | "local" | "declare" | "readonly" | "typeset"));
+        let is_export = words
+            .first()
+            .is_some_and(|w| matches!(w.as_str(), "export" | "local" | "declare" | "readonly" | "typeset"));
         let all_assignments = words.iter().all(|w| assignment(w).is_some());
         if is_export || all_assignments {
             for word in words.iter().skip(usize::from(is_export)) {
@@ -933,7 +949,20 @@ impl Checker {
                 if assignment(first).is_some()
                     || matches!(
                         first.as_str(),
-                        "!" | "{" | "}" | "if" | "then" | "elif" | "else" | "while" | "until" | "do" | "time" | "coproc" | "builtin" | "nohup" | "--"
+                        "!" | "{"
+                            | "}"
+                            | "if"
+                            | "then"
+                            | "elif"
+                            | "else"
+                            | "while"
+                            | "until"
+                            | "do"
+                            | "time"
+                            | "coproc"
+                            | "builtin"
+                            | "nohup"
+                            | "--"
                     )
                 {
                     words.remove(0);
@@ -987,7 +1016,22 @@ impl Checker {
                 "xargs" => {
                     let options = options_with_values(
                         &rest,
-                        &["-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s", "--arg-file", "--delimiter", "--max-args", "--max-procs", "--max-lines", "--replace"],
+                        &[
+                            "-a",
+                            "-d",
+                            "-E",
+                            "-I",
+                            "-L",
+                            "-n",
+                            "-P",
+                            "-s",
+                            "--arg-file",
+                            "--delimiter",
+                            "--max-args",
+                            "--max-procs",
+                            "--max-lines",
+                            "--replace",
+                        ],
                     );
                     if rest.len() <= options {
                         // xargs alone runs echo.
@@ -1037,57 +1081,60 @@ impl Checker {
         match program {
             "rm" => {
                 let recursive = args.iter().take_while(|a| *a != "--").any(|a| {
-                    a == "--recursive" || a == "-r" || a == "-R" || is_short_cluster_with(a, 'r') || is_short_cluster_with(a, 'R')
+                    a == "--recursive"
+                        || a == "-r"
+                        || a == "-R"
+                        || is_short_cluster_with(a, 'r')
+                        || is_short_cluster_with(a, 'R')
                 });
                 let no_preserve = args.iter().any(|a| a == "--no-preserve-root");
-                if no_preserve || (recursive && operands(args).any(|p| dangerous_path(p))) {
+                if no_preserve || (recursive && operands(args).any(dangerous_path)) {
                     return Some(RM_ROOT);
                 }
             }
             "chmod" | "chown" | "chgrp" | "setfacl" => {
                 let recursive = args.iter().any(|a| a == "--recursive" || a == "-R" || is_short_cluster_with(a, 'R'));
                 let no_preserve = args.iter().any(|a| a == "--no-preserve-root");
-                if no_preserve || (recursive && operands(args).any(|p| dangerous_path(p))) {
+                if no_preserve || (recursive && operands(args).any(dangerous_path)) {
                     return Some(CHMOD_ROOT);
                 }
             }
-            "mke2fs" | "mkswap" | "mkdosfs" | "mkntfs" | "mkexfatfs" | "wipefs" | "blkdiscard" | "mkfs" => return Some(MKFS),
+            "mke2fs" | "mkswap" | "mkdosfs" | "mkntfs" | "mkexfatfs" | "wipefs" | "blkdiscard" | "mkfs" => {
+                return Some(MKFS)
+            }
             p if p.starts_with("mkfs.") => return Some(MKFS),
             "fdisk" | "sfdisk" | "cfdisk" | "parted" | "sgdisk" | "gdisk"
                 if !args.iter().any(|a| a == "-l" || a == "--list" || a == "print") =>
             {
                 return Some(MKFS);
             }
-            "dd" => {
-                if args.iter().filter_map(|a| a.strip_prefix("of=")).any(is_device) {
-                    return Some(DEVICE_WRITE);
-                }
-            }
-            "tee" | "shred" | "cp" | "mv" | "install" => {
-                if operands(args).any(is_device) && (program != "cp" && program != "mv" && program != "install" || operands(args).last().is_some_and(is_device)) {
-                    return Some(DEVICE_WRITE);
-                }
-            }
+            "dd" if args.iter().filter_map(|a| a.strip_prefix("of=")).any(is_device) => return Some(DEVICE_WRITE),
+            "tee" | "shred" if operands(args).any(is_device) => return Some(DEVICE_WRITE),
+            // The destination is the last operand.
+            "cp" | "mv" | "install" if operands(args).last().is_some_and(is_device) => return Some(DEVICE_WRITE),
             "shutdown" | "reboot" | "halt" | "poweroff" | "kexec" => return Some(POWER),
             "init" | "telinit" if args.iter().any(|a| matches!(a.as_str(), "0" | "6")) => return Some(POWER),
             "systemctl" | "loginctl"
                 if args.iter().any(|a| {
-                    matches!(a.as_str(), "poweroff" | "reboot" | "halt" | "kexec" | "suspend" | "hibernate" | "soft-reboot" | "rescue" | "emergency")
+                    matches!(
+                        a.as_str(),
+                        "poweroff"
+                            | "reboot"
+                            | "halt"
+                            | "kexec"
+                            | "suspend"
+                            | "hibernate"
+                            | "soft-reboot"
+                            | "rescue"
+                            | "emergency"
+                    )
                 }) =>
             {
                 return Some(POWER);
             }
             "killall5" => return Some(KILL_ALL),
-            "kill" => {
-                if kill_targets(args).iter().any(|pid| pid == "-1" || pid == "1") {
-                    return Some(KILL_ALL);
-                }
-            }
-            "git" => {
-                if git_force_push(args) {
-                    return Some(FORCE_PUSH);
-                }
-            }
+            "kill" if kill_targets(args).iter().any(|pid| pid == "-1" || pid == "1") => return Some(KILL_ALL),
+            "git" if git_force_push(args) => return Some(FORCE_PUSH),
             _ => {}
         }
         None
@@ -1122,7 +1169,8 @@ impl Checker {
                 return Some(RM_ROOT);
             }
             if matches!(arg, "-exec" | "-execdir" | "-ok" | "-okdir") {
-                let end = args[i + 1..].iter().position(|a| a == ";" || a == "+").map(|p| i + 1 + p).unwrap_or(args.len());
+                let end =
+                    args[i + 1..].iter().position(|a| a == ";" || a == "+").map(|p| i + 1 + p).unwrap_or(args.len());
                 let command: Vec<String> = args[i + 1..end].to_vec();
                 if dangerous_start && command.first().is_some_and(|p| basename(p) == "rm") {
                     return Some(RM_ROOT);
@@ -1243,7 +1291,9 @@ fn runs_stdin(program: &str, args: &[String]) -> bool {
         return args.first().is_some_and(|a| a == "/dev/stdin" || a == "-" || a.starts_with("/proc/self/fd/0"));
     }
     if interpreter {
-        let evaluates = args.iter().any(|a| matches!(a.as_str(), "-c" | "-e" | "-E" | "-m" | "-r" | "--eval" | "-p" | "--print" | "run" | "eval"));
+        let evaluates = args.iter().any(|a| {
+            matches!(a.as_str(), "-c" | "-e" | "-E" | "-m" | "-r" | "--eval" | "-p" | "--print" | "run" | "eval")
+        });
         let operand = args.iter().find(|a| !a.starts_with('-'));
         return !evaluates && operand.is_none_or(|op| op == "/dev/stdin");
     }
@@ -1301,9 +1351,14 @@ fn env_command(rest: &[String]) -> EnvCommand {
     while i < rest.len() {
         let arg = rest[i].as_str();
         if arg == "-S" || arg == "--split-string" {
-            return EnvCommand::Split(rest.get(i + 1).cloned().unwrap_or_default(), rest.get(i + 2..).unwrap_or(&[]).to_vec());
+            return EnvCommand::Split(
+                rest.get(i + 1).cloned().unwrap_or_default(),
+                rest.get(i + 2..).unwrap_or(&[]).to_vec(),
+            );
         }
-        if let Some(text) = arg.strip_prefix("--split-string=").or_else(|| arg.strip_prefix("-S").filter(|t| !t.is_empty())) {
+        if let Some(text) =
+            arg.strip_prefix("--split-string=").or_else(|| arg.strip_prefix("-S").filter(|t| !t.is_empty()))
+        {
             return EnvCommand::Split(text.to_string(), rest[i + 1..].to_vec());
         }
         if matches!(arg, "-u" | "--unset" | "-C" | "--chdir") {
@@ -1346,7 +1401,11 @@ fn basename(word: &str) -> &str {
 }
 
 fn is_short_cluster_with(arg: &str, flag: char) -> bool {
-    arg.len() > 1 && arg.starts_with('-') && !arg.starts_with("--") && arg[1..].chars().all(|c| c.is_ascii_alphabetic()) && arg[1..].contains(flag)
+    arg.len() > 1
+        && arg.starts_with('-')
+        && !arg.starts_with("--")
+        && arg[1..].chars().all(|c| c.is_ascii_alphabetic())
+        && arg[1..].contains(flag)
 }
 
 /// Non-option arguments (after `--`, everything).
@@ -1417,11 +1476,17 @@ fn is_root_like(rest: &str) -> bool {
 fn is_device(path: &str) -> bool {
     let Some(device) = path.strip_prefix("/dev/") else { return false };
     const HARMLESS: &[&str] = &["null", "zero", "stdout", "stderr", "stdin", "tty", "full", "random", "urandom"];
-    if HARMLESS.contains(&device) || device.starts_with("fd/") || device.starts_with("shm/") || device.starts_with("pts/") {
+    if HARMLESS.contains(&device)
+        || device.starts_with("fd/")
+        || device.starts_with("shm/")
+        || device.starts_with("pts/")
+    {
         return false;
     }
-    const DISKS: &[&str] =
-        &["sd", "hd", "vd", "xvd", "nvme", "mmcblk", "dm-", "md", "loop", "mapper/", "disk/", "mtd", "nbd", "sr", "zram", "ram", "mem", "kmem", "port"];
+    const DISKS: &[&str] = &[
+        "sd", "hd", "vd", "xvd", "nvme", "mmcblk", "dm-", "md", "loop", "mapper/", "disk/", "mtd", "nbd", "sr", "zram",
+        "ram", "mem", "kmem", "port",
+    ];
     DISKS.iter().any(|prefix| device.starts_with(prefix))
 }
 
@@ -1458,7 +1523,10 @@ fn git_force_push(args: &[String]) -> bool {
         return false;
     }
     args[i + 1..].iter().any(|arg| {
-        arg.starts_with("--force") || arg == "-f" || is_short_cluster_with(arg, 'f') || (arg.starts_with('+') && arg.len() > 1)
+        arg.starts_with("--force")
+            || arg == "-f"
+            || is_short_cluster_with(arg, 'f')
+            || (arg.starts_with('+') && arg.len() > 1)
     })
 }
 

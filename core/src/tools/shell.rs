@@ -104,9 +104,12 @@ fn probe() -> &'static Probe {
             args.push("--disable-userns");
         }
         args.extend(["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", "true"]);
-        let result = std::process::Command::new("bwrap").args(&args).stdin(Stdio::null()).stdout(Stdio::null()).output();
+        let result =
+            std::process::Command::new("bwrap").args(&args).stdin(Stdio::null()).stdout(Stdio::null()).output();
         match result {
-            Ok(output) if output.status.success() => Probe { isolation: Isolation::Bwrap, problem: None, disable_userns },
+            Ok(output) if output.status.success() => {
+                Probe { isolation: Isolation::Bwrap, problem: None, disable_userns }
+            }
             Ok(output) => {
                 let stderr = String::from_utf8_lossy(&output.stderr);
                 Probe {
@@ -651,7 +654,9 @@ impl ShellOutput {
     pub fn render(&self) -> String {
         let mut text = String::new();
         if self.isolation == Isolation::None {
-            text.push_str("note: no jail (the user allowed unjailed commands); ran directly in the workspace directory\n");
+            text.push_str(
+                "note: no jail (the user allowed unjailed commands); ran directly in the workspace directory\n",
+            );
         }
         if self.timed_out {
             text.push_str("error: the command timed out and was killed\n");
@@ -909,13 +914,24 @@ mod tests {
         }
         for isolation in modes {
             // ulimit prints KiB (-d) and 512-byte blocks (-f) in dash.
-            let out = run(&root, "ulimit -d; ulimit -c; head -c 2000000 /dev/zero > big; wc -c < big", limits, isolation, &cancel)
-                .await
-                .expect("run");
+            let out = run(
+                &root,
+                "ulimit -d; ulimit -c; head -c 2000000 /dev/zero > big; wc -c < big",
+                limits,
+                isolation,
+                &cancel,
+            )
+            .await
+            .expect("run");
             let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
             assert_eq!(lines.first(), Some(&"3145728"), "{isolation:?}: {}", out.render());
             assert_eq!(lines.get(1), Some(&"0"), "{isolation:?}: {}", out.render());
-            assert_eq!(lines.get(2), Some(&"1048576"), "{isolation:?}: the file stopped at the size limit: {}", out.render());
+            assert_eq!(
+                lines.get(2),
+                Some(&"1048576"),
+                "{isolation:?}: the file stopped at the size limit: {}",
+                out.render()
+            );
         }
     }
 
@@ -937,7 +953,8 @@ mod tests {
             modes.push(Isolation::Bwrap);
         }
         for isolation in modes {
-            let limits = ShellLimits { timeout: Duration::from_millis(300), output_cap: 1024, ..ShellLimits::default() };
+            let limits =
+                ShellLimits { timeout: Duration::from_millis(300), output_cap: 1024, ..ShellLimits::default() };
             let started = std::time::Instant::now();
             let out = run(&root, "sleep 30 & sleep 30", limits, isolation, &cancel).await.expect("run");
             assert!(out.timed_out);
@@ -967,7 +984,9 @@ mod tests {
         let args = layout.bwrap_args(Path::new("/work/ws"), true, "true");
         let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
         let joined = args.join(" ");
-        assert!(joined.contains("--unshare-user") && joined.contains("--cap-drop ALL") && joined.contains("--clearenv"));
+        assert!(
+            joined.contains("--unshare-user") && joined.contains("--cap-drop ALL") && joined.contains("--clearenv")
+        );
         assert!(!joined.contains(".ssh") && !joined.contains("sk-secret"), "{joined}");
         // The workspace is bound last, so nothing masks it.
         let bind = args.iter().rposition(|a| a == "--bind").expect("bind");
