@@ -479,7 +479,18 @@ impl Toolbox {
                     Some((_, display)) => format!("undo edits to {display}"),
                     None => format!("undo {} edit(s)", self.journal.len()),
                 };
-                (Action::Undo { path }, Some(PermissionKind::Edit), summary, String::new())
+                // The files the undo would touch, each once: restored, or deleted if the agent created it.
+                let mut lines: Vec<String> = Vec::new();
+                let mut seen: Vec<&str> = Vec::new();
+                for entry in self.journal.entries() {
+                    if path.as_ref().is_some_and(|(p, _)| *p != entry.path) || seen.contains(&entry.display.as_str()) {
+                        continue;
+                    }
+                    seen.push(&entry.display);
+                    let verb = if entry.before.is_some() { "restore" } else { "delete (the agent created it)" };
+                    lines.push(format!("{verb}: {}", entry.display));
+                }
+                (Action::Undo { path }, Some(PermissionKind::Edit), summary, lines.join("\n"))
             }
             other => {
                 let known: Vec<String> = self.specs().into_iter().map(|s| s.name).collect();
