@@ -186,6 +186,10 @@ const ETC_SECRETS: &[&str] = &[
     "/etc/ssl/private",
 ];
 
+/// Workspace entries mounted read-only over the writable workspace (when
+/// they exist and are not symlinks): what they hold runs outside the jail.
+pub const READ_ONLY_IN_WORKSPACE: &[&str] = &[".git"];
+
 /// Host variables passed into the jail (when set); everything else is cleared.
 const ENV_ALLOWLIST: &[&str] = &[
     "PATH",
@@ -362,7 +366,17 @@ impl JailLayout {
             }
         }
         let root = workspace_root.as_os_str();
-        push(&["--bind".as_ref(), root, root, "--chdir".as_ref(), root, "--clearenv".as_ref()]);
+        push(&["--bind".as_ref(), root, root]);
+        // Hooks and config in .git run later outside the jail (the user's next
+        // `git commit`): the repository metadata stays read-only in here.
+        for name in READ_ONLY_IN_WORKSPACE {
+            let path = workspace_root.join(name);
+            let is_real = std::fs::symlink_metadata(&path).is_ok_and(|meta| !meta.file_type().is_symlink());
+            if is_real {
+                push(&["--ro-bind".as_ref(), path.as_os_str(), path.as_os_str()]);
+            }
+        }
+        push(&["--chdir".as_ref(), root, "--clearenv".as_ref()]);
         for (name, value) in &self.env {
             push(&["--setenv".as_ref(), name.as_ref(), value.as_ref()]);
         }
@@ -881,6 +895,26 @@ mod tests {
             let masked = out.stderr.contains("/etc/shadow: Permission denied") || lines.last() == Some(&"0");
             assert!(masked, "/etc/shadow is masked: {text}");
         }
+    }
+
+    #[tokio::test]
+    async fn git_metadata_is_read_only_in_the_jail() {
+        if !jailed() {
+            return;
+        }
+        let workspace = tempfile::tempdir().expect("tempdir");
+        let root = workspace.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(root.join(".git/hooks")).expect("mkdir");
+        std::fs::write(root.join(".git/config"), "[core]\n").expect("write");
+        let command = "echo 'touch /tmp/pwned' > .git/hooks/pre-commit; echo hook=$?; \
+                       echo '[core] fsmonitor = evil' >> .git/config; echo config=$?; echo ok > src.txt; echo src=$?";
+        let cancel = CancellationToken::new();
+        let out = run(&root, command, ShellLimits::default(), Isolation::Bwrap, &cancel).await.expect("run");
+        let text = out.render();
+        assert!(text.contains("hook=") && !text.contains("hook=0") && !text.contains("config=0"), "{text}");
+        assert!(text.contains("src=0") && root.join("src.txt").exists(), "{text}");
+        assert!(!root.join(".git/hooks/pre-commit").exists(), "{text}");
+        assert_eq!(std::fs::read_to_string(root.join(".git/config")).expect("config"), "[core]\n");
     }
 
     #[tokio::test]
