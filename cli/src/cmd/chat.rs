@@ -329,6 +329,22 @@ mod tests {
         PermissionRequest { kind, tool: tool.into(), summary: summary.into(), detail: detail.into() }
     }
 
+    #[tokio::test]
+    async fn paging_waits_for_enter_between_screens_and_stops_at_end_of_input() {
+        let text: String = (0..12).map(|n| format!("line {n}\n")).collect();
+        let (sender, mut lines) = mpsc::unbounded_channel();
+        // 7 rows: 5 lines a screen, so 12 lines are 3 screens and 2 waits.
+        for _ in 0..3 {
+            sender.send(String::new()).expect("send");
+        }
+        let mut observer = ChatObserver { output: CliObserver::text(), lines: &mut lines };
+        assert!(observer.page(&text, 7).await);
+        assert_eq!(observer.lines.len(), 1, "one Enter per extra screen");
+        drop(sender);
+        observer.lines.recv().await;
+        assert!(!observer.page(&text, 7).await, "input ended while paging");
+    }
+
     #[test]
     fn prompts_escape_controls_and_keep_every_line() {
         let (text, question) = permission_prompt(&request(PermissionKind::Shell, "run_shell", "touch PWNED\r\x1b[2Kls -la", ""));
