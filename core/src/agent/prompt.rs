@@ -129,7 +129,7 @@ fn shell_facts(shell: &ShellMode) -> String {
     match shell {
         ShellMode::Jailed { read_only } => format!(
             "shell commands run in a jail: no network (loopback only), no access to the user's home, keys or \
-             sockets; writable: the repository and a private /tmp that is discarded; read-only: {}; everything a \
+             sockets; writable: the repository (its .git is read-only) and a private /tmp that is discarded; read-only: {}; everything a \
              command starts is killed when it ends, and processes, memory and file sizes are limited",
             read_only.join(", ")
         ),

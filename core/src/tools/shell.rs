@@ -5,7 +5,8 @@
 //! cgroup namespaces, nested user namespaces disabled where bwrap supports it,
 //! a cleared environment with a small allowlist (no API keys), no network but
 //! loopback, a private /tmp, /run and /var/tmp, and only the workspace
-//! writable. The read-only view is limited to what builds need: the system
+//! writable (its `.git` stays read-only: hooks would run outside the jail).
+//! The read-only view is limited to what builds need: the system
 //! directories (/usr, /bin, /sbin, /lib*, /opt, /etc with its secrets masked)
 //! and toolchains under the home directory ([`HOME_TOOLCHAINS`]); the rest of
 //! the home (~/.ssh, ~/.config, shell history...) and host sockets are not
