@@ -174,6 +174,7 @@ pub fn grep(
     let mut out = String::new();
     let mut matches = 0usize;
     let mut capped = false;
+    let mut reader = safe_fs::Reader::new(workspace.root());
     'files: for entry in walker(base).filter_map(Result::ok) {
         if !entry.file_type().is_some_and(|t| t.is_file()) {
             continue;
@@ -186,7 +187,7 @@ pub fn grep(
             }
         }
         // Links, FIFOs, devices, hard links and big files are skipped (never opened blocking).
-        let Ok(bytes) = safe_fs::read(workspace.root(), entry.path(), MAX_GREP_BYTES) else { continue };
+        let Ok(bytes) = reader.read(entry.path(), MAX_GREP_BYTES) else { continue };
         if bytes.iter().take(8192).any(|&b| b == 0) {
             continue;
         }

@@ -94,10 +94,43 @@ pub struct Written {
 pub fn read(root: &Path, path: &Path, max_bytes: u64) -> Result<Vec<u8>, SafeFsError> {
     let target = Target::new(root, path)?;
     let parent = target.walk(false, &mut Vec::new())?;
-    let (mut file, stat) = open_regular(&parent, target.name, &target.display)?;
+    read_in(&parent, &target, max_bytes)
+}
+
+/// Reads many files under one root (grep), keeping the last directory
+/// opened: files of one directory cost one walk. The kept descriptor is the
+/// directory that was checked, so a link swapped in for it later is not
+/// followed either.
+pub struct Reader<'a> {
+    root: &'a Path,
+    last: Option<(Vec<std::ffi::OsString>, OwnedFd)>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(root: &'a Path) -> Self {
+        Reader { root, last: None }
+    }
+
+    /// `read`, reusing the parent directory of the previous call when it is the same.
+    pub fn read(&mut self, path: &Path, max_bytes: u64) -> Result<Vec<u8>, SafeFsError> {
+        let target = Target::new(self.root, path)?;
+        let same = self.last.as_ref().is_some_and(|(dirs, _)| dirs.iter().map(|d| d.as_os_str()).eq(target.dirs.iter().copied()));
+        if !same {
+            let parent = target.walk(false, &mut Vec::new())?;
+            self.last = Some((target.dirs.iter().map(|d| d.to_os_string()).collect(), parent));
+        }
+        match &self.last {
+            Some((_, parent)) => read_in(parent, &target, max_bytes),
+            None => Err(SafeFsError::NotFound(target.display)),
+        }
+    }
+}
+
+fn read_in(parent: &OwnedFd, target: &Target, max_bytes: u64) -> Result<Vec<u8>, SafeFsError> {
+    let (mut file, stat) = open_regular(parent, target.name, &target.display)?;
     let size = stat.st_size.max(0) as u64;
     if size > max_bytes {
-        return Err(SafeFsError::TooLarge(target.display, size, max_bytes));
+        return Err(SafeFsError::TooLarge(target.display.clone(), size, max_bytes));
     }
     let mut bytes = Vec::with_capacity(size as usize);
     // The file may grow while it is read; never take more than the cap.
@@ -105,7 +138,7 @@ pub fn read(root: &Path, path: &Path, max_bytes: u64) -> Result<Vec<u8>, SafeFsE
         .read_to_end(&mut bytes)
         .map_err(|err| SafeFsError::Io(target.display.clone(), err))?;
     if bytes.len() as u64 > max_bytes {
-        return Err(SafeFsError::TooLarge(target.display, bytes.len() as u64, max_bytes));
+        return Err(SafeFsError::TooLarge(target.display.clone(), bytes.len() as u64, max_bytes));
     }
     Ok(bytes)
 }
@@ -468,6 +501,24 @@ mod tests {
         assert!(f.canary_intact());
         assert!(!outside_dir.join("a.txt").exists());
         assert_eq!(std::fs::read_to_string(moved.join("a.txt")).expect("read"), "second\n");
+    }
+
+    #[test]
+    fn the_reader_reuses_the_checked_directory_and_never_follows_a_swapped_link() {
+        let f = fixture();
+        std::fs::write(f.root.join("src/a.txt"), "a").expect("write");
+        std::fs::write(f.root.join("src/b.txt"), "b").expect("write");
+        std::fs::write(f.root.join("top.txt"), "top").expect("write");
+        let mut reader = Reader::new(&f.root);
+        assert_eq!(reader.read(&f.root.join("src/a.txt"), 10).expect("read"), b"a");
+        // src/ is swapped for a link to the canary's directory: the kept
+        // descriptor is the checked directory, a fresh walk refuses the link.
+        std::fs::rename(f.root.join("src"), f.root.join("moved")).expect("mv");
+        symlink(f.canary.parent().expect("parent"), f.root.join("src")).expect("symlink");
+        std::fs::copy(&f.canary, f.canary.with_file_name("b.txt")).expect("copy");
+        assert_eq!(reader.read(&f.root.join("src/b.txt"), 100).expect("read"), b"b");
+        assert_eq!(reader.read(&f.root.join("top.txt"), 10).expect("read"), b"top");
+        assert!(matches!(reader.read(&f.root.join("src/b.txt"), 100), Err(SafeFsError::Symlink { .. })));
     }
 
     #[test]
