@@ -6,9 +6,26 @@
 //! columns inside a surrogate pair / multi-byte character are either clamped
 //! ([`Clamp::Lenient`], used for edits the client already made) or rejected with
 //! a [`PositionError`] ([`Clamp::Strict`], used for requests).
+//!
+//! A document also carries its tree-sitter tree ([`crate::syntax_tree`]),
+//! edited with every change and reparsed off the async threads.
+//!
+//! Invariant: no open document is larger than [`MAX_DOCUMENT_BYTES`]: a
+//! larger `didOpen` is refused and a `didChange` that grows a document past it
+//! closes it (the server says so with `window/showMessage`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ropey::Rope;
+use sextant_core::repomap::extract::Language;
 use tower_lsp::lsp_types::{Position, PositionEncodingKind, Range, TextDocumentContentChangeEvent};
+
+use crate::syntax_tree::{input_edit, SyntaxTree, MAX_SYNTAX_TREE_BYTES};
+
+/// Open documents above this (16 MiB) are refused: nothing a person edits is
+/// that large, and each open copy costs memory for as long as it stays open.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// How columns in LSP positions are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,11 +99,46 @@ pub struct Document {
     pub version: i32,
     pub language_id: String,
     pub encoding: PositionEncoding,
+    /// Unique per text: new on open and on every applied change (clients'
+    /// versions are not trusted to change, and a reopened document restarts them).
+    pub revision: u64,
+    /// The tree-sitter language, from the path or the language id.
+    pub language: Option<Language>,
+    pub syntax: SyntaxTree,
+    /// Held while this document is parsed, so concurrent requests parse once.
+    pub parse_lock: Arc<Mutex<()>>,
+}
+
+fn next_revision() -> u64 {
+    static REVISION: AtomicU64 = AtomicU64::new(1);
+    REVISION.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Document {
     pub fn new(text: &str, version: i32, language_id: String, encoding: PositionEncoding) -> Self {
-        Self { text: Rope::from_str(text), version, language_id, encoding }
+        let language = match language_id.as_str() {
+            "rust" => Some(Language::Rust),
+            "python" => Some(Language::Python),
+            _ => None,
+        };
+        Self {
+            text: Rope::from_str(text),
+            version,
+            language_id,
+            encoding,
+            revision: next_revision(),
+            language,
+            syntax: SyntaxTree::Absent,
+            parse_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Sets the tree-sitter language from the file's path when it has one.
+    pub fn with_path_language(mut self, path: &str) -> Self {
+        if let Some(language) = Language::from_path(path) {
+            self.language = Some(language);
+        }
+        self
     }
 
     pub fn line_count(&self) -> usize {
@@ -173,15 +225,28 @@ impl Document {
 
     /// Applies one `didChange` event. Ranges are clamped: the client already
     /// made this edit, so the best we can do with a bad range is stay close.
+    /// The syntax tree follows the edit (`Tree::edit`) and is reparsed later.
     pub fn apply_change(&mut self, change: &TextDocumentContentChangeEvent) {
+        self.revision = next_revision();
         match change.range {
-            None => self.text = Rope::from_str(&change.text),
+            None => {
+                self.text = Rope::from_str(&change.text);
+                self.syntax = SyntaxTree::Absent;
+            }
             Some(range) => {
                 // Lenient never errors; fall back to "whole document" defensively.
                 let chars = self.char_range(range, Clamp::Lenient).unwrap_or(0..self.text.len_chars());
+                // A rope clone shares its chunks: cheap.
+                let before = self.syntax.old_tree().is_some().then(|| self.text.clone());
                 self.text.remove(chars.clone());
                 self.text.insert(chars.start, &change.text);
+                if let Some(before) = before {
+                    self.syntax.edit(&input_edit(&before, chars, &self.text, change.text.chars().count()));
+                }
             }
+        }
+        if self.text.len_bytes() > MAX_SYNTAX_TREE_BYTES {
+            self.syntax = SyntaxTree::Absent;
         }
     }
 

@@ -1,15 +1,22 @@
 //! Keeping the repo map current: a background build at startup (with
-//! work-done progress), then per-file updates on didChange (debounced),
-//! didSave and didChangeWatchedFiles.
+//! work-done progress), then per-file updates on didChange (debounced, with a
+//! maximum wait so a definition typed during continuous typing reaches hover
+//! within `reindexMaxWaitMs`), didSave and didChangeWatchedFiles.
 //!
 //! Invariant: tree-sitter parsing runs on the blocking pool, outside the map
 //! lock; the write lock is held only to swap in the new tags.
+//!
+//! Invariant: a watched file is read only through `safe_fs::read` (inside the
+//! workspace, no symlinks, regular with one link, opened `O_NONBLOCK`, size
+//! checked on the descriptor before reading, at most `MAX_FILE_BYTES`), so an
+//! event for a FIFO, a device or a huge file never blocks or reads it.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sextant_core::repomap::{self, extract, IndexOptions, MAX_FILE_BYTES};
+use sextant_core::tools::safe_fs;
 use tower_lsp::lsp_types::{FileChangeType, FileEvent, Url};
 use tower_lsp::Client;
 
@@ -99,21 +106,37 @@ pub async fn update_file(session: &Session, path: String, contents: Vec<u8>) {
 }
 
 /// Schedules a re-index of an open document after the debounce delay; a
-/// newer edit to the same document supersedes it.
+/// newer edit to the same document supersedes it, except that the edits
+/// pending for longer than the maximum wait are re-indexed anyway.
 pub fn schedule_document_update(session: Arc<Session>, uri: Url) {
-    let generation = {
-        let mut generations = lock(&session.edit_generation);
-        let generation = generations.entry(uri.clone()).or_insert(0);
-        *generation += 1;
-        *generation
+    let settings = session.settings();
+    let debounce = Duration::from_millis(settings.reindex_debounce_ms);
+    let max_wait = Duration::from_millis(settings.reindex_max_wait_ms.max(settings.reindex_debounce_ms));
+    let now = Instant::now();
+    let (generation, since) = {
+        let mut pending = lock(&session.pending_reindex);
+        let entry = pending.entry(uri.clone()).or_default();
+        entry.generation += 1;
+        (entry.generation, *entry.since.get_or_insert(now))
     };
-    let delay = Duration::from_millis(session.settings().reindex_debounce_ms);
+    let deadline = (now + debounce).min(since + max_wait);
     tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        if lock(&session.edit_generation).get(&uri) != Some(&generation) {
-            return;
+        tokio::time::sleep_until(deadline.into()).await;
+        {
+            let mut pending = lock(&session.pending_reindex);
+            let Some(entry) = pending.get_mut(&uri) else { return };
+            let newest = entry.generation == generation;
+            // The first task to reach the maximum wait runs for all edits since.
+            let overdue = entry.since == Some(since) && Instant::now() >= since + max_wait;
+            if !newest && !overdue {
+                return;
+            }
+            entry.since = None;
         }
         update_open_document(&session, &uri).await;
+        // Bring the syntax tree up to date while the editor is idle.
+        let session = session.clone();
+        let _ = tokio::task::spawn_blocking(move || session.document_with_tree(&uri)).await;
     });
 }
 
@@ -135,13 +158,19 @@ pub async fn apply_file_events(session: &Session, events: Vec<FileEvent>) {
         if session.document(&event.uri).is_some() {
             continue;
         }
-        let Ok(file_path) = event.uri.to_file_path() else { continue };
-        match tokio::fs::read(&file_path).await {
-            Ok(contents) => update_file(session, path, contents).await,
-            Err(error) => {
-                tracing::warn!("cannot read {}: {error}", file_path.display());
+        if extract::Language::from_path(&path).is_none() {
+            continue;
+        }
+        let (Ok(file_path), Some(root)) = (event.uri.to_file_path(), session.root()) else { continue };
+        // Metadata first, on the descriptor: never blocks, never reads a huge file.
+        let read = tokio::task::spawn_blocking(move || safe_fs::read(&root, &file_path, MAX_FILE_BYTES as u64)).await;
+        match read {
+            Ok(Ok(contents)) => update_file(session, path, contents).await,
+            Ok(Err(error)) => {
+                tracing::warn!("not indexing {path}: {error}");
                 session.update_map(|map| map.remove_file(&path));
             }
+            Err(error) => tracing::error!("reading {path} failed: {error}"),
         }
     }
 }

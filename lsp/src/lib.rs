@@ -25,4 +25,5 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod settings;
+pub mod syntax_tree;
 pub mod transport;

@@ -164,6 +164,10 @@ pub struct Settings {
     /// `lsp.reindexDebounceMs`: delay before re-indexing a changed document.
     #[serde(alias = "reindex_debounce_ms")]
     pub reindex_debounce_ms: u64,
+    /// `lsp.reindexMaxWaitMs`: while typing continues, re-index at least this
+    /// often (the debounce alone would wait for a pause).
+    #[serde(alias = "reindex_max_wait_ms")]
+    pub reindex_max_wait_ms: u64,
     /// `lsp.maxDocumentBytes`: larger documents are not completed.
     #[serde(alias = "max_document_bytes")]
     pub max_document_bytes: usize,
@@ -179,6 +183,7 @@ impl Default for Settings {
             chat_max_tokens: 1024,
             chat_timeout_ms: 120_000,
             reindex_debounce_ms: 300,
+            reindex_max_wait_ms: 1000,
             max_document_bytes: 4 * 1024 * 1024,
         }
     }

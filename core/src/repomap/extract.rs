@@ -241,8 +241,9 @@ fn use_mimalloc_for_tree_sitter() {
     });
 }
 
-/// A parser for `language`; the only way this crate creates one.
-pub(crate) fn new_parser(language: Language) -> Result<Parser, String> {
+/// A parser for `language`; the only way a parser is created (the LSP server
+/// keeps per-document trees with parsers from here too).
+pub fn new_parser(language: Language) -> Result<Parser, String> {
     use_mimalloc_for_tree_sitter();
     let mut parser = Parser::new();
     parser
