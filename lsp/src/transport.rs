@@ -23,8 +23,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tower_lsp::jsonrpc::{Request, Response};
 
-/// Larger bodies are treated as a corrupt header (nothing legitimate is this big).
-const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+/// Larger client messages (32 MiB: twice the server's 16 MiB document limit,
+/// room for JSON escapes) are skipped as they stream in, never buffered, and
+/// the user is told with `window/showMessage`. A 200 MB garbage message used
+/// to leave ~400 MB resident.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Header blocks longer than this without a terminator are noise; keep the tail.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
@@ -160,24 +163,40 @@ fn without_empty_lifecycle_params(mut value: Value) -> Result<Value, Value> {
     }
 }
 
+/// Something dropped from the input instead of a frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Dropped {
+    /// Noise dropped to resynchronise.
+    Noise(String),
+    /// A header announcing a body over the limit: its `length` bytes
+    /// (partly still to come) are to be skipped.
+    Oversized { length: usize },
+}
+
 /// Splits one complete frame's body off the front of `buffer`: `Ok(body)`,
-/// `Err(reason)` for noise dropped to resynchronise, `None` until more arrives.
-fn split_frame(buffer: &mut Vec<u8>) -> Option<Result<Vec<u8>, String>> {
+/// `Err` for what was dropped, `None` until more arrives. Bodies over
+/// `max_body` are not waited for: the header is removed and the caller skips
+/// the body.
+fn split_frame(buffer: &mut Vec<u8>, max_body: usize) -> Option<Result<Vec<u8>, Dropped>> {
     let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
         if buffer.len() > MAX_HEADER_BYTES {
             // Keep a tail in case a header is split across reads.
             let drop = buffer.len() - 1024;
             buffer.drain(..drop);
-            return Some(Err(format!("{drop} bytes of noise without a header")));
+            return Some(Err(Dropped::Noise(format!("{drop} bytes of noise without a header"))));
         }
         return None;
     };
     let header = &buffer[..end];
-    let Some(length) = content_length(header).filter(|len| *len <= MAX_BODY_BYTES) else {
+    let Some(length) = content_length(header) else {
         let dropped = end + 4;
         buffer.drain(..dropped);
-        return Some(Err(format!("a header block without a usable Content-Length ({dropped} bytes)")));
+        return Some(Err(Dropped::Noise(format!("a header block without a usable Content-Length ({dropped} bytes)"))));
     };
+    if length > max_body {
+        buffer.drain(..end + 4);
+        return Some(Err(Dropped::Oversized { length }));
+    }
     let start = end + 4;
     if buffer.len() < start + length {
         return None;
@@ -187,11 +206,30 @@ fn split_frame(buffer: &mut Vec<u8>) -> Option<Result<Vec<u8>, String>> {
     Some(Ok(body))
 }
 
-/// Splits complete frames off the front of `buffer` and classifies them.
-pub fn next_frame(buffer: &mut Vec<u8>) -> Option<Frame> {
-    Some(match split_frame(buffer)? {
+/// Splits complete frames off the front of `buffer` and classifies them;
+/// after a frame over [`MAX_BODY_BYTES`], `skip` holds how many bytes of its
+/// body are still to be dropped (from `buffer` first, then as they arrive).
+pub fn next_frame(buffer: &mut Vec<u8>, skip: &mut usize) -> Option<Frame> {
+    let skipped = (*skip).min(buffer.len());
+    buffer.drain(..skipped);
+    *skip -= skipped;
+    if *skip > 0 {
+        return None;
+    }
+    Some(match split_frame(buffer, MAX_BODY_BYTES)? {
         Ok(body) => classify(&body),
-        Err(reason) => Frame::noise(reason),
+        Err(Dropped::Noise(reason)) => Frame::noise(reason),
+        Err(Dropped::Oversized { length }) => {
+            *skip = length;
+            let message = format!(
+                "Sextant: the editor sent a {:.1} MB message, over the server's {} MB limit; it was ignored \
+                 (a document that large is not opened)",
+                length as f64 / 1_048_576.0,
+                MAX_BODY_BYTES / 1_048_576
+            );
+            let notification = json!({"jsonrpc": "2.0", "method": "window/showMessage", "params": {"type": 2, "message": message}});
+            Frame::Rejected { reason: format!("a {length}-byte message over the limit"), reply: Some(notification.to_string().into_bytes()) }
+        }
     })
 }
 
@@ -205,9 +243,10 @@ fn framed(body: &[u8]) -> Vec<u8> {
 /// replies for rejected requests go to `replies` (see [`write_output`]).
 pub async fn sanitize(mut input: impl AsyncRead + Unpin, mut output: impl AsyncWrite + Unpin, replies: mpsc::UnboundedSender<Vec<u8>>) {
     let mut buffer: Vec<u8> = Vec::new();
+    let mut skip = 0;
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        while let Some(frame) = next_frame(&mut buffer) {
+        while let Some(frame) = next_frame(&mut buffer, &mut skip) {
             match frame {
                 Frame::Valid(body) => {
                     let written = async {
@@ -244,7 +283,8 @@ pub async fn write_output(
     let mut chunk = vec![0u8; 64 * 1024];
     let mut replies_open = true;
     loop {
-        while let Some(frame) = split_frame(&mut buffer) {
+        // The server's own output is not capped.
+        while let Some(frame) = split_frame(&mut buffer, usize::MAX) {
             if let Ok(body) = frame {
                 if stdout.write_all(&framed(&body)).await.is_err() || stdout.flush().await.is_err() {
                     return;
@@ -289,7 +329,7 @@ mod tests {
         buffer.extend(b"more noise ");
         buffer.extend(frame(valid));
         let mut frames = Vec::new();
-        while let Some(frame) = next_frame(&mut buffer) {
+        while let Some(frame) = next_frame(&mut buffer, &mut 0) {
             frames.push(frame);
         }
         assert_eq!(frames.len(), 5);
@@ -301,9 +341,30 @@ mod tests {
     #[test]
     fn partial_frames_wait_for_more_input() {
         let mut buffer = b"Content-Length: 10\r\n\r\n{\"a\"".to_vec();
-        assert_eq!(next_frame(&mut buffer), None);
-        let mut buffer = b"Content-Length: 99999999999999\r\n\r\n".to_vec();
-        assert!(matches!(next_frame(&mut buffer), Some(Frame::Rejected { reply: None, .. })));
+        assert_eq!(next_frame(&mut buffer, &mut 0), None);
+    }
+
+    #[test]
+    fn oversized_bodies_are_skipped_as_they_arrive_and_reported() {
+        let length = MAX_BODY_BYTES + 10;
+        let mut buffer = format!("Content-Length: {length}\r\n\r\n{{\"jsonrpc\":\"2.0\"").into_bytes();
+        let mut skip = 0;
+        let Some(Frame::Rejected { reply: Some(reply), .. }) = next_frame(&mut buffer, &mut skip) else { panic!("not rejected") };
+        let reply: Value = serde_json::from_slice(&reply).expect("json");
+        assert_eq!(reply["method"], json!("window/showMessage"));
+        assert!(reply["params"]["message"].as_str().is_some_and(|m| m.contains("32 MB limit")), "{reply}");
+        // The body streams in; nothing of it is kept, and the next frame is read.
+        let mut received = buffer.len();
+        while received < length {
+            let piece = (length - received).min(1 << 20);
+            buffer.extend(std::iter::repeat_n(b'x', piece));
+            received += piece;
+            assert_eq!(next_frame(&mut buffer, &mut skip), None);
+            assert!(buffer.is_empty());
+        }
+        let valid = br#"{"jsonrpc":"2.0","id":1,"method":"shutdown"}"#;
+        buffer.extend(frame(valid));
+        assert_eq!(next_frame(&mut buffer, &mut skip), Some(Frame::Valid(valid.to_vec())));
     }
 
     fn reply_of(body: &[u8]) -> Option<Value> {
