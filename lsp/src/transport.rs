@@ -28,6 +28,9 @@ use tower_lsp::jsonrpc::{Request, Response};
 /// the user is told with `window/showMessage`. A 200 MB garbage message used
 /// to leave ~400 MB resident.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// A Content-Length past this (1 GiB) is a corrupt header, not a message to
+/// skip: the input resynchronises on the next header instead.
+const MAX_PLAUSIBLE_BODY_BYTES: usize = 1024 * 1024 * 1024;
 /// Header blocks longer than this without a terminator are noise; keep the tail.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
@@ -188,7 +191,7 @@ fn split_frame(buffer: &mut Vec<u8>, max_body: usize) -> Option<Result<Vec<u8>, 
         return None;
     };
     let header = &buffer[..end];
-    let Some(length) = content_length(header) else {
+    let Some(length) = content_length(header).filter(|len| *len <= MAX_PLAUSIBLE_BODY_BYTES.max(max_body)) else {
         let dropped = end + 4;
         buffer.drain(..dropped);
         return Some(Err(Dropped::Noise(format!("a header block without a usable Content-Length ({dropped} bytes)"))));
@@ -342,6 +345,8 @@ mod tests {
     fn partial_frames_wait_for_more_input() {
         let mut buffer = b"Content-Length: 10\r\n\r\n{\"a\"".to_vec();
         assert_eq!(next_frame(&mut buffer, &mut 0), None);
+        let mut buffer = b"Content-Length: 99999999999999\r\n\r\n".to_vec();
+        assert!(matches!(next_frame(&mut buffer, &mut 0), Some(Frame::Rejected { reply: None, .. })));
     }
 
     #[test]
