@@ -265,3 +265,45 @@ async fn chat_once(session: &Session, prompt: &str) -> jsonrpc::Result<String> {
         .map_err(|error| request_failed(format!("the model request failed: {error}")))?;
     Ok(response.message.content)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::write;
+    use crate::syntax_tree::MAX_SYNTAX_TREE_BYTES;
+    use tower_lsp::lsp_types::{CodeActionContext, PartialResultParams, Position, TextDocumentIdentifier, WorkDoneProgressParams};
+
+    async fn titles(text: &str, position: Position) -> Vec<String> {
+        let session = Arc::new(Session::default());
+        let uri = Url::parse("file:///work/src/lib.rs").expect("url");
+        let document = Document::new(text, 1, "rust".into(), Default::default()).with_path_language("src/lib.rs");
+        write(&session.documents).insert(uri.clone(), document);
+        let params = CodeActionParams {
+            text_document: TextDocumentIdentifier { uri },
+            range: Range::new(position, position),
+            context: CodeActionContext::default(),
+            work_done_progress_params: WorkDoneProgressParams::default(),
+            partial_result_params: PartialResultParams::default(),
+        };
+        let actions = list(session, params).await.expect("listed").unwrap_or_default();
+        actions
+            .into_iter()
+            .map(|action| match action {
+                CodeActionOrCommand::CodeAction(action) => action.title,
+                CodeActionOrCommand::Command(command) => command.title,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn documents_above_the_tree_limit_get_the_actions_that_need_no_tree() {
+        let function = "fn measured(input: u64) -> u64 {\n    input * 2\n}\n";
+        let small = titles(function, Position::new(1, 4)).await;
+        assert!(small.iter().any(|t| t == "Sextant: add doc comment to `measured`"), "{small:?}");
+        // The same function followed by enough filler to pass the limit.
+        let large = format!("{function}{}", "// filler line of a generated file\n".repeat(MAX_SYNTAX_TREE_BYTES / 35 + 1));
+        assert!(large.len() > MAX_SYNTAX_TREE_BYTES);
+        let large = titles(&large, Position::new(1, 4)).await;
+        assert_eq!(large, vec!["Sextant: explain this code".to_string()]);
+    }
+}

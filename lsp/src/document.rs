@@ -332,6 +332,31 @@ mod tests {
     }
 
     #[test]
+    fn the_syntax_tree_follows_changes_and_reparses_to_a_fresh_parse() {
+        use crate::syntax_tree::{parse, SyntaxTree};
+        let mut d = Document::new("fn a() {}\n\nfn b() {}\n", 0, "rust".into(), PositionEncoding::Utf16);
+        let language = d.language.expect("rust");
+        d.syntax = SyntaxTree::Fresh(parse(language, &d.text, None).expect("parse"));
+        let edit = |sl, sc, el, ec, text: &str| TextDocumentContentChangeEvent {
+            range: Some(Range::new(Position::new(sl, sc), Position::new(el, ec))),
+            range_length: None,
+            text: text.into(),
+        };
+        d.apply_change(&edit(1, 0, 1, 0, "struct 😀Wide { x: u8 }\n"));
+        d.apply_change(&edit(0, 3, 0, 4, "renamed"));
+        d.apply_change(&edit(3, 0, 3, 9, "fn c(y: u8) -> u8 { y }"));
+        assert!(d.syntax.fresh().is_none(), "edited, not yet reparsed");
+        let incremental = parse(language, &d.text, d.syntax.old_tree()).expect("reparse");
+        let fresh = parse(language, &d.text, None).expect("fresh parse");
+        assert_eq!(incremental.root_node().to_sexp(), fresh.root_node().to_sexp());
+        assert_eq!(incremental.root_node().byte_range(), fresh.root_node().byte_range());
+        assert!(fresh.root_node().to_sexp().contains("struct_item"));
+        // A whole-document replacement drops the tree rather than editing it.
+        d.apply_change(&TextDocumentContentChangeEvent { range: None, range_length: None, text: "fn d() {}".into() });
+        assert!(d.syntax.old_tree().is_none());
+    }
+
+    #[test]
     fn identifier_under_cursor() {
         let d = doc("let total_count = 3;", PositionEncoding::Utf16);
         assert_eq!(d.identifier_at(6).map(|(w, _)| w), Some("total_count".into()));

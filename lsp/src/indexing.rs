@@ -174,3 +174,92 @@ pub async fn apply_file_events(session: &Session, events: Vec<FileEvent>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::Document;
+    use crate::session::write;
+    use tower_lsp::lsp_types::{Range, TextDocumentContentChangeEvent};
+
+    fn session_at(root: &std::path::Path) -> Arc<Session> {
+        let session = Arc::new(Session::default());
+        *write(&session.root) = Some(root.to_path_buf());
+        session
+    }
+
+    fn defines(session: &Session, name: &str) -> bool {
+        !crate::session::read(&session.map).definitions(name).is_empty()
+    }
+
+    /// Bytes this process has read through read(2) and friends so far.
+    fn bytes_read() -> u64 {
+        let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+        io.lines().find_map(|line| line.strip_prefix("rchar: ")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn watched_file_events_never_read_fifos_devices_or_huge_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::write(root.join("ok.rs"), "fn visible_definition() {}\n").expect("write");
+        let fifo = std::ffi::CString::new(root.join("fifo.rs").as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+        std::os::unix::fs::symlink("/dev/zero", root.join("zero.rs")).expect("symlink");
+        // Sparse: 1 GiB that costs no disk, and a definition at its start.
+        let huge = std::fs::File::create(root.join("huge.rs")).expect("create");
+        std::io::Write::write_all(&mut &huge, b"fn huge_definition() {}\n").expect("write");
+        huge.set_len(1 << 30).expect("set_len");
+        let session = session_at(root);
+        let events: Vec<FileEvent> = ["fifo.rs", "zero.rs", "huge.rs", "ok.rs"]
+            .iter()
+            .map(|name| FileEvent { uri: Url::from_file_path(root.join(name)).expect("url"), typ: FileChangeType::CHANGED })
+            .collect();
+        let before = bytes_read();
+        // Opening the FIFO by name blocked forever (no writer); /dev/zero read until memory ran out.
+        tokio::time::timeout(Duration::from_secs(20), apply_file_events(&session, events)).await.expect("events applied");
+        let read = bytes_read().saturating_sub(before);
+        assert!(read < 64 << 20, "{read} bytes read");
+        assert!(defines(&session, "visible_definition"), "the regular file is indexed");
+        assert!(!defines(&session, "huge_definition"), "the huge file is not");
+        let files: Vec<String> = crate::session::read(&session.map).files().map(str::to_string).collect();
+        assert_eq!(files, vec!["ok.rs".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_definition_typed_during_continuous_typing_is_indexed_within_the_maximum_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let session = session_at(dir.path());
+        {
+            let mut settings = write(&session.settings);
+            settings.reindex_debounce_ms = 200;
+            settings.reindex_max_wait_ms = 400;
+        }
+        let uri = Url::from_file_path(dir.path().join("main.rs")).expect("url");
+        let document = Document::new("fn main() {}\n", 1, "rust".into(), Default::default());
+        write(&session.documents).insert(uri.clone(), document);
+        let type_text = |text: &str| {
+            let mut documents = write(&session.documents);
+            let document = documents.get_mut(&uri).expect("open");
+            let end = document.position(document.text.len_chars());
+            let change = TextDocumentContentChangeEvent { range: Some(Range::new(end, end)), range_length: None, text: text.into() };
+            document.apply_change(&change);
+        };
+        type_text("fn typed_while_typing() {}\n");
+        schedule_document_update(session.clone(), uri.clone());
+        // Keep typing every 50 ms (well inside the debounce) for 1.5 s.
+        let start = Instant::now();
+        let mut seen_while_typing = None;
+        while start.elapsed() < Duration::from_millis(1500) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            type_text("// more\n");
+            schedule_document_update(session.clone(), uri.clone());
+            if seen_while_typing.is_none() && defines(&session, "typed_while_typing") {
+                seen_while_typing = Some(start.elapsed());
+            }
+        }
+        let seen = seen_while_typing.expect("the new definition reached the map before typing stopped");
+        println!("definition indexed {} ms after it was typed, typing on", seen.as_millis());
+    }
+}
