@@ -8,7 +8,6 @@
 //! later need the shell permission), 9 (hard links), 13 (FIFOs).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use scripted_provider::{Script, ScriptedServer, Turn};
@@ -17,15 +16,13 @@ use tokio::io::AsyncWriteExt;
 
 const CANARY: &str = "top secret canary\n";
 
+mod support;
+
+use support::Output;
+
 struct Env {
     dir: tempfile::TempDir,
     server: ScriptedServer,
-}
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
 }
 
 impl Env {
@@ -65,65 +62,22 @@ impl Env {
     }
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"));
-        command
-            .args(args)
-            .current_dir(self.workspace())
-            .env("SEXTANT_CONFIG", self.dir.path().join("no-user-config.toml"))
-            .env("SEXTANT_PROVIDER", "openai")
-            .env("SEXTANT_BASE_URL", format!("{}/v1", self.server.url()))
-            .env("SEXTANT_MODEL", "scripted")
-            .env("SEXTANT_API_KEY", "test-key")
-            .env("SEXTANT_MAX_RETRIES", "0")
-            .env("SEXTANT_DATA_DIR", self.dir.path().join("data"))
-            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
-            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
-            .env("XDG_DATA_HOME", self.dir.path().join("data-home"))
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("SEXTANT_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut command = support::sextant_command(self.dir.path(), &self.workspace(), &self.server);
+        command.args(args);
         command
     }
 
     async fn sextant(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self.command(args).spawn().expect("spawn sextant");
-        let mut pipe = child.stdin.take().expect("stdin");
-        pipe.write_all(stdin.as_bytes()).await.expect("write stdin");
-        drop(pipe);
-        wait(child).await
+        support::finish(self.command(args).spawn().expect("spawn sextant"), stdin, LIMIT).await
     }
 
-    /// The tool results the model got, in order (from the last request).
     fn tool_results(&self) -> Vec<String> {
-        let requests = self.server.requests();
-        let Some(last) = requests.last() else { return Vec::new() };
-        last.body["messages"]
-            .as_array()
-            .map(|messages| {
-                messages
-                    .iter()
-                    .filter(|m| m["role"] == "tool")
-                    .filter_map(|m| m["content"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        support::tool_results(&self.server)
     }
 }
 
-async fn wait(child: tokio::process::Child) -> Output {
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("sextant finished within 60 s")
-        .expect("wait");
-    Output {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
+/// Longest a run may take on a loaded CI machine.
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// Waits until `path` holds `text` (the agent's write landed).
 async fn wait_for_content(path: &Path, text: &str) {
@@ -151,7 +105,7 @@ async fn the_undo_tool_refuses_a_file_swapped_for_a_symlink() {
     let child = env.command(&["run", "-p", "write then undo", "--allow-edits", "--output-format", "json"]).spawn().expect("spawn");
     wait_for_content(&env.workspace().join("a.txt"), "agent text\n").await;
     env.swap_for_canary_link("a.txt");
-    let out = wait(child).await;
+    let out = support::finish(child, "", LIMIT).await;
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     let results = env.tool_results();
     assert!(results[1].contains("refusing to undo a.txt") && results[1].contains("symbolic link"), "{results:?}");
@@ -168,7 +122,7 @@ async fn chat_undo_refuses_a_file_swapped_for_a_symlink() {
     env.swap_for_canary_link("a.txt");
     stdin.write_all(b"/undo\n/undo --force\n/exit\n").await.expect("write");
     drop(stdin);
-    let out = wait(child).await;
+    let out = support::finish(child, "", LIMIT).await;
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert_eq!(out.stderr.matches("refusing to undo a.txt").count(), 2, "{}", out.stderr);
     assert!(!out.stdout.contains("reverted"), "{}", out.stdout);

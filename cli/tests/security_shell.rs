@@ -15,15 +15,13 @@ use serde_json::{json, Value};
 
 const CANARY: &str = "canary: top secret, never to be read\n";
 
+mod support;
+
+use support::Output;
+
 struct Env {
     dir: tempfile::TempDir,
     server: ScriptedServer,
-}
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
 }
 
 impl Env {
@@ -67,40 +65,12 @@ impl Env {
     }
 
     async fn sextant(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"));
-        command
-            .args(args)
-            .current_dir(self.path("workspace"))
-            .env("HOME", self.path("home"))
-            .env("SEXTANT_CONFIG", self.path("no-user-config.toml"))
-            .env("SEXTANT_PROVIDER", "openai")
-            .env("SEXTANT_BASE_URL", format!("{}/v1", self.server.url()))
-            .env("SEXTANT_MODEL", "scripted")
-            .env("SEXTANT_API_KEY", "test-key")
-            .env("SEXTANT_MAX_RETRIES", "0")
-            .env("SEXTANT_DATA_DIR", self.path("data"))
-            .env("XDG_CACHE_HOME", self.path("cache"))
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("SEXTANT_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut command = support::sextant_command(self.dir.path(), &self.path("workspace"), &self.server);
+        command.args(args).env("HOME", self.path("home")).stdin(Stdio::null());
         for (name, value) in extra_env {
             command.env(name, value);
         }
-        let child = command.spawn().expect("spawn sextant");
-        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-            .await
-            .expect("sextant finished within 120 s")
-            .expect("wait");
-        Output {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        support::finish(command.spawn().expect("spawn sextant"), "", Duration::from_secs(120)).await
     }
 
     /// `sextant run --allow-shell` on the scripted calls; the tool results.
@@ -109,15 +79,7 @@ impl Env {
         args.extend_from_slice(extra_args);
         let out = self.sextant(&args, extra_env).await;
         assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
-        let requests = self.server.requests();
-        let last = requests.last().expect("a request");
-        last.body["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .filter(|m| m["role"] == "tool")
-            .filter_map(|m| m["content"].as_str().map(str::to_string))
-            .collect()
+        support::tool_results(&self.server)
     }
 
     /// Whether sextant's own check finds the jail (else the notice is printed).
