@@ -1,26 +1,15 @@
 //! Garbage over stdio: the server must neither panic nor hang, and after
 //! each batch of malformed input it must answer the next valid request.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use sextant_tests::{built_binary, lsp_frames};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn server_binary() -> PathBuf {
-    let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = tests_crate.parent().unwrap_or(tests_crate).join("target/debug/sextant-lsp");
-    assert!(
-        path.exists(),
-        "{} is missing: build the binaries first (`cargo build --workspace --bins`, done by `cargo xtask test`)",
-        path.display()
-    );
-    path
-}
 
 struct Server {
     child: Child,
@@ -29,45 +18,9 @@ struct Server {
     stderr: std::thread::JoinHandle<String>,
 }
 
-/// Reads LSP frames from the server's stdout on a thread.
-fn frames(stdout: impl Read + Send + 'static) -> Receiver<Value> {
-    let (sender, receiver) = channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        loop {
-            let mut length = None;
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                let line = line.trim_end();
-                if line.is_empty() {
-                    break;
-                }
-                if let Some(value) = line.strip_prefix("Content-Length: ") {
-                    length = value.trim().parse::<usize>().ok();
-                }
-            }
-            let Some(length) = length else { return };
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-            if let Ok(value) = serde_json::from_slice(&body) {
-                if sender.send(value).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    receiver
-}
-
 fn start() -> Server {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let mut child = Command::new(server_binary())
+    let mut child = Command::new(built_binary("sextant-lsp"))
         .env("XDG_CACHE_HOME", dir.path())
         .env("SEXTANT_CONFIG", dir.path().join("none.toml"))
         .stdin(Stdio::piped())
@@ -85,7 +38,7 @@ fn start() -> Server {
     });
     // Keep the temp dir for the life of the process.
     std::mem::forget(dir);
-    Server { child, stdin, messages: frames(stdout), stderr }
+    Server { child, stdin, messages: lsp_frames(stdout), stderr }
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {

@@ -8,64 +8,18 @@
 //! Drives the built `target/debug/sextant-lsp` over stdio against the
 //! scripted provider on 127.0.0.1.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use scripted_provider::{Script, ScriptedServer, Turn};
 use serde_json::{json, Value};
+use sextant_tests::{built_binary, lsp_frames};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const CANARY: &str = "top secret canary\n";
-
-fn server_binary() -> PathBuf {
-    let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = tests_crate.parent().unwrap_or(tests_crate).join("target/debug/sextant-lsp");
-    assert!(
-        path.exists(),
-        "{} is missing: build the binaries first (`cargo build --workspace --bins`, done by `cargo xtask test`)",
-        path.display()
-    );
-    path
-}
-
-/// Reads LSP frames from the server's stdout on a thread.
-fn frames(stdout: impl Read + Send + 'static) -> Receiver<Value> {
-    let (sender, receiver) = channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        loop {
-            let mut length = None;
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                let line = line.trim_end();
-                if line.is_empty() {
-                    break;
-                }
-                if let Some(value) = line.strip_prefix("Content-Length: ") {
-                    length = value.trim().parse::<usize>().ok();
-                }
-            }
-            let Some(length) = length else { return };
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-            if let Ok(value) = serde_json::from_slice(&body) {
-                if sender.send(value).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    receiver
-}
 
 struct Lsp {
     child: Child,
@@ -78,7 +32,7 @@ struct Lsp {
 
 impl Lsp {
     fn start(home: &Path) -> Lsp {
-        let mut child = Command::new(server_binary())
+        let mut child = Command::new(built_binary("sextant-lsp"))
             .env("XDG_CACHE_HOME", home.join("cache"))
             .env("XDG_DATA_HOME", home.join("data-home"))
             .env("XDG_CONFIG_HOME", home.join("config"))
@@ -94,7 +48,7 @@ impl Lsp {
             .unwrap_or_else(|e| panic!("cannot start sextant-lsp: {e}"));
         let stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
         let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        Lsp { child, stdin, messages: frames(stdout), received: Vec::new() }
+        Lsp { child, stdin, messages: lsp_frames(stdout), received: Vec::new() }
     }
 
     fn send(&mut self, message: Value) {
