@@ -56,6 +56,12 @@ async fn show_message(client: &Client, title: &str, markdown: &str) {
         text.push_str("\n…");
     }
     client.show_message(MessageType::INFO, text).await;
+    // The command's response must follow the message (issue 15 item 8:
+    // Emacs 28's jsonrpc only shows a message once it has read it, and the
+    // response ends the wait). tower-lsp writes queued notifications and
+    // responses from one task, notifications polled first; yielding once
+    // lets it write this one before the response exists.
+    tokio::task::yield_now().await;
 }
 
 fn slug(title: &str) -> String {
