@@ -29,10 +29,10 @@ pub async fn handle(session: Arc<Session>, params: CompletionParams) -> jsonrpc:
     }
     let typed = document.slice_to_string(word_start..suggestion.cursor_char);
     let new_text = format!("{typed}{}", suggestion.text);
-    let first_line = new_text.lines().next().unwrap_or("").trim().to_string();
-    let label = if first_line.chars().count() > 60 { format!("{}…", first_line.chars().take(60).collect::<String>()) } else { first_line };
     let item = CompletionItem {
-        label,
+        // The label is the inserted text: lsp-mode's plain completion-at-point
+        // inserts the label and nothing else (issue 15 item 3).
+        label: new_text.clone(),
         kind: Some(CompletionItemKind::TEXT),
         detail: Some("sextant".into()),
         documentation: Some(Documentation::MarkupContent(crate::markup::content(

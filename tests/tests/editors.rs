@@ -196,3 +196,21 @@ async fn emacs_eglot() {
     assert!(events.contains(":method \"exit\""), "eglot sent exit:\n{events}");
     assert!(!events.contains("request id=") || !events.contains("failed"), "no failed request:\n{events}");
 }
+
+// ---- Emacs + lsp-mode ---------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emacs_lsp_mode() {
+    let Some(emacs) = installed("emacs", "emacs_lsp_mode") else { return };
+    let script = repo_root().join("tests/clients/emacs/lsp-mode.el");
+    assert_readme_carries_snippet(&script);
+    let mut command = tokio::process::Command::new(emacs);
+    command.arg("--batch").arg("-l").arg(&script);
+    let outcome = run_scenario("emacs_lsp_mode", command).await;
+    assert_common(&outcome, "lsp-mode");
+    let result = &outcome.result;
+    assert_eq!(text(&result["text_after_completion"]).trim_end(), after_completion().trim_end(), "lsp-mode's completion-at-point");
+    assert_eq!(text(&result["chat_answer"]), CHAT_ANSWER);
+    let shown = text(&result["messages_when_chat_returned"]);
+    assert!(shown.contains(CHAT_ANSWER), "the chat answer is in *Messages* when the request returns:\n{shown}");
+}
