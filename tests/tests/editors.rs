@@ -213,4 +213,11 @@ async fn emacs_lsp_mode() {
     assert_eq!(text(&result["chat_answer"]), CHAT_ANSWER);
     let shown = text(&result["messages_when_chat_returned"]);
     assert!(shown.contains(CHAT_ANSWER), "the chat answer is in *Messages* when the request returns:\n{shown}");
+    let progress: Vec<&str> =
+        result["progress_titles"].as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default();
+    assert!(progress.contains(&"Sextant chat"), "lsp-mode shows the chat's $/progress: {progress:?}");
+    // Shutdown: no error reply shown (Emacs's jsonrpc deletes the process
+    // after `exit`, so the exit status is its SIGKILL, not the server's).
+    let messages = text(&result["messages"]);
+    assert!(!messages.contains("-32602") && !messages.contains("Unexpected params"), "shutdown error:\n{messages}");
 }

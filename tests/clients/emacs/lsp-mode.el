@@ -19,6 +19,13 @@
       lsp-enable-suggest-server-download nil
       lsp-restart 'ignore)
 
+(defvar sextant-test-progress nil "Titles of the $/progress begin reports lsp-mode showed.")
+(advice-add 'lsp-on-progress-modeline :before
+            (lambda (_workspace params)
+              (let ((value (gethash "value" params)))
+                (when (equal (gethash "kind" value) "begin")
+                  (push (gethash "title" value) sextant-test-progress)))))
+
 (sextant-test-run
  (find-file (expand-file-name "src/geometry.rs" sextant-test-workspace))
  (lsp-workspace-folders-add sextant-test-workspace)
@@ -59,6 +66,7 @@
    (let ((answer (sextant-chat "What does midpoint return?")))
      (sextant-test-put 'chat_answer answer)
      (sextant-test-put 'messages_when_chat_returned (sextant-test-messages)))
+   (sextant-test-put 'progress_titles (vconcat (reverse sextant-test-progress)))
    (sextant-test-put 'step "shutdown")
    (let ((process (lsp--workspace-proc workspace)))
      (lsp-workspace-shutdown workspace)
