@@ -2,8 +2,7 @@
 //!
 //! - `setup`: install what the tests need (node packages, Neovim 0.7 and 0.11,
 //!   the embedded model, code-server and Chromium, the Emacs/Vim/Kakoune
-//!   clients and kak-lsp). Idempotent: anything
-//!   already present is skipped.
+//!   packages and tmux). Idempotent: anything already present is skipped.
 //! - `test`:  `setup`, then the whole test suite (cargo tests, which drive the
 //!   real clients, after the VS Code extension's build, unit tests and package).
 //! - `bench <what>`: benchmarks that print figures beside a peer.

@@ -20,7 +20,6 @@ pub fn all(root: &Path) -> Result<()> {
     bubblewrap();
     code_server(root)?;
     editors()?;
-    kak_lsp(root)?;
     Ok(())
 }
 
@@ -65,7 +64,6 @@ fn node_packages(root: &Path) -> Result<()> {
 pub fn test_env(root: &Path, cmd: &mut Command) {
     cmd.env("SEXTANT_NVIM_07", NVIM_07);
     cmd.env("SEXTANT_NVIM_011", nvim_011_path(root));
-    cmd.env("SEXTANT_KAK_LSP", kak_lsp_path(root));
 }
 
 /// Debian's `neovim` package: 0.7, the oldest Neovim the plugin supports.
@@ -190,7 +188,10 @@ fn bubblewrap() {
 
 /// The editors the `editors_*` tests drive headlessly, from Debian: Emacs 28
 /// with eglot, lsp-mode, rust-mode and company; Vim 9 with ALE and
-/// YouCompleteMe; Kakoune; tmux to run Vim and Kakoune in a terminal.
+/// YouCompleteMe; Kakoune; tmux to run Vim and Kakoune in a terminal. Only
+/// the Emacs clients are driven so far; the Vim and Kakoune tests are still to
+/// be written (kak-lsp, which Debian lacks, is not built until then: 17.1.2
+/// with `cargo install --locked` takes 6-10 minutes here).
 const EDITOR_PACKAGES: &[&str] = &[
     "emacs-nox",
     "elpa-eglot",
@@ -219,34 +220,4 @@ fn editors() -> Result<()> {
         return Ok(());
     }
     apt_install(&missing)
-}
-
-/// kak-lsp, Kakoune's LSP client (not packaged by Debian). 17.1.2 is the
-/// oldest release whose lock file builds on current Rust (15.x pins a `time`
-/// that no longer compiles) and it still supports Kakoune 2022.10.
-pub const KAK_LSP_VERSION: &str = "17.1.2";
-
-/// Where `cargo install` puts kak-lsp.
-pub fn kak_lsp_path(root: &Path) -> PathBuf {
-    tools_dir(root).join("kak-lsp/bin/kak-lsp")
-}
-
-/// `cargo install kak-lsp` pinned and locked, into target/tools. Its release
-/// profile asks for LTO; a test client does not need it, and without it (and
-/// with opt-level 1) the build takes minutes less on a 2-core machine.
-fn kak_lsp(root: &Path) -> Result<()> {
-    let binary = kak_lsp_path(root);
-    let installed = Command::new(&binary).arg("--version").output();
-    if installed.is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(KAK_LSP_VERSION)) {
-        return Ok(());
-    }
-    run(Command::new(crate::cargo())
-        .args(["install", "kak-lsp", "--version", KAK_LSP_VERSION, "--locked", "--root"])
-        .arg(tools_dir(root).join("kak-lsp"))
-        .arg("--target-dir")
-        .arg(tools_dir(root).join("kak-lsp-build"))
-        .env("CARGO_PROFILE_RELEASE_LTO", "false")
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")
-        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false"))
 }
