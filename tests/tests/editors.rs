@@ -1,6 +1,6 @@
 //! Real editors without a Sextant plugin drive the built sextant-lsp through
 //! their own LSP clients, configured with the README's snippets: Emacs 28
-//! (eglot 1.9) under `emacs --batch`. Each scenario is a script in
+//! with eglot 1.9 and with lsp-mode 8.0, under `emacs --batch`. Each scenario is a script in
 //! tests/clients/<editor>/ that writes a JSON result; the assertions are here.
 //!
 //! An editor that is not installed skips its test with a one-line notice
@@ -56,7 +56,8 @@ fn path_with_server() -> std::ffi::OsString {
 struct Outcome {
     result: Value,
     requests: Vec<RecordedRequest>,
-    temp: tempfile::TempDir,
+    /// The workspace copy, kept until the assertions are done.
+    _temp: tempfile::TempDir,
 }
 
 /// Runs `command` (an editor started on a scenario script) in a fresh copy of
@@ -119,7 +120,7 @@ async fn run_scenario(name: &str, mut command: tokio::process::Command) -> Outco
             requests.iter().map(|r| format!("{} {}", r.path, r.raw_body)).collect::<Vec<_>>().join("\n"),
         );
     }
-    Outcome { result, requests, temp }
+    Outcome { result, requests, _temp: temp }
 }
 
 /// src/geometry.rs after the doc-comment action and the completion typed
@@ -165,7 +166,6 @@ fn assert_common(outcome: &Outcome, editor: &str) {
         outcome.requests.iter().any(|r| r.raw_body.contains(CHAT_PROMPT)),
         "{editor}: the chat prompt reached the model"
     );
-    let _ = &outcome.temp;
 }
 
 // ---- Emacs + eglot ----------------------------------------------------------
@@ -181,7 +181,8 @@ async fn emacs_eglot() {
     assert_common(&outcome, "eglot");
     let result = &outcome.result;
     // The completion item is inserted whole by completion-at-point.
-    assert_eq!(text(&result["text_after_completion"]).trim_end(), after_completion().trim_end(), "eglot's completion-at-point");
+    let completed = text(&result["text_after_completion"]);
+    assert_eq!(completed.trim_end(), after_completion().trim_end(), "eglot's completion-at-point");
     assert_eq!(text(&result["chat_answer"]), CHAT_ANSWER);
     // Issue 15 item 8: jsonrpc in Emacs 28 shows a notification only once it
     // has read it; the result message must arrive before the response.
@@ -194,7 +195,6 @@ async fn emacs_eglot() {
     assert!(!events.contains("-32602"), "no invalid-params error in eglot's events:\n{events}");
     assert!(events.contains(":method \"shutdown\""), "eglot sent shutdown:\n{events}");
     assert!(events.contains(":method \"exit\""), "eglot sent exit:\n{events}");
-    assert!(!events.contains("request id=") || !events.contains("failed"), "no failed request:\n{events}");
 }
 
 // ---- Emacs + lsp-mode ---------------------------------------------------------
@@ -209,7 +209,8 @@ async fn emacs_lsp_mode() {
     let outcome = run_scenario("emacs_lsp_mode", command).await;
     assert_common(&outcome, "lsp-mode");
     let result = &outcome.result;
-    assert_eq!(text(&result["text_after_completion"]).trim_end(), after_completion().trim_end(), "lsp-mode's completion-at-point");
+    let completed = text(&result["text_after_completion"]);
+    assert_eq!(completed.trim_end(), after_completion().trim_end(), "lsp-mode's completion-at-point");
     assert_eq!(text(&result["chat_answer"]), CHAT_ANSWER);
     let shown = text(&result["messages_when_chat_returned"]);
     assert!(shown.contains(CHAT_ANSWER), "the chat answer is in *Messages* when the request returns:\n{shown}");
