@@ -185,7 +185,7 @@ mod tests {
         while let Some(node) = stack.pop() {
             ranges.push((node.kind().to_string(), node.byte_range()));
             for index in (0..node.child_count()).rev() {
-                if let Some(child) = node.child(index as u32) {
+                if let Some(child) = node.child(index) {
                     stack.push(child);
                 }
             }
