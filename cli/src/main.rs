@@ -28,6 +28,8 @@ enum Command {
     Chat(cmd::chat::Args),
     /// List, show, search and export stored sessions.
     Sessions(cmd::sessions::Args),
+    /// Trust a workspace's .sextant.toml so its provider settings apply (or --revoke, --list).
+    Trust(cmd::trust::Args),
     /// Token usage summary.
     Usage(cmd::usage::Args),
     /// Check the installation: config, model, providers, tools.
@@ -62,6 +64,7 @@ fn main() -> std::process::ExitCode {
             Command::Chat(args) => cmd::chat::run(args).await,
             Command::Sessions(args) => cmd::sessions::run(args).await,
             Command::Usage(args) => cmd::usage::run(args).await,
+            Command::Trust(args) => cmd::trust::run(args).await,
             Command::Doctor(args) => cmd::doctor::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
         }

@@ -2,22 +2,18 @@
 //! `doctor`) against the scripted OpenAI-compatible provider on 127.0.0.1.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use scripted_provider::{Script, ScriptedServer, Turn};
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
+
+mod support;
+
+use support::{copy_dir, Output};
 
 struct Env {
     dir: tempfile::TempDir,
     server: ScriptedServer,
-}
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
 }
 
 impl Env {
@@ -39,51 +35,9 @@ impl Env {
     }
 
     async fn sextant(&self, args: &[&str], stdin: &str) -> Output {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"));
-        command
-            .args(args)
-            .current_dir(self.workspace())
-            .env("SEXTANT_CONFIG", self.dir.path().join("no-user-config.toml"))
-            .env("SEXTANT_PROVIDER", "openai")
-            .env("SEXTANT_BASE_URL", format!("{}/v1", self.server.url()))
-            .env("SEXTANT_MODEL", "scripted")
-            .env("SEXTANT_API_KEY", "test-key")
-            .env("SEXTANT_MAX_RETRIES", "0")
-            .env("SEXTANT_DATA_DIR", self.dir.path().join("data"))
-            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
-            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("SEXTANT_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("spawn sextant");
-        let mut pipe = child.stdin.take().expect("stdin");
-        pipe.write_all(stdin.as_bytes()).await.expect("write stdin");
-        drop(pipe);
-        let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-            .await
-            .expect("sextant finished within 60 s")
-            .expect("wait");
-        Output {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
+        let mut command = support::sextant_command(self.dir.path(), &self.workspace(), &self.server);
+        command.args(args);
+        support::finish(command.spawn().expect("spawn sextant"), stdin, Duration::from_secs(60)).await
     }
 }
 

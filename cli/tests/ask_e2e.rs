@@ -1,37 +1,26 @@
 //! `sextant ask` end to end: the real binary against the scripted provider.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use scripted_provider::{Script, ScriptedServer, Turn};
+
+mod support;
+
+use support::Output;
 
 const KEY: &str = "sk-e2e-secret";
 
 /// Runs `sextant ask` in `repo` with a hermetic environment (no user config,
 /// cache under the temp dir) plus `env`.
 async fn run_ask(repo: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sextant"));
-    command
-        .arg("ask")
-        .args(args)
-        .current_dir(repo)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("OLLAMA_HOST")
-        .env("SEXTANT_CONFIG", repo.join("no-user-config.toml"))
-        .env("XDG_CACHE_HOME", repo.join(".cache"))
-        .env("XDG_CONFIG_HOME", repo.join(".config"))
-        .env("SEXTANT_DATA_DIR", repo.join(".data"))
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+    // Caches and data in a hidden directory, which the repo map skips.
+    let mut command = support::hermetic_command(&repo.join(".scratch"), repo);
+    command.arg("ask").args(args).stdin(std::process::Stdio::null());
     for (name, value) in env {
         command.env(name, value);
     }
-    tokio::time::timeout(Duration::from_secs(60), command.output())
-        .await
-        .expect("sextant ask finished within 60 s")
-        .expect("sextant ask ran")
+    support::finish(command.spawn().expect("spawn sextant ask"), "", Duration::from_secs(60)).await
 }
 
 fn fixture_repo() -> tempfile::TempDir {
@@ -64,9 +53,9 @@ async fn ask_streams_the_answer_and_reports_usage() {
         ("OPENAI_API_KEY", KEY.to_string()),
     ];
     let output = run_ask(repo.path(), &["What does compute_total return?", "--file", "src/main.rs"], &env).await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit {:?}, stderr: {stderr}", output.status);
+    let stdout = output.stdout.as_str();
+    let stderr = output.stderr.as_str();
+    assert_eq!(output.code, Some(0), "stderr: {stderr}");
     assert_eq!(stdout, "It sums the entries.\n");
     assert!(stderr.contains("tokens: 321 in, 4 out (openai test-model)"), "stderr: {stderr}");
     assert!(!stderr.contains(KEY) && !stdout.contains(KEY), "the API key leaked");
@@ -83,7 +72,7 @@ async fn ask_streams_the_answer_and_reports_usage() {
     assert!(prompt.ends_with("Question: What does compute_total return?"), "prompt: {prompt}");
 
     // The exchange and its usage went to the session history.
-    let store = sextant_core::sessions::SessionStore::open(&repo.path().join(".data/sessions.db")).expect("store");
+    let store = sextant_core::sessions::SessionStore::open(&repo.path().join(".scratch/data/sessions.db")).expect("store");
     let usage = store.usage_by_day().expect("usage rows");
     assert_eq!(usage.len(), 1);
     assert_eq!((usage[0].input_tokens, usage[0].output_tokens), (321, 4));
@@ -99,8 +88,8 @@ async fn provider_errors_fail_with_a_clear_message() {
         ("OPENAI_API_KEY", KEY.to_string()),
     ];
     let output = run_ask(repo.path(), &["hi"], &env).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = output.stderr.as_str();
+    assert_ne!(output.code, Some(0));
     assert!(stderr.contains("authentication failed for openai"), "stderr: {stderr}");
     assert!(!stderr.contains(KEY), "the API key leaked");
 }
@@ -113,8 +102,8 @@ async fn missing_embedded_model_says_what_to_run() {
         ("SEXTANT_MODEL_PATH", repo.path().join("absent.gguf").display().to_string()),
     ];
     let output = run_ask(repo.path(), &["hi"], &env).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = output.stderr.as_str();
+    assert_ne!(output.code, Some(0));
     assert!(stderr.contains("sextant models pull"), "stderr: {stderr}");
 }
 
@@ -122,8 +111,8 @@ async fn missing_embedded_model_says_what_to_run() {
 async fn unreadable_file_argument_is_reported() {
     let repo = fixture_repo();
     let output = run_ask(repo.path(), &["hi", "--file", "src/nope.rs"], &[("SEXTANT_PROVIDER", "ollama".into())]).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = output.stderr.as_str();
+    assert_ne!(output.code, Some(0));
     assert!(stderr.contains("cannot read --file src/nope.rs"), "stderr: {stderr}");
 }
 
@@ -133,8 +122,8 @@ async fn missing_ollama_model_says_what_to_pull() {
     let server = ScriptedServer::start(Script::new(vec![Turn::status(404)])).await.expect("server");
     let env = [("SEXTANT_PROVIDER", "ollama".to_string()), ("OLLAMA_HOST", server.url())];
     let output = run_ask(repo.path(), &["hi"], &env).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = output.stderr.as_str();
+    assert_ne!(output.code, Some(0));
     assert!(stderr.contains("Run `ollama pull qwen2.5-coder:1.5b`"), "stderr: {stderr}");
     assert_eq!(server.requests()[0].path, "/api/chat");
 }

@@ -40,7 +40,8 @@ async fn scripted_tool_calls_over_http_change_files() {
     let workspace = Workspace::new(fixture.workspace()).expect("workspace");
     let mut agent = Agent::new(Arc::new(provider), workspace, Permissions::headless(true, true), Some(store.clone()))
         .with_options(uncached())
-        .with_shell_isolation(Isolation::None);
+        .with_shell_isolation(Isolation::None)
+        .allow_unjailed_shell(true);
     let mut recorder = Recorder::default();
     let summary = agent.run("make multiply saturate", &mut recorder, &CancellationToken::new()).await.expect("run");
 

@@ -170,6 +170,31 @@ fn scoped_calls_reference_both_segments() {
     assert!(in_file("src/report.rs", "Countable", TagKind::Import));
 }
 
+/// Old Mac line ends (`\r` alone): every definition is found, each on its
+/// own line as an LSP client counts lines, in Rust and Python alike.
+#[test]
+fn carriage_return_only_files_are_indexed_line_by_line() {
+    let rust = "pub fn alpha() {}\r/// Second.\rpub fn beta() {}\r\r\npub fn gamma() {}\r";
+    let python = "def alpha():\r    pass\rdef beta():\r    \"\"\"Second.\"\"\"\r";
+    let (map, _) = RepoMap::build(vec![
+        SourceFile::new("src/lib.rs", rust.as_bytes().to_vec()),
+        SourceFile::new("tool.py", python.as_bytes().to_vec()),
+    ]);
+    let definitions = |path: &str| -> Vec<(String, u32, Option<String>)> {
+        map.file_tags(path)
+            .iter()
+            .filter(|tag| tag.role == Role::Definition)
+            .map(|tag| (tag.name.to_string(), tag.line, tag.doc().map(str::to_string)))
+            .collect()
+    };
+    let second = Some("Second.".to_string());
+    assert_eq!(
+        definitions("src/lib.rs"),
+        [("alpha".into(), 0, None), ("beta".into(), 2, second.clone()), ("gamma".into(), 4, None)]
+    );
+    assert_eq!(definitions("tool.py"), [("alpha".into(), 0, None), ("beta".into(), 2, second)]);
+}
+
 /// Attribute arguments are token trees, which the macro-argument patterns
 /// read as calls (`doc(cfg(…))`); inside attributes (also as tokens of a
 /// `macro_rules!` template) no name is a reference. Real calls in the same

@@ -5,6 +5,13 @@
 //!
 //! Invariant: an edit is offered only after `edits::check_edit` accepted it
 //! (no more syntax errors than before).
+//!
+//! Invariant: listing never parses on the async threads: the enclosing
+//! definition comes from the document's incrementally kept tree
+//! ([`crate::syntax_tree`]), fetched (and reparsed if stale) on the blocking
+//! pool. Documents above [`syntax_tree::MAX_SYNTAX_TREE_BYTES`] have no tree, so they get
+//! only the actions that need none (explain the selection or the lines under
+//! the cursor, refactor selection, fix diagnostic).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,9 +19,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sextant_core::providers::{ChatRequest, Message};
-use sextant_core::repomap::{extract, Role};
 use tokio_util::sync::CancellationToken;
 use tower_lsp::jsonrpc;
+use tree_sitter::Tree;
 use tower_lsp::lsp_types::{
     CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionResponse, Command, Diagnostic,
     DocumentChanges, OneOf, OptionalVersionedTextDocumentIdentifier, Range, TextDocumentEdit, TextEdit, Url,
@@ -26,6 +33,7 @@ use crate::edits::{check_edit, extract_fenced_block, reindent};
 use crate::errors::{invalid_params, request_failed};
 use crate::model;
 use crate::session::Session;
+use crate::syntax_tree;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,19 +56,22 @@ pub struct ActionData {
 
 /// The smallest definition in the document that contains `char_index`:
 /// (name, char range covering whole lines).
-fn enclosing_definition(document: &Document, path: &str, char_index: usize) -> Option<(String, std::ops::Range<usize>)> {
-    let language = extract::Language::from_path(path)?;
-    let text = document.text.to_string();
-    let (tags, _) = extract::extract_tags(language, path, &text).ok()?;
-    let byte = document.text.char_to_byte(char_index.min(document.text.len_chars()));
-    tags.into_iter()
-        .filter(|tag| tag.role == Role::Definition && tag.byte_range.contains(&byte))
-        .min_by_key(|tag| tag.byte_range.len())
-        .map(|tag| {
-            let start = document.text.byte_to_char(tag.byte_range.start.min(text.len()));
-            let end = document.text.byte_to_char(tag.byte_range.end.min(text.len()));
-            (tag.name.to_string(), full_lines(document, start..end))
-        })
+fn enclosing_definition(document: &Document, tree: Option<&Tree>, char_index: usize) -> Option<(String, std::ops::Range<usize>)> {
+    let (tree, language) = (tree?, document.language?);
+    let rope = &document.text;
+    let byte = rope.char_to_byte(char_index.min(rope.len_chars()));
+    let (name, bytes) = syntax_tree::enclosing_definition(tree, language, rope, byte)?;
+    let start = rope.byte_to_char(bytes.start.min(rope.len_bytes()));
+    let end = rope.byte_to_char(bytes.end.min(rope.len_bytes()));
+    Some((name, full_lines(document, start..end)))
+}
+
+/// A snapshot of the open document with its tree, from the blocking pool.
+async fn document_with_tree(session: &Arc<Session>, uri: &Url) -> jsonrpc::Result<Option<(Document, Option<Tree>)>> {
+    let (session, uri) = (session.clone(), uri.clone());
+    tokio::task::spawn_blocking(move || session.document_with_tree(&uri))
+        .await
+        .map_err(|error| request_failed(format!("parsing the document failed: {error}")))
 }
 
 /// Expands a char range to whole lines (including the last line's break).
@@ -73,6 +84,12 @@ fn full_lines(document: &Document, chars: std::ops::Range<usize>) -> std::ops::R
     rope.line_to_char(start_line)..end
 }
 
+/// No selection, or the one character under a block cursor (what Vim and
+/// Kakoune send when nothing is selected).
+fn is_bare_cursor(document: &Document, selection: &std::ops::Range<usize>) -> bool {
+    selection.len() <= 1 && !document.slice_to_string(selection.clone()).contains('\n')
+}
+
 fn wanted(only: &Option<Vec<CodeActionKind>>, kind: &CodeActionKind) -> bool {
     match only {
         None => true,
@@ -82,14 +99,14 @@ fn wanted(only: &Option<Vec<CodeActionKind>>, kind: &CodeActionKind) -> bool {
 
 pub async fn list(session: Arc<Session>, params: CodeActionParams) -> jsonrpc::Result<Option<CodeActionResponse>> {
     let uri = params.text_document.uri;
-    let Some(document) = session.document(&uri) else { return Ok(None) };
-    let path = session.relative_path(&uri).unwrap_or_default();
+    let Some((document, tree)) = document_with_tree(&session, &uri).await? else { return Ok(None) };
+    let tree = tree.as_ref();
     let selection = document.char_range(params.range, Clamp::Strict).map_err(|e| invalid_params(e.to_string()))?;
     let resolve = session.client_flags().code_action_resolve;
     let only = &params.context.only;
     let mut actions: Vec<CodeActionOrCommand> = Vec::new();
-    let explain_range = if selection.is_empty() {
-        enclosing_definition(&document, &path, selection.start).map(|(_, r)| r).unwrap_or_else(|| full_lines(&document, selection.clone()))
+    let explain_range = if is_bare_cursor(&document, &selection) {
+        enclosing_definition(&document, tree, selection.start).map(|(_, r)| r).unwrap_or_else(|| full_lines(&document, selection.clone()))
     } else {
         selection.clone()
     };
@@ -131,14 +148,15 @@ pub async fn list(session: Arc<Session>, params: CodeActionParams) -> jsonrpc::R
         let data = ActionData { action: ActionKind::Fix, uri: uri.clone(), range: diagnostic.range, diagnostic: Some(diagnostic.clone()) };
         push(format!("Sextant: fix “{message}”"), CodeActionKind::QUICKFIX, data, Some(vec![diagnostic.clone()]));
     }
-    if let Some((name, range)) = enclosing_definition(&document, &path, selection.start) {
+    if let Some((name, range)) = enclosing_definition(&document, tree, selection.start) {
         let range = document.range(range);
         let data = ActionData { action: ActionKind::DocComment, uri: uri.clone(), range, diagnostic: None };
         push(format!("Sextant: add doc comment to `{name}`"), CodeActionKind::REFACTOR_REWRITE, data, None);
         let data = ActionData { action: ActionKind::Tests, uri: uri.clone(), range, diagnostic: None };
         push(format!("Sextant: write tests for `{name}`"), CodeActionKind::new("refactor.sextant.tests"), data, None);
     }
-    if !selection.is_empty() {
+    // Vim and Kakoune send a one-character range for a bare cursor.
+    if !is_bare_cursor(&document, &selection) {
         let data = ActionData { action: ActionKind::Refactor, uri: uri.clone(), range: params.range, diagnostic: None };
         push("Sextant: refactor selection".into(), CodeActionKind::REFACTOR_REWRITE, data, None);
     }
@@ -169,12 +187,13 @@ fn instruction(data: &ActionData, language: &str) -> String {
 }
 
 /// Asks the model for the edit, extracts the fenced block, validates it.
-pub async fn compute_edit(session: &Session, data: &ActionData) -> jsonrpc::Result<WorkspaceEdit> {
-    let document = session.document(&data.uri).ok_or_else(|| invalid_params(format!("{} is not open", data.uri)))?;
+pub async fn compute_edit(session: &Arc<Session>, data: &ActionData) -> jsonrpc::Result<WorkspaceEdit> {
+    let (document, tree) =
+        document_with_tree(session, &data.uri).await?.ok_or_else(|| invalid_params(format!("{} is not open", data.uri)))?;
     let path = session.relative_path(&data.uri).unwrap_or_default();
     let requested = document.char_range(data.range, Clamp::Strict).map_err(|e| invalid_params(e.to_string()))?;
     let target = match data.action {
-        ActionKind::Fix => enclosing_definition(&document, &path, requested.start)
+        ActionKind::Fix => enclosing_definition(&document, tree.as_ref(), requested.start)
             .map(|(_, r)| r)
             .filter(|r| r.end - r.start < 20_000)
             .unwrap_or_else(|| full_lines(&document, requested.clone())),
@@ -211,6 +230,10 @@ pub async fn compute_edit(session: &Session, data: &ActionData) -> jsonrpc::Resu
     after.insert(replace.start, &new_text);
     check_edit(&path, &before, &after.to_string()).map_err(|rejected| request_failed(rejected.to_string()))?;
     let edit = TextEdit { range: document.range(replace), new_text };
+    // Versioned document changes only for clients that declared them (ALE did not).
+    if !session.client_flags().document_changes {
+        return Ok(WorkspaceEdit { changes: Some(HashMap::from([(data.uri.clone(), vec![edit])])), ..WorkspaceEdit::default() });
+    }
     Ok(WorkspaceEdit {
         document_changes: Some(DocumentChanges::Edits(vec![TextDocumentEdit {
             text_document: OptionalVersionedTextDocumentIdentifier { uri: data.uri.clone(), version: Some(document.version) },
@@ -241,4 +264,46 @@ async fn chat_once(session: &Session, prompt: &str) -> jsonrpc::Result<String> {
         .map_err(|_| request_failed("the model did not answer in time"))?
         .map_err(|error| request_failed(format!("the model request failed: {error}")))?;
     Ok(response.message.content)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::write;
+    use crate::syntax_tree::MAX_SYNTAX_TREE_BYTES;
+    use tower_lsp::lsp_types::{CodeActionContext, PartialResultParams, Position, TextDocumentIdentifier, WorkDoneProgressParams};
+
+    async fn titles(text: &str, position: Position) -> Vec<String> {
+        let session = Arc::new(Session::default());
+        let uri = Url::parse("file:///work/src/lib.rs").expect("url");
+        let document = Document::new(text, 1, "rust".into(), Default::default()).with_path_language("src/lib.rs");
+        write(&session.documents).insert(uri.clone(), document);
+        let params = CodeActionParams {
+            text_document: TextDocumentIdentifier { uri },
+            range: Range::new(position, position),
+            context: CodeActionContext::default(),
+            work_done_progress_params: WorkDoneProgressParams::default(),
+            partial_result_params: PartialResultParams::default(),
+        };
+        let actions = list(session, params).await.expect("listed").unwrap_or_default();
+        actions
+            .into_iter()
+            .map(|action| match action {
+                CodeActionOrCommand::CodeAction(action) => action.title,
+                CodeActionOrCommand::Command(command) => command.title,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn documents_above_the_tree_limit_get_the_actions_that_need_no_tree() {
+        let function = "fn measured(input: u64) -> u64 {\n    input * 2\n}\n";
+        let small = titles(function, Position::new(1, 4)).await;
+        assert!(small.iter().any(|t| t == "Sextant: add doc comment to `measured`"), "{small:?}");
+        // The same function followed by enough filler to pass the limit.
+        let large = format!("{function}{}", "// filler line of a generated file\n".repeat(MAX_SYNTAX_TREE_BYTES / 35 + 1));
+        assert!(large.len() > MAX_SYNTAX_TREE_BYTES);
+        let large = titles(&large, Position::new(1, 4)).await;
+        assert_eq!(large, vec!["Sextant: explain this code".to_string()]);
+    }
 }

@@ -53,7 +53,19 @@ struct AgentArgs {
 }
 
 fn first_argument<T: serde::de::DeserializeOwned>(command: &str, arguments: &[Value]) -> jsonrpc::Result<T> {
-    let argument = arguments.first().cloned().unwrap_or(Value::Null);
+    let argument = match arguments.first().cloned().unwrap_or(Value::Null) {
+        // Some clients (YouCompleteMe) can only send strings: a JSON object
+        // in a string, or the text itself for the commands that take one.
+        Value::String(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(object @ Value::Object(_)) => object,
+            _ => match command {
+                "sextant.chat" => serde_json::json!({ "prompt": text }),
+                "sextant.agent" => serde_json::json!({ "task": text }),
+                _ => Value::String(text),
+            },
+        },
+        other => other,
+    };
     serde_json::from_value(argument).map_err(|e| invalid_params(format!("{command}: bad arguments: {e}")))
 }
 
@@ -85,6 +97,13 @@ pub async fn execute(client: Client, session: Arc<Session>, params: ExecuteComma
         }
         "sextant.codeAction" => {
             let data: ActionData = first_argument("sextant.codeAction", &arguments)?;
+            // Asking a client that cannot apply edits would wait forever (ALE).
+            if !session.client_flags().apply_edit {
+                return Err(request_failed(
+                    "this editor cannot apply workspace edits (workspace.applyEdit is false), so Sextant cannot make \
+                     this change here; use sextant.chat to get the code instead",
+                ));
+            }
             let edit = compute_edit(&session, &data).await?;
             let applied = client
                 .apply_edit(edit)
@@ -230,7 +249,8 @@ async fn run_agent(client: &Client, session: &Session, token: Option<NumberOrStr
     let settings = session.settings();
     let grant = |allowed: bool| if allowed { Permission::Allow } else { Permission::Deny };
     let permissions = Permissions { edits: grant(settings.agent.allow_edits), shell: grant(settings.agent.allow_shell) };
-    let mut agent = Agent::new(provider, workspace, permissions, None);
+    let mut agent = Agent::new(provider, workspace, permissions, None)
+        .allow_unjailed_shell(settings.agent.dangerously_allow_unjailed_shell);
     agent.set_max_steps(settings.agent.max_steps);
     let progress = Progress::begin(client, session, token, "Sextant agent", false).await;
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tower_lsp::jsonrpc;
 use tower_lsp::lsp_types::{
     CompletionItem, CompletionItemKind, CompletionParams, CompletionResponse, CompletionTextEdit, Documentation,
-    MarkupContent, MarkupKind, TextEdit,
+    TextEdit,
 };
 
 use crate::inline_completion::suggest;
@@ -29,16 +29,16 @@ pub async fn handle(session: Arc<Session>, params: CompletionParams) -> jsonrpc:
     }
     let typed = document.slice_to_string(word_start..suggestion.cursor_char);
     let new_text = format!("{typed}{}", suggestion.text);
-    let first_line = new_text.lines().next().unwrap_or("").trim().to_string();
-    let label = if first_line.chars().count() > 60 { format!("{}…", first_line.chars().take(60).collect::<String>()) } else { first_line };
     let item = CompletionItem {
-        label,
+        // The label is the inserted text: lsp-mode's plain completion-at-point
+        // inserts the label and nothing else (issue 15 item 3).
+        label: new_text.clone(),
         kind: Some(CompletionItemKind::TEXT),
         detail: Some("sextant".into()),
-        documentation: Some(Documentation::MarkupContent(MarkupContent {
-            kind: MarkupKind::Markdown,
-            value: format!("```\n{new_text}\n```"),
-        })),
+        documentation: Some(Documentation::MarkupContent(crate::markup::content(
+            format!("```\n{new_text}\n```"),
+            session.client_flags().completion_markdown,
+        ))),
         filter_text: Some(new_text.clone()),
         sort_text: Some("0".into()),
         text_edit: Some(CompletionTextEdit::Edit(TextEdit {

@@ -6,9 +6,26 @@
 //! columns inside a surrogate pair / multi-byte character are either clamped
 //! ([`Clamp::Lenient`], used for edits the client already made) or rejected with
 //! a [`PositionError`] ([`Clamp::Strict`], used for requests).
+//!
+//! A document also carries its tree-sitter tree ([`crate::syntax_tree`]),
+//! edited with every change and reparsed off the async threads.
+//!
+//! Invariant: no open document is larger than [`MAX_DOCUMENT_BYTES`]: a
+//! larger `didOpen` is refused and a `didChange` that grows a document past it
+//! closes it (the server says so with `window/showMessage`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ropey::Rope;
+use sextant_core::repomap::extract::Language;
 use tower_lsp::lsp_types::{Position, PositionEncodingKind, Range, TextDocumentContentChangeEvent};
+
+use crate::syntax_tree::{input_edit, SyntaxTree, MAX_SYNTAX_TREE_BYTES};
+
+/// Open documents above this (16 MiB) are refused: nothing a person edits is
+/// that large, and each open copy costs memory for as long as it stays open.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// How columns in LSP positions are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,11 +99,46 @@ pub struct Document {
     pub version: i32,
     pub language_id: String,
     pub encoding: PositionEncoding,
+    /// Unique per text: new on open and on every applied change (clients'
+    /// versions are not trusted to change, and a reopened document restarts them).
+    pub revision: u64,
+    /// The tree-sitter language, from the path or the language id.
+    pub language: Option<Language>,
+    pub syntax: SyntaxTree,
+    /// Held while this document is parsed, so concurrent requests parse once.
+    pub parse_lock: Arc<Mutex<()>>,
+}
+
+fn next_revision() -> u64 {
+    static REVISION: AtomicU64 = AtomicU64::new(1);
+    REVISION.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Document {
     pub fn new(text: &str, version: i32, language_id: String, encoding: PositionEncoding) -> Self {
-        Self { text: Rope::from_str(text), version, language_id, encoding }
+        let language = match language_id.as_str() {
+            "rust" => Some(Language::Rust),
+            "python" => Some(Language::Python),
+            _ => None,
+        };
+        Self {
+            text: Rope::from_str(text),
+            version,
+            language_id,
+            encoding,
+            revision: next_revision(),
+            language,
+            syntax: SyntaxTree::Absent,
+            parse_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Sets the tree-sitter language from the file's path when it has one.
+    pub fn with_path_language(mut self, path: &str) -> Self {
+        if let Some(language) = Language::from_path(path) {
+            self.language = Some(language);
+        }
+        self
     }
 
     pub fn line_count(&self) -> usize {
@@ -173,15 +225,28 @@ impl Document {
 
     /// Applies one `didChange` event. Ranges are clamped: the client already
     /// made this edit, so the best we can do with a bad range is stay close.
+    /// The syntax tree follows the edit (`Tree::edit`) and is reparsed later.
     pub fn apply_change(&mut self, change: &TextDocumentContentChangeEvent) {
+        self.revision = next_revision();
         match change.range {
-            None => self.text = Rope::from_str(&change.text),
+            None => {
+                self.text = Rope::from_str(&change.text);
+                self.syntax = SyntaxTree::Absent;
+            }
             Some(range) => {
                 // Lenient never errors; fall back to "whole document" defensively.
                 let chars = self.char_range(range, Clamp::Lenient).unwrap_or(0..self.text.len_chars());
+                // A rope clone shares its chunks: cheap.
+                let before = self.syntax.old_tree().is_some().then(|| self.text.clone());
                 self.text.remove(chars.clone());
                 self.text.insert(chars.start, &change.text);
+                if let Some(before) = before {
+                    self.syntax.edit(&input_edit(&before, chars, &self.text, change.text.chars().count()));
+                }
             }
+        }
+        if self.text.len_bytes() > MAX_SYNTAX_TREE_BYTES {
+            self.syntax = SyntaxTree::Absent;
         }
     }
 
@@ -264,6 +329,31 @@ mod tests {
         // Reversed and out-of-range ranges do not panic.
         d.apply_change(&edit(9, 9, 0, 0, ""));
         assert_eq!(d.text.to_string(), "");
+    }
+
+    #[test]
+    fn the_syntax_tree_follows_changes_and_reparses_to_a_fresh_parse() {
+        use crate::syntax_tree::{parse, SyntaxTree};
+        let mut d = Document::new("fn a() {}\n\nfn b() {}\n", 0, "rust".into(), PositionEncoding::Utf16);
+        let language = d.language.expect("rust");
+        d.syntax = SyntaxTree::Fresh(parse(language, &d.text, None).expect("parse"));
+        let edit = |sl, sc, el, ec, text: &str| TextDocumentContentChangeEvent {
+            range: Some(Range::new(Position::new(sl, sc), Position::new(el, ec))),
+            range_length: None,
+            text: text.into(),
+        };
+        d.apply_change(&edit(1, 0, 1, 0, "struct 😀Wide { x: u8 }\n"));
+        d.apply_change(&edit(0, 3, 0, 4, "renamed"));
+        d.apply_change(&edit(3, 0, 3, 9, "fn c(y: u8) -> u8 { y }"));
+        assert!(d.syntax.fresh().is_none(), "edited, not yet reparsed");
+        let incremental = parse(language, &d.text, d.syntax.old_tree()).expect("reparse");
+        let fresh = parse(language, &d.text, None).expect("fresh parse");
+        assert_eq!(incremental.root_node().to_sexp(), fresh.root_node().to_sexp());
+        assert_eq!(incremental.root_node().byte_range(), fresh.root_node().byte_range());
+        assert!(fresh.root_node().to_sexp().contains("struct_item"));
+        // A whole-document replacement drops the tree rather than editing it.
+        d.apply_change(&TextDocumentContentChangeEvent { range: None, range_length: None, text: "fn d() {}".into() });
+        assert!(d.syntax.old_tree().is_none());
     }
 
     #[test]

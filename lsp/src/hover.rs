@@ -12,7 +12,7 @@ use sextant_core::providers::{ChatRequest, Message};
 use sextant_core::repomap::Tag;
 use tokio_util::sync::CancellationToken;
 use tower_lsp::jsonrpc;
-use tower_lsp::lsp_types::{Hover, HoverContents, HoverParams, MarkupContent, MarkupKind};
+use tower_lsp::lsp_types::{Hover, HoverContents, HoverParams};
 
 use crate::document::Clamp;
 use crate::errors::invalid_params;
@@ -91,7 +91,7 @@ pub async fn handle(session: Arc<Session>, params: HoverParams) -> jsonrpc::Resu
         }
     }
     Ok(Some(Hover {
-        contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: markdown }),
+        contents: HoverContents::Markup(crate::markup::content(markdown, session.client_flags().hover_markdown)),
         range: Some(document.range(range)),
     }))
 }

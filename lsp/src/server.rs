@@ -9,7 +9,7 @@ use tower_lsp::lsp_types::notification::Notification;
 use tower_lsp::lsp_types::*;
 use tower_lsp::{Client, LanguageServer};
 
-use crate::document::{Document, PositionEncoding};
+use crate::document::{Document, PositionEncoding, MAX_DOCUMENT_BYTES};
 use crate::inline_completion::{InlineCompletionList, InlineCompletionParams};
 use crate::session::{write, ClientFlags, Session};
 use crate::{code_actions, commands, completion, hover, indexing, inline_completion};
@@ -51,6 +51,7 @@ fn client_flags(capabilities: &ClientCapabilities) -> ClientFlags {
     let window = capabilities.window.as_ref();
     let code_action = capabilities.text_document.as_ref().and_then(|t| t.code_action.as_ref());
     let workspace = capabilities.workspace.as_ref();
+    let text_document = capabilities.text_document.as_ref();
     ClientFlags {
         work_done_progress: window.and_then(|w| w.work_done_progress).unwrap_or(false),
         show_document: window.and_then(|w| w.show_document.as_ref()).is_some_and(|s| s.support),
@@ -62,7 +63,33 @@ fn client_flags(capabilities: &ClientCapabilities) -> ClientFlags {
             .and_then(|w| w.did_change_watched_files.as_ref())
             .and_then(|d| d.dynamic_registration)
             .unwrap_or(false),
+        // A client that says nothing about formats gets markdown, as before:
+        // the spec's default is plaintext, but every client that omits the
+        // field renders markdown (VS Code, Neovim, eglot).
+        hover_markdown: text_document
+            .and_then(|t| t.hover.as_ref())
+            .and_then(|h| h.content_format.as_ref())
+            .is_none_or(|formats| formats.contains(&MarkupKind::Markdown)),
+        completion_markdown: text_document
+            .and_then(|t| t.completion.as_ref())
+            .and_then(|c| c.completion_item.as_ref())
+            .and_then(|i| i.documentation_format.as_ref())
+            .is_none_or(|formats| formats.contains(&MarkupKind::Markdown)),
+        document_changes: workspace
+            .and_then(|w| w.workspace_edit.as_ref())
+            .and_then(|e| e.document_changes)
+            .unwrap_or(false),
     }
+}
+
+/// What the user is told when a document is over [`MAX_DOCUMENT_BYTES`].
+fn too_large_message(uri: &Url, size: usize, what: &str) -> String {
+    let name = uri.path_segments().and_then(|mut s| s.next_back()).filter(|n| !n.is_empty()).unwrap_or(uri.as_str());
+    format!(
+        "Sextant: {name} is {:.1} MB, over the {} MB limit for open documents; {what}: Sextant features are off for it",
+        size as f64 / 1_048_576.0,
+        MAX_DOCUMENT_BYTES / 1_048_576
+    )
 }
 
 pub fn server_capabilities(encoding: PositionEncoding) -> ServerCapabilities {
@@ -112,6 +139,10 @@ impl LanguageServer for Backend {
         // User file, project file and environment first; the client's JSON wins.
         match sextant_core::config::load(root.as_deref()) {
             Ok(config) => {
+                for note in &config.notes {
+                    tracing::warn!("{note}");
+                    self.client.show_message(MessageType::WARNING, format!("Sextant: {note}")).await;
+                }
                 if let Err(error) = self.session.apply_config(config).await {
                     tracing::warn!("{error}");
                 }
@@ -134,7 +165,11 @@ impl LanguageServer for Backend {
     async fn initialized(&self, _: InitializedParams) {
         if self.session.client_flags().watched_files_dynamic {
             let options = DidChangeWatchedFilesRegistrationOptions {
-                watchers: vec![FileSystemWatcher { glob_pattern: GlobPattern::String("**/*.{rs,py,pyi}".into()), kind: None }],
+                // One pattern per extension: kak-lsp 15 rejects brace globs.
+                watchers: ["**/*.rs", "**/*.py", "**/*.pyi"]
+                    .into_iter()
+                    .map(|glob| FileSystemWatcher { glob_pattern: GlobPattern::String(glob.into()), kind: None })
+                    .collect(),
             };
             let registration = Registration {
                 id: "sextant-watched-files".into(),
@@ -157,8 +192,20 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
         let item = params.text_document;
-        let document = Document::new(&item.text, item.version, item.language_id, self.session.encoding());
+        if item.text.len() > MAX_DOCUMENT_BYTES {
+            let message = too_large_message(&item.uri, item.text.len(), "not opened");
+            drop(item);
+            tracing::warn!("{message}");
+            self.client.show_message(MessageType::WARNING, message).await;
+            return;
+        }
+        let path = self.session.relative_path(&item.uri).unwrap_or_default();
+        let document =
+            Document::new(&item.text, item.version, item.language_id, self.session.encoding()).with_path_language(&path);
         write(&self.session.documents).insert(item.uri.clone(), document);
+        // Parse now, off the async threads, so the first code action finds a tree.
+        let (session, uri) = (self.session.clone(), item.uri.clone());
+        tokio::task::spawn_blocking(move || session.document_with_tree(&uri));
         if self.session.index_ready.load(std::sync::atomic::Ordering::Acquire) {
             indexing::schedule_document_update(self.session.clone(), item.uri);
         }
@@ -166,7 +213,7 @@ impl LanguageServer for Backend {
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
         let uri = params.text_document.uri;
-        {
+        let too_large = {
             let mut documents = write(&self.session.documents);
             let Some(document) = documents.get_mut(&uri) else {
                 tracing::warn!("didChange for {uri}, which is not open: ignored");
@@ -176,6 +223,18 @@ impl LanguageServer for Backend {
                 document.apply_change(change);
             }
             document.version = params.text_document.version;
+            let size = document.text.len_bytes();
+            // Grown past the limit: closed, as if it had been opened that large.
+            (size > MAX_DOCUMENT_BYTES).then(|| {
+                documents.remove(&uri);
+                size
+            })
+        };
+        if let Some(size) = too_large {
+            let message = too_large_message(&uri, size, "closed");
+            tracing::warn!("{message}");
+            self.client.show_message(MessageType::WARNING, message).await;
+            return;
         }
         indexing::schedule_document_update(self.session.clone(), uri);
     }

@@ -80,10 +80,17 @@ pub async fn serve_stdio() {
         .finish();
     let service = InlineCompletionCapability { inner: service, shutdown_requested: Arc::new(AtomicBool::new(false)) };
     // Malformed input is filtered out before tower-lsp sees it (see `transport`).
+    // Its error replies to rejected requests are interleaved with
+    // tower-lsp's own output, between whole frames.
     let (sanitized_writer, sanitized_reader) = tokio::io::duplex(1 << 20);
-    tokio::spawn(crate::transport::sanitize(tokio::io::stdin(), sanitized_writer));
+    let (replies, pending_replies) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(crate::transport::sanitize(tokio::io::stdin(), sanitized_writer, replies));
+    let (server_output, output_reader) = tokio::io::duplex(1 << 20);
+    let writer = tokio::spawn(crate::transport::write_output(output_reader, pending_replies, tokio::io::stdout()));
     // tower-lsp runs at most this many messages at once, notifications
     // included: slow model calls must never hold back didChange or
     // $/cancelRequest, so allow plenty.
-    Server::new(sanitized_reader, tokio::io::stdout(), socket).concurrency_level(MAX_CONCURRENT_MESSAGES).serve(service).await;
+    Server::new(sanitized_reader, server_output, socket).concurrency_level(MAX_CONCURRENT_MESSAGES).serve(service).await;
+    // The server's output ends when `Server` is dropped; let the writer drain it.
+    let _ = writer.await;
 }

@@ -132,11 +132,15 @@ pub struct AgentSettings {
     pub allow_shell: bool,
     #[serde(alias = "max_steps")]
     pub max_steps: usize,
+    /// Run shell commands without a jail where none is available (user or
+    /// editor settings only: a project file cannot set `dangerously_*`).
+    #[serde(alias = "dangerously_allow_unjailed_shell")]
+    pub dangerously_allow_unjailed_shell: bool,
 }
 
 impl Default for AgentSettings {
     fn default() -> Self {
-        Self { allow_edits: false, allow_shell: false, max_steps: 25 }
+        Self { allow_edits: false, allow_shell: false, max_steps: 25, dangerously_allow_unjailed_shell: false }
     }
 }
 
@@ -160,6 +164,10 @@ pub struct Settings {
     /// `lsp.reindexDebounceMs`: delay before re-indexing a changed document.
     #[serde(alias = "reindex_debounce_ms")]
     pub reindex_debounce_ms: u64,
+    /// `lsp.reindexMaxWaitMs`: while typing continues, re-index at least this
+    /// often (the debounce alone would wait for a pause).
+    #[serde(alias = "reindex_max_wait_ms")]
+    pub reindex_max_wait_ms: u64,
     /// `lsp.maxDocumentBytes`: larger documents are not completed.
     #[serde(alias = "max_document_bytes")]
     pub max_document_bytes: usize,
@@ -175,6 +183,7 @@ impl Default for Settings {
             chat_max_tokens: 1024,
             chat_timeout_ms: 120_000,
             reindex_debounce_ms: 300,
+            reindex_max_wait_ms: 1000,
             max_document_bytes: 4 * 1024 * 1024,
         }
     }
@@ -204,6 +213,23 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A project file may only lower these (core's `SECTION_LIMIT_DEFAULTS`),
+    /// so the ceilings there must be this server's own defaults.
+    #[test]
+    fn project_limit_ceilings_are_this_servers_defaults() {
+        use sextant_core::config::project::SECTION_LIMIT_DEFAULTS;
+        let defaults = Settings::default();
+        let expected = [
+            ("lsp", "chat_max_tokens", u64::from(defaults.chat_max_tokens)),
+            ("lsp", "chat_timeout_ms", defaults.chat_timeout_ms),
+            ("lsp", "max_document_bytes", defaults.max_document_bytes as u64),
+            ("agent", "max_steps", defaults.agent.max_steps as u64),
+        ];
+        for entry in expected {
+            assert!(SECTION_LIMIT_DEFAULTS.contains(&entry), "{entry:?} is not in SECTION_LIMIT_DEFAULTS");
+        }
+    }
 
     #[test]
     fn lsp_tables_are_read_from_the_core_config() {

@@ -1,6 +1,10 @@
 //! Shared helpers for the end-to-end tests.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver};
+
+use serde_json::Value;
 
 /// The workspace checkout (the parent of this crate).
 pub fn repo_root() -> PathBuf {
@@ -18,6 +22,45 @@ pub fn built_binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+
+
+/// Reads LSP frames (JSON bodies) from a server's stdout on a thread; the
+/// receiver ends when the stream does or a frame is unreadable.
+pub fn lsp_frames(stdout: impl Read + Send + 'static) -> Receiver<Value> {
+    let (sender, receiver) = channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        loop {
+            let mut length = None;
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some(value) = line.strip_prefix("Content-Length: ") {
+                    length = value.trim().parse::<usize>().ok();
+                }
+            }
+            let Some(length) = length else { return };
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            if let Ok(value) = serde_json::from_slice(&body) {
+                if sender.send(value).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    receiver
 }
 
 /// Copies the directory tree `from` to `to` (a fixture into a temp dir).

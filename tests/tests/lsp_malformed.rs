@@ -1,26 +1,15 @@
 //! Garbage over stdio: the server must neither panic nor hang, and after
 //! each batch of malformed input it must answer the next valid request.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use sextant_tests::{built_binary, lsp_frames};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn server_binary() -> PathBuf {
-    let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = tests_crate.parent().unwrap_or(tests_crate).join("target/debug/sextant-lsp");
-    assert!(
-        path.exists(),
-        "{} is missing: build the binaries first (`cargo build --workspace --bins`, done by `cargo xtask test`)",
-        path.display()
-    );
-    path
-}
 
 struct Server {
     child: Child,
@@ -29,45 +18,9 @@ struct Server {
     stderr: std::thread::JoinHandle<String>,
 }
 
-/// Reads LSP frames from the server's stdout on a thread.
-fn frames(stdout: impl Read + Send + 'static) -> Receiver<Value> {
-    let (sender, receiver) = channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        loop {
-            let mut length = None;
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                let line = line.trim_end();
-                if line.is_empty() {
-                    break;
-                }
-                if let Some(value) = line.strip_prefix("Content-Length: ") {
-                    length = value.trim().parse::<usize>().ok();
-                }
-            }
-            let Some(length) = length else { return };
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-            if let Ok(value) = serde_json::from_slice(&body) {
-                if sender.send(value).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    receiver
-}
-
 fn start() -> Server {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let mut child = Command::new(server_binary())
+    let mut child = Command::new(built_binary("sextant-lsp"))
         .env("XDG_CACHE_HOME", dir.path())
         .env("SEXTANT_CONFIG", dir.path().join("none.toml"))
         .stdin(Stdio::piped())
@@ -85,7 +38,7 @@ fn start() -> Server {
     });
     // Keep the temp dir for the life of the process.
     std::mem::forget(dir);
-    Server { child, stdin, messages: frames(stdout), stderr }
+    Server { child, stdin, messages: lsp_frames(stdout), stderr }
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -242,5 +195,61 @@ fn lsp_survives_raw_noise() {
         assert!(!stderr.contains("panicked"), "the server panicked:\n{stderr}");
         assert!(status.code().is_some(), "killed by a signal: {status:?}\n{stderr}");
         panic!("the server did not answer after noise (exit {status:?}); stderr:\n{stderr}");
+    }
+}
+
+/// The first message that is a response (no `method`) with this exact id.
+fn response_with_id(server: &Server, id: &Value) -> Value {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match server.messages.recv_timeout(left) {
+            Ok(message) if message.get("id") == Some(id) && message.get("method").is_none() => return message,
+            Ok(_) => continue,
+            Err(error) => panic!("no response with id {id}: {error}"),
+        }
+    }
+}
+
+/// JSON-RPC: a request the server cannot read still gets an error reply
+/// (-32700 / -32600, with its id where it can be read), so no client waits
+/// forever; a lone surrogate does not lose a whole didOpen; `shutdown` with
+/// empty params (Emacs' eglot and lsp-mode) is a normal shutdown.
+#[test]
+fn lsp_answers_malformed_requests() {
+    let mut server = start();
+    initialize(&mut server, 1);
+    server.send(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}));
+
+    server.send_raw(&frame(b"{not json"));
+    let parse_error = response_with_id(&server, &Value::Null);
+    assert_eq!(parse_error["error"]["code"], json!(-32700), "{parse_error}");
+    server.send_raw(&frame(br#"{"id": 11, "method": "textDocument/hover", "params": {}}"#));
+    assert_eq!(response_with_id(&server, &json!(11))["error"]["code"], json!(-32600));
+    server.send_raw(&frame(br#"{"jsonrpc": "2.0", "id": 602.0, "method": "textDocument/hover", "params": {}}"#));
+    assert_eq!(response_with_id(&server, &json!(602.0))["error"]["code"], json!(-32600));
+
+    // The document opens with U+FFFD in place of the lone surrogate, and
+    // requests on it work (past its end is reported as such, not "unknown").
+    server.send_raw(&frame(
+        br#"{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"textDocument":{"uri":"file:///tmp/s.rs","languageId":"rust","version":1,"text":"fn a() {} // \ud800\n"}}}"#,
+    ));
+    server.send(json!({"jsonrpc": "2.0", "id": 12, "method": "textDocument/inlineCompletion", "params": {
+        "textDocument": {"uri": "file:///tmp/s.rs"}, "position": {"line": 99, "character": 0}}}));
+    let past_end = server.response(12);
+    assert!(past_end["error"]["message"].as_str().is_some_and(|m| m.contains("past the end")), "{past_end}");
+
+    let (status, stderr) = server.finish();
+    assert!(!stderr.contains("panicked"), "the server panicked:\n{stderr}");
+    assert_eq!(status, Some(0), "stderr:\n{stderr}");
+
+    for params in [json!(null), json!({}), json!([])] {
+        let mut server = start();
+        initialize(&mut server, 1);
+        server.send(json!({"jsonrpc": "2.0", "id": 2, "method": "shutdown", "params": params}));
+        let reply = server.response(2);
+        assert!(reply.get("error").is_none(), "shutdown with params {params}: {reply}");
+        let (status, stderr) = server.finish();
+        assert_eq!(status, Some(0), "exit after shutdown with params {params}; stderr:\n{stderr}");
     }
 }

@@ -81,3 +81,16 @@ fn lsp_inline_completion() {
 fn lsp_code_actions_commands_and_configuration() {
     run_scenario("lsp_actions.mjs");
 }
+
+/// A repository's `.sextant.toml` cannot grant the editor's agent permissions.
+#[test]
+fn lsp_project_config_grants_no_permissions() {
+    run_scenario("lsp_project_config.mjs");
+}
+
+/// What Vim's ALE and YouCompleteMe declare: plaintext, no applyEdit, no
+/// documentChanges, one-character cursor ranges, string arguments.
+#[test]
+fn lsp_minimal_client() {
+    run_scenario("lsp_minimal_client.mjs");
+}

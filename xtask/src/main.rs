@@ -1,8 +1,8 @@
 //! Dev tooling (`cargo xtask <task>`), in Rust rather than shell scripts.
 //!
 //! - `setup`: install what the tests need (node packages, Neovim 0.7 and 0.11,
-//!   the embedded model, code-server and Chromium). Idempotent: anything
-//!   already present is skipped.
+//!   the embedded model, code-server and Chromium, Emacs with eglot and
+//!   lsp-mode). Idempotent: anything already present is skipped.
 //! - `test`:  `setup`, then the whole test suite (cargo tests, which drive the
 //!   real clients, after the VS Code extension's build, unit tests and package).
 //! - `bench <what>`: benchmarks that print figures beside a peer.

@@ -19,6 +19,7 @@ pub fn all(root: &Path) -> Result<()> {
     embedded_model()?;
     bubblewrap();
     code_server(root)?;
+    editors()?;
     Ok(())
 }
 
@@ -191,4 +192,27 @@ fn bubblewrap() {
     if let Err(err) = apt_install(&["bubblewrap"]) {
         eprintln!("xtask: bubblewrap not installed ({err:#}); agent shell tests will check the unjailed fallback");
     }
+}
+
+/// The editors the `editors` tests drive headlessly, from Debian: Emacs 28
+/// with eglot, lsp-mode, rust-mode and company. Vim (ALE, YouCompleteMe) and
+/// Kakoune join when their tests exist; installing them before that would
+/// only cost CI time.
+const EDITOR_PACKAGES: &[&str] = &["emacs-nox", "elpa-eglot", "elpa-lsp-mode", "elpa-rust-mode", "elpa-company"];
+
+/// Whether dpkg has `package` installed.
+fn dpkg_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains("install ok installed"))
+}
+
+/// Installs the missing editor packages (about 2 minutes from scratch).
+fn editors() -> Result<()> {
+    let missing: Vec<&str> = EDITOR_PACKAGES.iter().copied().filter(|package| !dpkg_installed(package)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(&missing)
 }

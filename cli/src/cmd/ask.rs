@@ -49,6 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     anyhow::ensure!(root.is_dir(), "{} is not a directory", root.display());
     let config = config::load(Some(&root))?;
+    super::warn_config_notes(&config);
     let budget = PromptBudget::for_provider(config.resolve(Purpose::Chat).kind, args.tokens);
 
     let mut files = Vec::new();

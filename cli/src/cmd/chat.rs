@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use sextant_core::agent::{Agent, AgentError, AgentEvent, AgentObserver, PermissionAnswer, PermissionRequest, Permission, Permissions};
 use sextant_core::config::Config;
 use sextant_core::sessions::{format_utc, SessionStore};
-use sextant_core::tools::PermissionKind;
+use sextant_core::tools::{escape_controls, has_controls, PermissionKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -234,15 +234,17 @@ impl AgentObserver for ChatObserver<'_> {
 
     async fn ask_permission(&mut self, request: PermissionRequest) -> PermissionAnswer {
         self.output.end_line();
-        let what = match request.kind {
-            PermissionKind::Edit => "edit",
-            PermissionKind::Shell => "run",
-        };
-        if !request.detail.is_empty() {
-            let detail: Vec<&str> = request.detail.lines().take(20).collect();
-            eprintln!("{}", detail.join("\n"));
+        let (text, question) = permission_prompt(&request);
+        if let Some(rows) = terminal_rows() {
+            if !self.page(&text, rows).await {
+                eprintln!();
+                return PermissionAnswer::Deny;
+            }
+        } else {
+            // A pipe gets everything at once.
+            eprint!("{text}");
         }
-        eprint!("allow {what}: {}? [y]es / [n]o / [a]lways: ", request.summary);
+        eprint!("{question}");
         std::io::stderr().flush().ok();
         let answer = match self.lines.recv().await {
             Some(line) => match line.trim().to_ascii_lowercase().as_str() {
@@ -254,5 +256,105 @@ impl AgentObserver for ChatObserver<'_> {
         };
         eprintln!();
         answer
+    }
+}
+
+impl ChatObserver<'_> {
+    /// Shows `text` a screen at a time, waiting for Enter between screens.
+    /// Returns false when the input ended while paging.
+    async fn page(&mut self, text: &str, rows: usize) -> bool {
+        let lines: Vec<&str> = text.lines().collect();
+        let page = rows.saturating_sub(2).max(5);
+        let mut shown = 0;
+        while shown < lines.len() {
+            let end = (shown + page).min(lines.len());
+            for line in &lines[shown..end] {
+                eprintln!("{line}");
+            }
+            shown = end;
+            if shown < lines.len() {
+                eprint!("-- {shown}/{} lines shown; Enter for more --", lines.len());
+                std::io::stderr().flush().ok();
+                if self.lines.recv().await.is_none() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The text of a permission question (the full diff or command, every
+/// control character escaped) and the question line itself. Nothing in the
+/// request is cut or passed to the terminal raw, so a `\r` or an escape
+/// sequence from the model cannot hide or rewrite what is asked.
+fn permission_prompt(request: &PermissionRequest) -> (String, String) {
+    let runs_later = request.kind == PermissionKind::Shell && request.tool != "run_shell";
+    let what = match request.kind {
+        PermissionKind::Edit => "edit",
+        PermissionKind::Shell if runs_later => "edit (needs the shell permission)",
+        PermissionKind::Shell => "run",
+    };
+    let mut text = String::new();
+    if !request.detail.is_empty() {
+        text.push_str(&escape_controls(&request.detail));
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    if has_controls(&request.summary) || has_controls(&request.detail) {
+        text.push_str("note: this request contains control characters; they are shown escaped (\\r, \\x1b, \\u{...})\n");
+    }
+    let question = format!("allow {what}: {}? [y]es / [n]o / [a]lways: ", escape_controls(&request.summary));
+    (text, question)
+}
+
+/// The terminal's height when the prompt goes to an interactive terminal
+/// (stderr and stdin both terminals); `None` means print everything at once.
+fn terminal_rows() -> Option<usize> {
+    if !std::io::stderr().is_terminal() || !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let mut size = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we pass.
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    Some(if ok && size.ws_row > 0 { size.ws_row as usize } else { 24 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(kind: PermissionKind, tool: &str, summary: &str, detail: &str) -> PermissionRequest {
+        PermissionRequest { kind, tool: tool.into(), summary: summary.into(), detail: detail.into() }
+    }
+
+    #[tokio::test]
+    async fn paging_waits_for_enter_between_screens_and_stops_at_end_of_input() {
+        let text: String = (0..12).map(|n| format!("line {n}\n")).collect();
+        let (sender, mut lines) = mpsc::unbounded_channel();
+        // 7 rows: 5 lines a screen, so 12 lines are 3 screens and 2 waits.
+        for _ in 0..3 {
+            sender.send(String::new()).expect("send");
+        }
+        let mut observer = ChatObserver { output: CliObserver::text(), lines: &mut lines };
+        assert!(observer.page(&text, 7).await);
+        assert_eq!(observer.lines.len(), 1, "one Enter per extra screen");
+        drop(sender);
+        observer.lines.recv().await;
+        assert!(!observer.page(&text, 7).await, "input ended while paging");
+    }
+
+    #[test]
+    fn prompts_escape_controls_and_keep_every_line() {
+        let (text, question) = permission_prompt(&request(PermissionKind::Shell, "run_shell", "touch PWNED\r\x1b[2Kls -la", ""));
+        assert_eq!(question, "allow run: touch PWNED\\r\\x1b[2Kls -la? [y]es / [n]o / [a]lways: ");
+        assert!(text.contains("control characters"), "{text}");
+        let detail: String = (0..100).map(|n| format!("+line {n}\n")).collect();
+        let (text, question) = permission_prompt(&request(PermissionKind::Edit, "write_file", "create x.txt", &detail));
+        assert_eq!(text, detail);
+        assert_eq!(question, "allow edit: create x.txt? [y]es / [n]o / [a]lways: ");
+        let (_, question) = permission_prompt(&request(PermissionKind::Shell, "write_file", "overwrite .git/config", "d"));
+        assert!(question.starts_with("allow edit (needs the shell permission): overwrite .git/config?"), "{question}");
     }
 }

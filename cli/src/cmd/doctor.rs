@@ -10,7 +10,8 @@ use serde::Serialize;
 use sextant_core::config::{Config, ProviderKind, Purpose};
 use sextant_core::providers::{embedded, ChatRequest, Message, ProviderError};
 use sextant_core::sessions::SessionStore;
-use sextant_core::tools::{detect_isolation, Isolation};
+use sextant_core::tools::shell::{process_limit_kind, ProcessLimitKind, INSTALL_HINT, UNJAILED_FLAG};
+use sextant_core::tools::{detect_isolation, jail_problem, Isolation, ShellLimits};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -59,6 +60,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let files: Vec<String> = config.sources.iter().map(|p| p.display().to_string()).collect();
                 check("config", Status::Ok, format!("loaded {}", files.join(", ")))
             });
+            for note in &config.notes {
+                checks.push(check("project config", Status::Warn, note.clone()));
+            }
             Some(config)
         }
         Err(err) => {
@@ -70,6 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         checks.extend(provider_checks(config, args.offline).await);
     }
     checks.push(bwrap_check());
+    checks.push(shell_limits_check());
     checks.push(sessions_check());
 
     if args.json {
@@ -142,20 +147,44 @@ async fn provider_checks(config: &Config, offline: bool) -> Vec<Check> {
 }
 
 fn bwrap_check() -> Check {
+    let refused = format!("run_shell refuses commands ({INSTALL_HINT}, or pass {UNJAILED_FLAG})");
     match find_on_path("bwrap") {
-        None => check(
-            "bwrap",
-            Status::Warn,
-            "not installed: run_shell runs commands without a sandbox (install bubblewrap)",
-        ),
+        None => check("bwrap", Status::Warn, format!("not installed: {refused}")),
         Some(path) => match detect_isolation() {
-            Isolation::Bwrap => check("bwrap", Status::Ok, format!("{}: shell commands run jailed, without network", path.display())),
+            Isolation::Bwrap => check(
+                "bwrap",
+                Status::Ok,
+                format!("{}: shell commands run jailed (user namespace, no capabilities, no network)", path.display()),
+            ),
             Isolation::None => check(
                 "bwrap",
                 Status::Warn,
-                format!("{} cannot create a sandbox here (user namespaces disabled?); commands run unjailed", path.display()),
+                format!("{}: {}; {refused}", path.display(), jail_problem().unwrap_or("cannot create the jail")),
             ),
         },
+    }
+}
+
+/// How a shell command's process count is limited here.
+fn shell_limits_check() -> Check {
+    let limits = ShellLimits::default();
+    let memory = format!("{} MiB of data per process", limits.max_memory_bytes >> 20);
+    match process_limit_kind() {
+        ProcessLimitKind::Cgroup => check(
+            "shell limits",
+            Status::Ok,
+            format!("pids cgroup ({} tasks per command), {memory}", limits.max_processes),
+        ),
+        ProcessLimitKind::Rlimit => check(
+            "shell limits",
+            Status::Ok,
+            format!("RLIMIT_NPROC ({} tasks above your current count), {memory}", limits.max_processes),
+        ),
+        ProcessLimitKind::None => check(
+            "shell limits",
+            Status::Warn,
+            format!("no process-count limit: root without a writable pids cgroup (the kernel exempts root from RLIMIT_NPROC); {memory}"),
+        ),
     }
 }
 

@@ -21,7 +21,7 @@ use sextant_core::agent::{
 use sextant_core::config::Config;
 use sextant_core::providers::{Provider, Purpose};
 use sextant_core::sessions::SessionStore;
-use sextant_core::tools::Workspace;
+use sextant_core::tools::{escape_controls, Workspace};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -60,6 +60,12 @@ pub struct CommonArgs {
     /// Do not record the session in the session database.
     #[arg(long)]
     pub no_session: bool,
+    /// Where no jail is available (bubblewrap missing, or no user
+    /// namespaces), run shell commands WITHOUT one: they can then read and
+    /// change everything you can and reach the network. Also
+    /// `[agent] dangerously_allow_unjailed_shell = true` in the user config.
+    #[arg(long)]
+    pub dangerously_allow_unjailed_shell: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,6 +128,7 @@ pub fn build_agent(common: &CommonArgs, permissions: Permissions, max_steps: Opt
     };
     let workspace = Workspace::new(&root).with_context(|| format!("cannot use {} as the workspace", root.display()))?;
     let config = sextant_core::config::load(Some(workspace.root())).context("cannot load the configuration")?;
+    super::warn_config_notes(&config);
     let provider = load_provider(&config, common.model.as_deref())?;
     let store = if common.no_session {
         None
@@ -145,7 +152,18 @@ pub fn build_agent(common: &CommonArgs, permissions: Permissions, max_steps: Opt
     if let Some(tokens) = common.map_tokens {
         options.repo_map_tokens = tokens;
     }
-    Ok((Agent::new(provider, workspace, permissions, store).with_options(options), config))
+    // A project file can never set this key (config::project drops `dangerously_*`).
+    let unjailed = common.dangerously_allow_unjailed_shell
+        || config
+            .section("agent")
+            .and_then(|agent| agent.get("dangerously_allow_unjailed_shell"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+    if unjailed && sextant_core::tools::detect_isolation() == sextant_core::tools::Isolation::None {
+        eprintln!("warning: shell commands run WITHOUT a jail (dangerously_allow_unjailed_shell)");
+    }
+    let agent = Agent::new(provider, workspace, permissions, store).with_options(options).allow_unjailed_shell(unjailed);
+    Ok((agent, config))
 }
 
 /// The configured chat provider, optionally with another model.
@@ -217,7 +235,7 @@ impl CliObserver {
         match self.format {
             OutputFormat::Text => {
                 if !self.streamed_text && !summary.final_text.is_empty() {
-                    print!("{}", summary.final_text);
+                    print!("{}", escape_controls(&summary.final_text));
                     self.at_line_start = summary.final_text.ends_with('\n');
                 }
                 self.end_line();
@@ -246,7 +264,9 @@ pub fn text_summary(summary: &RunSummary) -> String {
         out.push_str(&format!("changed: {}\n", files.join(", ")));
     }
     for denied in &summary.denied {
-        out.push_str(&format!("denied: {} {}: {}\n", denied.tool, denied.summary, denied.reason));
+        let line = format!("denied: {} {}: {}", denied.tool, denied.summary, denied.reason);
+        out.push_str(&escape_controls(&line));
+        out.push('\n');
     }
     match summary.outcome {
         RunOutcome::Completed => {}
@@ -265,8 +285,10 @@ pub fn text_summary(summary: &RunSummary) -> String {
     out
 }
 
+/// The first non-empty line, shortened, with control characters escaped.
 fn first_line(text: &str, max_chars: usize) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let escaped = escape_controls(text);
+    let line = escaped.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let mut cut: String = line.chars().take(max_chars).collect();
     if line.chars().count() > max_chars {
         cut.push_str("...");
@@ -287,7 +309,8 @@ impl AgentObserver for CliObserver {
             }
             OutputFormat::Text => match event {
                 AgentEvent::TextDelta { text } => {
-                    print!("{text}");
+                    // Model text never reaches the terminal raw (no escape sequences).
+                    print!("{}", escape_controls(&text));
                     std::io::stdout().flush().ok();
                     if !text.is_empty() {
                         self.at_line_start = text.ends_with('\n');
@@ -301,7 +324,7 @@ impl AgentObserver for CliObserver {
                 AgentEvent::ToolCallFinished { is_error: true, output, .. } => {
                     eprintln!("   error: {}", first_line(&output, 200));
                 }
-                AgentEvent::PermissionDenied { reason, .. } => eprintln!("   {reason}"),
+                AgentEvent::PermissionDenied { reason, .. } => eprintln!("   {}", escape_controls(&reason)),
                 AgentEvent::Warning { message } => eprintln!("warning: {message}"),
                 _ => {}
             },

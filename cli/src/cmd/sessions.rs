@@ -140,7 +140,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("session {} has no edits to undo", session.id);
                 return Ok(ExitCode::SUCCESS);
             }
-            // Stored paths are re-checked against the sandbox before anything is written.
+            // Stored paths are re-checked against the sandbox before anything
+            // is written; the writes themselves go through safe_fs (no links).
             for entry in &entries {
                 let resolved = workspace.resolve(&entry.display)?;
                 if resolved != entry.path {
@@ -148,8 +149,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
             let mut journal = EditJournal::from_entries(entries);
-            let undone = journal.undo(None, force)?;
+            let result = journal.undo(workspace.root(), None, force);
+            // Whatever was restored before a refusal leaves the stored journal too.
             store.replace_edits(&session.id, journal.entries())?;
+            let undone = result?;
             for edit in undone {
                 println!("reverted {}{}", edit.path, if edit.deleted { " (deleted)" } else { "" });
             }

@@ -314,6 +314,13 @@ impl Agent {
         self
     }
 
+    /// Lets `run_shell` run unjailed where no jail is available (the user's
+    /// explicit `--dangerously-allow-unjailed-shell`); refused otherwise.
+    pub fn allow_unjailed_shell(mut self, allowed: bool) -> Self {
+        self.toolbox = self.toolbox.with_unjailed_shell(allowed);
+        self
+    }
+
     pub fn options(&self) -> &AgentOptions {
         &self.options
     }
@@ -447,7 +454,7 @@ impl Agent {
             permissions: self.permissions,
             instructions: prompt::project_instructions(self.toolbox.workspace(), self.options.instructions_tokens),
             repo_map,
-            shell_sandboxed: self.toolbox.isolation() == crate::tools::Isolation::Bwrap,
+            shell: self.toolbox.shell_mode(),
             style,
         })
     }
@@ -589,19 +596,27 @@ impl Agent {
             arguments: call.arguments.clone(),
             summary: prepared.summary.clone(),
         });
-        if let Some(kind) = prepared.needs_permission {
-            let refusal = match self.permissions.for_kind(kind) {
-                Permission::Allow => None,
-                _ if self.always_allowed.contains(&kind) => None,
-                Permission::Deny => Some(match kind {
-                    PermissionKind::Edit => {
-                        "permission denied: file edits are not allowed in this run; rerun with --allow-edits".to_string()
-                    }
-                    PermissionKind::Shell => {
-                        "permission denied: shell commands are not allowed in this run; rerun with --allow-shell".to_string()
-                    }
-                }),
-                Permission::Ask => {
+        let kinds = prepared.permissions();
+        if let Some(&kind) = kinds.last() {
+            let granted = |k: &PermissionKind| {
+                self.permissions.for_kind(*k) == Permission::Allow || self.always_allowed.contains(k)
+            };
+            let missing: Vec<PermissionKind> = kinds.iter().copied().filter(|k| !granted(k)).collect();
+            let denied = missing.iter().copied().find(|k| self.permissions.for_kind(*k) == Permission::Deny);
+            let refusal = match (denied, &prepared.runs_later) {
+                _ if missing.is_empty() => None,
+                (Some(_), Some(why)) => Some(format!(
+                    "permission denied: {why}; rerun with --allow-edits and --allow-shell to allow it"
+                )),
+                (Some(PermissionKind::Edit), None) => {
+                    Some("permission denied: file edits are not allowed in this run; rerun with --allow-edits".to_string())
+                }
+                (Some(PermissionKind::Shell), None) => {
+                    Some("permission denied: shell commands are not allowed in this run; rerun with --allow-shell".to_string())
+                }
+                (None, _) => {
+                    // One question covers every permission the call needs; it
+                    // is asked as the strongest (shell) when it needs both.
                     let request = PermissionRequest {
                         kind,
                         tool: call.name.clone(),
@@ -610,6 +625,9 @@ impl Agent {
                     };
                     match observer.ask_permission(request).await {
                         PermissionAnswer::Allow => None,
+                        // "Always" for a file that runs later would silently grant
+                        // shell commands; it counts for this call only.
+                        PermissionAnswer::AllowAlways if kinds.len() > 1 => None,
                         PermissionAnswer::AllowAlways => {
                             self.always_allowed.insert(kind);
                             None

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::providers::ToolSpec;
 use crate::tokens;
-use crate::tools::Workspace;
+use crate::tools::{ShellMode, Workspace};
 
 use super::{Permission, Permissions};
 
@@ -82,7 +82,8 @@ pub struct PromptParts<'a> {
     pub permissions: Permissions,
     pub instructions: Option<String>,
     pub repo_map: Option<String>,
-    pub shell_sandboxed: bool,
+    /// Whether and how `run_shell` is jailed; the prompt says so truthfully.
+    pub shell: ShellMode,
     pub style: PromptStyle,
 }
 
@@ -96,7 +97,7 @@ pub fn system_prompt(parts: &PromptParts<'_>) -> String {
         "You are Sextant, a careful coding agent working in the repository at {}.\n\
          Work step by step with the tools: inspect files before changing them, keep changes minimal and in the \
          project's style, and check your work (e.g. run the tests) when you may run commands.\n\
-         Paths are relative to the repository root; you cannot access anything outside it.\n\
+         Paths are relative to the repository root; the file tools cannot access anything outside it.\n\
          edit_file needs the exact current text of the region you replace; read the file first.\n\
          When the task is done, reply with a short summary of what you changed, without calling tools.",
         parts.workspace.root().display()
@@ -113,9 +114,7 @@ pub fn system_prompt(parts: &PromptParts<'_>) -> String {
     let _ = writeln!(out, "\n# Permissions");
     let _ = writeln!(out, "- {}", describe(parts.permissions.edits, "file edits", "--allow-edits"));
     let _ = writeln!(out, "- {}", describe(parts.permissions.shell, "shell commands", "--allow-shell"));
-    if !parts.shell_sandboxed {
-        let _ = writeln!(out, "- shell commands are not sandboxed on this machine; avoid anything destructive");
-    }
+    let _ = writeln!(out, "- {}", shell_facts(&parts.shell));
     if let Some(instructions) = &parts.instructions {
         let _ = writeln!(out, "\n# Project instructions ({PROJECT_INSTRUCTIONS_FILE})\n{instructions}");
     }
@@ -123,6 +122,24 @@ pub fn system_prompt(parts: &PromptParts<'_>) -> String {
         let _ = writeln!(out, "\n# Repository map (most relevant files and symbols)\n{map}");
     }
     out
+}
+
+/// What the shell can reach, in one line of the full prompt.
+fn shell_facts(shell: &ShellMode) -> String {
+    match shell {
+        ShellMode::Jailed { read_only } => format!(
+            "shell commands run in a jail: no network (loopback only), no access to the user's home, keys or \
+             sockets; writable: the repository (its .git is read-only) and a private /tmp that is discarded; read-only: {}; everything a \
+             command starts is killed when it ends, and processes, memory and file sizes are limited",
+            read_only.join(", ")
+        ),
+        ShellMode::Unjailed => "shell commands are NOT jailed on this machine (the user allowed it): they run with the \
+             user's full access to files and network; avoid anything destructive and stay inside the repository"
+            .to_string(),
+        ShellMode::Unavailable => "shell commands are unavailable on this machine (no jail is available, so run_shell \
+             refuses every command); do not call run_shell"
+            .to_string(),
+    }
 }
 
 /// The [`PromptStyle::Compact`] prompt: the same facts in few tokens.
@@ -140,12 +157,16 @@ fn compact_system_prompt(parts: &PromptParts<'_>) -> String {
         Permission::Ask => "ask the user",
         Permission::Deny => "not allowed",
     };
+    let jail = match parts.shell {
+        ShellMode::Jailed { .. } => " (jailed: no network, only the repository writable)",
+        ShellMode::Unjailed => " (NOT jailed)",
+        ShellMode::Unavailable => " (unavailable: no jail)",
+    };
     let _ = writeln!(
         out,
-        "File edits: {}. Shell commands: {}{}.",
+        "File edits: {}. Shell commands: {}{jail}.",
         state(parts.permissions.edits),
         state(parts.permissions.shell),
-        if parts.shell_sandboxed { "" } else { " (not sandboxed)" }
     );
     if let Some(instructions) = &parts.instructions {
         let instructions = truncate_to_tokens(instructions, COMPACT_INSTRUCTIONS_TOKENS);
@@ -169,7 +190,7 @@ mod tests {
             permissions: Permissions { edits: Permission::Allow, shell: Permission::Deny },
             instructions: Some((0..400).map(|i| format!("rule {i}: keep it tidy")).collect::<Vec<_>>().join("\n")),
             repo_map: Some("src/lib.rs:\n│pub fn run()".to_string()),
-            shell_sandboxed: false,
+            shell: ShellMode::Unavailable,
             style,
         }
     }
@@ -201,12 +222,33 @@ mod tests {
         let compact = system_prompt(&parts_for(&workspace, &tools, PromptStyle::Compact));
         let full = system_prompt(&parts_for(&workspace, &tools, PromptStyle::Full));
         assert!(compact.contains("Tools: read_file, edit_file, run_shell."), "{compact}");
-        assert!(compact.contains("File edits: allowed. Shell commands: not allowed (not sandboxed)."), "{compact}");
+        assert!(compact.contains("File edits: allowed. Shell commands: not allowed (unavailable: no jail)."), "{compact}");
         assert!(compact.contains("src/lib.rs:\n│pub fn run()"), "{compact}");
         assert!(compact.contains("[... truncated to fit the token budget ...]"), "{compact}");
         assert!(!compact.contains(&long_description), "{compact}");
         assert!(tokens::count(&compact) < 400, "{} tokens", tokens::count(&compact));
         assert!(full.contains(&long_description) && tokens::count(&full) > tokens::count(&compact));
+    }
+
+    #[test]
+    fn both_styles_say_what_the_shell_can_reach() {
+        let dir = std::env::temp_dir();
+        let workspace = Workspace::new(&dir).expect("the temp dir is a valid workspace");
+        let jailed = ShellMode::Jailed { read_only: vec!["/usr".into(), "/home/me/.cargo".into()] };
+        for (mode, full_says, compact_says) in [
+            (jailed, "read-only: /usr, /home/me/.cargo", "(jailed: no network"),
+            (ShellMode::Unjailed, "NOT jailed", "(NOT jailed"),
+            (ShellMode::Unavailable, "do not call run_shell", "(unavailable: no jail)"),
+        ] {
+            let mut parts = parts_for(&workspace, &[], PromptStyle::Full);
+            parts.shell = mode.clone();
+            let full = system_prompt(&parts);
+            assert!(full.contains(full_says), "{mode:?}: {full}");
+            assert!(!full.contains("you cannot access anything outside"), "{full}");
+            parts.style = PromptStyle::Compact;
+            let compact = system_prompt(&parts);
+            assert!(compact.contains(compact_says), "{mode:?}: {compact}");
+        }
     }
 
     #[test]

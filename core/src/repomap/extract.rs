@@ -241,8 +241,9 @@ fn use_mimalloc_for_tree_sitter() {
     });
 }
 
-/// A parser for `language`; the only way this crate creates one.
-pub(crate) fn new_parser(language: Language) -> Result<Parser, String> {
+/// A parser for `language`; the only way a parser is created (the LSP server
+/// keeps per-document trees with parsers from here too).
+pub fn new_parser(language: Language) -> Result<Parser, String> {
     use_mimalloc_for_tree_sitter();
     let mut parser = Parser::new();
     parser
@@ -298,6 +299,31 @@ struct Found {
     tag: Tag,
 }
 
+/// Bumped whenever the same bytes would now give other tags (the tag cache
+/// hashes it, so cached tags from older rules are re-extracted).
+/// 1: lone `\r` line ends.
+pub const EXTRACTION_REVISION: u32 = 1;
+
+/// tree-sitter counts rows on `\n` only, so in a file with old Mac line ends
+/// (`\r` alone) every tag was on line 0 and all but one were dropped as
+/// duplicates. A lone `\r` becomes `\n`: one byte for one byte, so byte
+/// ranges stay valid, and rows then match LSP's line count (`\r` ends a line).
+fn lone_carriage_returns_as_newlines(source: &str) -> Option<String> {
+    let bytes = source.as_bytes();
+    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !source.contains('\r') || !(0..bytes.len()).any(lone) {
+        return None;
+    }
+    let mut out = bytes.to_vec();
+    for (i, byte) in out.iter_mut().enumerate() {
+        if *byte == b'\r' && bytes.get(i + 1) != Some(&b'\n') {
+            *byte = b'\n';
+        }
+    }
+    // Only ASCII bytes changed, so the text is still UTF-8.
+    String::from_utf8(out).ok()
+}
+
 /// Tags of one parsed source text, in source order, and the 0-based line of
 /// the first syntax error if any. `Err` only if the grammar/query is broken.
 pub fn extract_tags(
@@ -305,6 +331,14 @@ pub fn extract_tags(
     path: &str,
     source: &str,
 ) -> Result<(Vec<Tag>, Option<u32>), String> {
+    let normalised;
+    let source = match lone_carriage_returns_as_newlines(source) {
+        Some(text) => {
+            normalised = text;
+            normalised.as_str()
+        }
+        None => source,
+    };
     // Parse before taking the query: the first caller compiles it (tens of
     // ms), and meanwhile the other workers get their first parse done.
     let tree = parse(language, source)?;

@@ -518,6 +518,7 @@ struct CacheEntry {
 fn query_hash() -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&CACHE_FORMAT_VERSION.to_le_bytes());
+    hasher.update(&super::extract::EXTRACTION_REVISION.to_le_bytes());
     hasher.update(format!("{KIND_CODES:?}").as_bytes());
     hasher.update(Language::Rust.query_source().as_bytes());
     hasher.update(Language::Python.query_source().as_bytes());
@@ -879,6 +880,27 @@ impl CacheLookup<'_> {
     }
 }
 
+/// Reads a source file without following a symlink swapped in since the
+/// walk or blocking on a FIFO, and refuses a file with several hard links
+/// (one may be a name for a file outside the repository): the map's
+/// signatures go to the model like any tool result.
+fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let mut file = fs::OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if metadata.nlink() > 1 {
+        return Err(std::io::Error::other(format!("{} hard links; not read", metadata.nlink())));
+    }
+    let mut contents = Vec::with_capacity(metadata.len() as usize);
+    file.read_to_end(&mut contents)?;
+    Ok(contents)
+}
+
 fn index_one(
     relative: &str,
     absolute: &Path,
@@ -941,7 +963,7 @@ fn index_one(
             encoded: None,
         });
     }
-    let contents = match fs::read(absolute) {
+    let contents = match read_regular_file(absolute) {
         Ok(contents) => contents,
         Err(error) => return unreadable(error),
     };

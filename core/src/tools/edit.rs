@@ -2,11 +2,14 @@
 //! undone, including deleting files it created.
 //!
 //! Invariant: every byte the agent writes goes through `EditJournal::write`,
-//! which records the file's previous content (or its absence) first.
+//! which records the file's previous content (or its absence) first; the
+//! journal reads and writes only through `safe_fs`, undo included.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use super::safe_fs::{self, SafeFsError, MAX_READ_BYTES};
 
 /// One recorded write: enough to restore the file and to notice when
 /// someone changed it afterwards.
@@ -29,8 +32,8 @@ pub struct JournalEntry {
 pub enum UndoError {
     #[error("refusing to undo: {} changed since the agent's last edit (undo with force to overwrite)", .0.join(", "))]
     Changed(Vec<String>),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    #[error("refusing to undo {0}: {1}")]
+    Unsafe(String, SafeFsError),
 }
 
 /// A file changed by the agent, as reported in the run summary.
@@ -56,37 +59,17 @@ pub struct EditJournal {
 }
 
 impl EditJournal {
-    /// Writes `content` to `path` (already sandbox-checked), recording the
-    /// previous state first.
-    pub fn write(&mut self, path: &Path, display: &str, content: &[u8]) -> std::io::Result<()> {
-        let before = match std::fs::read(path) {
-            Ok(bytes) => Some(bytes),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-            Err(err) => return Err(err),
-        };
-        let mut created_dirs = Vec::new();
-        if let Some(parent) = path.parent() {
-            let mut missing = Vec::new();
-            let mut dir = parent.to_path_buf();
-            while !dir.exists() {
-                missing.push(dir.clone());
-                if !dir.pop() {
-                    break;
-                }
-            }
-            if !missing.is_empty() {
-                std::fs::create_dir_all(parent)?;
-                missing.reverse();
-                created_dirs = missing;
-            }
-        }
-        std::fs::write(path, content)?;
+    /// Writes `content` to `path` (already sandbox-checked, under `root`)
+    /// through `safe_fs`, recording the previous state first.
+    pub fn write(&mut self, root: &Path, path: &Path, display: &str, content: &[u8]) -> Result<(), SafeFsError> {
+        let before = safe_fs::read_if_exists(root, path, MAX_READ_BYTES)?;
+        let written = safe_fs::write(root, path, content)?;
         self.entries.push(JournalEntry {
             path: path.to_path_buf(),
             display: display.to_string(),
             before,
             after_hash: *blake3::hash(content).as_bytes(),
-            created_dirs,
+            created_dirs: written.created_dirs,
         });
         Ok(())
     }
@@ -125,24 +108,29 @@ impl EditJournal {
     /// `only` (a resolved path). Restored entries leave the journal. Unless
     /// `force`, nothing is touched when a file to restore no longer holds
     /// what the agent last wrote (someone edited it since).
-    pub fn undo(&mut self, only: Option<&Path>, force: bool) -> Result<Vec<UndoneEdit>, UndoError> {
+    pub fn undo(&mut self, root: &Path, only: Option<&Path>, force: bool) -> Result<Vec<UndoneEdit>, UndoError> {
         let selected = |entry: &JournalEntry| only.is_none_or(|p| p == entry.path);
-        if !force {
-            let mut changed: Vec<String> = Vec::new();
-            let mut checked: Vec<&Path> = Vec::new();
-            for entry in self.entries.iter().rev().filter(|e| selected(e)) {
-                if checked.contains(&entry.path.as_path()) {
-                    continue;
-                }
-                checked.push(&entry.path);
-                let current = std::fs::read(&entry.path).ok().map(|bytes| *blake3::hash(&bytes).as_bytes());
-                if current != Some(entry.after_hash) {
-                    changed.push(entry.display.clone());
-                }
+        // Every file is re-opened through safe_fs: one swapped for a symlink
+        // (or a hard link, FIFO, ...) since the agent wrote it is refused
+        // here, forced or not, before anything is restored.
+        let mut changed: Vec<String> = Vec::new();
+        let mut checked: Vec<&Path> = Vec::new();
+        for entry in self.entries.iter().rev().filter(|e| selected(e)) {
+            if checked.contains(&entry.path.as_path()) {
+                continue;
             }
-            if !changed.is_empty() {
-                return Err(UndoError::Changed(changed));
+            checked.push(&entry.path);
+            let current = match safe_fs::read_if_exists(root, &entry.path, MAX_READ_BYTES) {
+                Ok(current) => current,
+                Err(SafeFsError::TooLarge(..)) if force => continue,
+                Err(err) => return Err(UndoError::Unsafe(entry.display.clone(), err)),
+            };
+            if current.map(|bytes| *blake3::hash(&bytes).as_bytes()) != Some(entry.after_hash) {
+                changed.push(entry.display.clone());
             }
+        }
+        if !changed.is_empty() && !force {
+            return Err(UndoError::Changed(changed));
         }
         let mut undone: Vec<UndoneEdit> = Vec::new();
         let mut index = self.entries.len();
@@ -151,19 +139,18 @@ impl EditJournal {
             if !selected(&self.entries[index]) {
                 continue;
             }
-            let entry = self.entries.remove(index);
-            match &entry.before {
-                Some(bytes) => std::fs::write(&entry.path, bytes)?,
-                None => match std::fs::remove_file(&entry.path) {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => return Err(err.into()),
-                },
-            }
+            let entry = &self.entries[index];
+            let restored = match &entry.before {
+                Some(bytes) => safe_fs::write(root, &entry.path, bytes).map(|_| ()),
+                None => safe_fs::remove_file(root, &entry.path).map(|_| ()),
+            };
+            // A failed restore keeps its entry (and the older ones) for another try.
+            restored.map_err(|err| UndoError::Unsafe(entry.display.clone(), err))?;
             for dir in entry.created_dirs.iter().rev() {
                 // Only empty directories go; anything else stays.
-                let _ = std::fs::remove_dir(dir);
+                let _ = safe_fs::remove_empty_dir(root, dir);
             }
+            let entry = self.entries.remove(index);
             undone.retain(|u| u.path != entry.display);
             undone.push(UndoneEdit { path: entry.display.clone(), deleted: entry.before.is_none() });
         }
@@ -341,13 +328,14 @@ mod tests {
     #[test]
     fn journal_undo_restores_and_deletes_created_files() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let existing = dir.path().join("a.txt");
+        let root = dir.path().canonicalize().expect("canonical");
+        let existing = root.join("a.txt");
         std::fs::write(&existing, "original").expect("write");
-        let created = dir.path().join("new/dir/b.txt");
+        let created = root.join("new/dir/b.txt");
         let mut journal = EditJournal::default();
-        journal.write(&existing, "a.txt", b"first").expect("write");
-        journal.write(&existing, "a.txt", b"second").expect("write");
-        journal.write(&created, "new/dir/b.txt", b"fresh").expect("write");
+        journal.write(&root, &existing, "a.txt", b"first").expect("write");
+        journal.write(&root, &existing, "a.txt", b"second").expect("write");
+        journal.write(&root, &created, "new/dir/b.txt", b"fresh").expect("write");
         assert_eq!(
             journal.edits(),
             vec![
@@ -356,14 +344,36 @@ mod tests {
             ]
         );
         std::fs::write(&existing, "changed by the user").expect("write");
-        assert!(matches!(journal.undo(None, false), Err(UndoError::Changed(files)) if files == ["a.txt"]));
+        assert!(matches!(journal.undo(&root, None, false), Err(UndoError::Changed(files)) if files == ["a.txt"]));
         assert_eq!(std::fs::read_to_string(&created).expect("untouched"), "fresh");
         std::fs::write(&existing, "second").expect("write");
-        let undone = journal.undo(None, false).expect("undo");
+        let undone = journal.undo(&root, None, false).expect("undo");
         assert_eq!(undone.len(), 2);
         assert_eq!(std::fs::read_to_string(&existing).expect("read"), "original");
         assert!(!created.exists());
-        assert!(!dir.path().join("new").exists());
+        assert!(!root.join("new").exists());
         assert!(journal.is_empty());
+    }
+
+    #[test]
+    fn undo_refuses_a_file_swapped_for_a_symlink_even_when_forced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().canonicalize().expect("canonical");
+        let root = base.join("ws");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let canary = base.join("secret.txt");
+        std::fs::write(&canary, "canary").expect("write");
+        let path = root.join("a.txt");
+        std::fs::write(&path, "original").expect("write");
+        let mut journal = EditJournal::default();
+        journal.write(&root, &path, "a.txt", b"agent").expect("write");
+        std::fs::remove_file(&path).expect("rm");
+        std::os::unix::fs::symlink(&canary, &path).expect("symlink");
+        for force in [false, true] {
+            let err = journal.undo(&root, None, force).expect_err("refused");
+            assert!(matches!(&err, UndoError::Unsafe(display, SafeFsError::Symlink { .. }) if display == "a.txt"), "{err}");
+        }
+        assert_eq!(std::fs::read_to_string(&canary).expect("read"), "canary");
+        assert_eq!(journal.len(), 1, "the entry stays for a later undo");
     }
 }

@@ -1,30 +1,36 @@
 //! Read-only tools: read_file, list_dir, glob, grep. Walks respect
-//! .gitignore and never follow symlinks (a link could lead outside).
+//! .gitignore and never follow symlinks (a link could lead outside); file
+//! contents are read only through `safe_fs` (regular files with one link,
+//! opened without following links or blocking on FIFOs, size-capped).
 
 use std::path::Path;
 
+use super::safe_fs::{self, SafeFsError, MAX_READ_BYTES};
 use super::{ToolLimits, ToolOutput, Workspace};
 
-/// Files above this are not loaded by read_file (use a range after grep).
-const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
 /// grep skips files above this (generated blobs, logs).
 const MAX_GREP_BYTES: u64 = 4 * 1024 * 1024;
 
-pub fn read_file(path: &Path, display: &str, start: Option<usize>, end: Option<usize>, limits: &ToolLimits) -> ToolOutput {
-    if path.is_dir() {
-        return ToolOutput::error(format!("read_file: {display} is a directory; use list_dir"));
-    }
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.len() > MAX_READ_BYTES {
-            return ToolOutput::error(format!(
-                "read_file: {display} is {} bytes, over the {MAX_READ_BYTES}-byte limit; use grep to find the part you need",
-                meta.len()
-            ));
-        }
-    }
-    let bytes = match std::fs::read(path) {
+pub fn read_file(
+    root: &Path,
+    path: &Path,
+    display: &str,
+    start: Option<usize>,
+    end: Option<usize>,
+    limits: &ToolLimits,
+) -> ToolOutput {
+    let bytes = match safe_fs::read(root, path, MAX_READ_BYTES) {
         Ok(bytes) => bytes,
-        Err(err) => return ToolOutput::error(format!("read_file: cannot read {display}: {err}")),
+        Err(SafeFsError::NotRegular(_, "directory")) => {
+            return ToolOutput::error(format!("read_file: {display} is a directory; use list_dir"))
+        }
+        Err(SafeFsError::TooLarge(_, size, cap)) => {
+            return ToolOutput::error(format!(
+                "read_file: {display} is {size} bytes, over the {cap}-byte limit; use grep to find the part you need"
+            ))
+        }
+        Err(err) if err.is_refusal() => return ToolOutput::refusal(format!("read_file: refused: {err}")),
+        Err(err) => return ToolOutput::error(format!("read_file: {err}")),
     };
     if bytes.iter().take(8192).any(|&b| b == 0) {
         return ToolOutput::error(format!("read_file: {display} is a binary file ({} bytes)", bytes.len()));
@@ -168,6 +174,7 @@ pub fn grep(
     let mut out = String::new();
     let mut matches = 0usize;
     let mut capped = false;
+    let mut reader = safe_fs::Reader::new(workspace.root());
     'files: for entry in walker(base).filter_map(Result::ok) {
         if !entry.file_type().is_some_and(|t| t.is_file()) {
             continue;
@@ -179,10 +186,8 @@ pub fn grep(
                 continue;
             }
         }
-        if entry.metadata().map(|m| m.len() > MAX_GREP_BYTES).unwrap_or(true) {
-            continue;
-        }
-        let Ok(bytes) = std::fs::read(entry.path()) else { continue };
+        // Links, FIFOs, devices, hard links and big files are skipped (never opened blocking).
+        let Ok(bytes) = reader.read(entry.path(), MAX_GREP_BYTES) else { continue };
         if bytes.iter().take(8192).any(|&b| b == 0) {
             continue;
         }
@@ -231,12 +236,12 @@ mod tests {
         let (_dir, ws) = fixture();
         let path = ws.resolve("src/lib.rs").expect("path");
         let limits = ToolLimits::default();
-        let out = read_file(&path, "src/lib.rs", Some(2), Some(2), &limits);
+        let out = read_file(ws.root(), &path, "src/lib.rs", Some(2), Some(2), &limits);
         assert_eq!(out.text, "src/lib.rs (lines 2-2 of 2)\n     2\tpub fn beta() {}\n");
         let tight = ToolLimits { read_max_lines: 1, ..limits };
-        let out = read_file(&path, "src/lib.rs", None, None, &tight);
+        let out = read_file(ws.root(), &path, "src/lib.rs", None, None, &tight);
         assert!(out.text.contains("continue with start_line=2"), "{}", out.text);
-        assert!(read_file(&path, "src/lib.rs", Some(9), None, &limits).is_error);
+        assert!(read_file(ws.root(), &path, "src/lib.rs", Some(9), None, &limits).is_error);
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! performs it. Failures at either step are `ToolOutput`s with `is_error`,
 //! sent back to the model so it can correct itself.
 
+pub mod deny;
 mod edit;
 mod fs;
+mod preview;
+pub mod safe_fs;
 pub mod shell;
 mod symbols;
 mod workspace;
@@ -26,9 +29,12 @@ pub use edit::{
     apply_search_replace, closest_region, ClosestRegion, EditJournal, EditMismatch, FileEdit, JournalEntry, UndoError,
     UndoneEdit,
 };
-pub use shell::{denied_by, detect_isolation, DenyRule, Isolation, ShellLimits, ShellOutput};
+pub use deny::{denied_by, DenyRule};
+pub use shell::{detect_isolation, jail_problem, Isolation, ShellLimits, ShellMode, ShellOutput};
+pub use preview::{escape_controls, has_controls, unified_diff};
+pub use safe_fs::SafeFsError;
 pub use symbols::render_map as render_repo_map;
-pub use workspace::{SandboxError, Workspace};
+pub use workspace::{runs_automatically, SandboxError, Workspace};
 
 /// Tool names as the model sees them.
 pub mod names {
@@ -126,9 +132,26 @@ pub struct PreparedCall {
     pub needs_permission: Option<PermissionKind>,
     /// One line for a permission prompt or a log: the path or the command.
     pub summary: String,
-    /// Longer detail for a permission prompt (e.g. the change to be made).
+    /// Longer detail for a permission prompt: for edits and writes the full
+    /// unified diff, never shortened (front ends page it, not cut it).
     pub detail: String,
+    /// Set when the call writes a file that some tool runs or loads
+    /// automatically later (`.git/hooks/*`, `.vscode/tasks.json`, ...; see
+    /// `runs_automatically`): the reason. Such a call needs the shell
+    /// permission as well as the edit permission.
+    pub runs_later: Option<String>,
     action: Action,
+}
+
+impl PreparedCall {
+    /// Every permission the call needs (empty for reads).
+    pub fn permissions(&self) -> Vec<PermissionKind> {
+        let mut kinds: Vec<PermissionKind> = self.needs_permission.into_iter().collect();
+        if self.runs_later.is_some() && !kinds.contains(&PermissionKind::Shell) {
+            kinds.push(PermissionKind::Shell);
+        }
+        kinds
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -152,11 +175,21 @@ pub struct Toolbox {
     journal: EditJournal,
     limits: ToolLimits,
     isolation: Isolation,
+    /// The user explicitly allowed commands to run without a jail
+    /// (`--dangerously-allow-unjailed-shell`); without it, `run_shell`
+    /// refuses when no jail is available.
+    unjailed_allowed: bool,
 }
 
 impl Toolbox {
     pub fn new(workspace: Workspace) -> Self {
-        Toolbox { workspace, journal: EditJournal::default(), limits: ToolLimits::default(), isolation: detect_isolation() }
+        Toolbox {
+            workspace,
+            journal: EditJournal::default(),
+            limits: ToolLimits::default(),
+            isolation: detect_isolation(),
+            unjailed_allowed: false,
+        }
     }
 
     pub fn with_limits(mut self, limits: ToolLimits) -> Self {
@@ -178,6 +211,21 @@ impl Toolbox {
         self.isolation
     }
 
+    /// Lets `run_shell` run commands unjailed when no jail is available.
+    pub fn with_unjailed_shell(mut self, allowed: bool) -> Self {
+        self.unjailed_allowed = allowed;
+        self
+    }
+
+    /// What `run_shell` does here (for the system prompt).
+    pub fn shell_mode(&self) -> ShellMode {
+        match (self.isolation, self.unjailed_allowed) {
+            (Isolation::Bwrap, _) => ShellMode::Jailed { read_only: shell::jail_layout().read_only_summary() },
+            (Isolation::None, true) => ShellMode::Unjailed,
+            (Isolation::None, false) => ShellMode::Unavailable,
+        }
+    }
+
     pub fn journal(&self) -> &EditJournal {
         &self.journal
     }
@@ -189,7 +237,7 @@ impl Toolbox {
             Some(p) => Some(self.workspace.resolve(p)?),
             None => None,
         };
-        Ok(self.journal.undo(resolved.as_deref(), force)?)
+        Ok(self.journal.undo(self.workspace.root(), resolved.as_deref(), force)?)
     }
 
     /// Replaces the journal (a resumed session's stored edits).
@@ -271,7 +319,20 @@ impl Toolbox {
             ),
             spec(
                 names::RUN_SHELL,
-                "Run a shell command (sh -c) in the workspace directory, without network. Returns exit code, stdout and stderr.",
+                match self.shell_mode() {
+                    ShellMode::Jailed { .. } => {
+                        "Run a shell command (sh -c) in the workspace directory, in a jail: no network, only the \
+                         workspace and /tmp writable, system directories and toolchains read-only. Returns exit \
+                         code, stdout and stderr."
+                    }
+                    ShellMode::Unjailed => {
+                        "Run a shell command (sh -c) in the workspace directory, WITHOUT a jail: it can change \
+                         anything the user can and reach the network. Returns exit code, stdout and stderr."
+                    }
+                    ShellMode::Unavailable => {
+                        "Run a shell command: unavailable on this machine (no jail), every call is refused."
+                    }
+                },
                 json!({"type": "object", "properties": {
                     "command": {"type": "string"},
                     "timeout_secs": {"type": "integer", "minimum": 1}
@@ -338,9 +399,10 @@ impl Toolbox {
                 let search = args.string("search").map_err(arg_err)?;
                 let replace = args.string("replace").map_err(arg_err)?;
                 // Check the match now so the user is never asked about an edit that cannot apply.
-                let current = read_text(&path, &display).map_err(ToolOutput::error)?;
-                apply_search_replace(&current, &search, &replace).map_err(|m| ToolOutput::error(m.render(&display)))?;
-                let detail = format!("{}\n{}", prefix_lines(&search, "- "), prefix_lines(&replace, "+ "));
+                let current = read_text(self.workspace.root(), &path, &display)?;
+                let updated = apply_search_replace(&current, &search, &replace)
+                    .map_err(|m| ToolOutput::error(m.render(&display)))?;
+                let detail = unified_diff(&display, Some(&current), &updated);
                 (
                     Action::Edit { path, display: display.clone(), search, replace },
                     Some(PermissionKind::Edit),
@@ -351,13 +413,26 @@ impl Toolbox {
             names::WRITE_FILE => {
                 let requested = args.string("path").map_err(arg_err)?;
                 let path = sandbox(&requested)?;
-                if path.is_dir() {
-                    return Err(ToolOutput::error(format!("write_file: {requested} is a directory")));
-                }
                 let display = self.workspace.display(&path);
                 let content = args.string("content").map_err(arg_err)?;
-                let verb = if path.exists() { "overwrite" } else { "create" };
-                let detail = format!("{} lines, {} bytes", content.lines().count(), content.len());
+                // The current content, read the way the write will see it
+                // (directories, links, FIFOs and hard links are refused here).
+                let current = match safe_fs::read_if_exists(self.workspace.root(), &path, safe_fs::MAX_READ_BYTES) {
+                    Ok(current) => current,
+                    Err(err) => return Err(fs_failure("write_file", err)),
+                };
+                let verb = if current.is_some() { "overwrite" } else { "create" };
+                let detail = match &current {
+                    Some(bytes) => match std::str::from_utf8(bytes) {
+                        Ok(text) => unified_diff(&display, Some(text), &content),
+                        Err(_) => format!(
+                            "(replaces a {}-byte binary file with this text)\n{}",
+                            bytes.len(),
+                            unified_diff(&display, None, &content)
+                        ),
+                    },
+                    None => unified_diff(&display, None, &content),
+                };
                 (
                     Action::Write { path, display: display.clone(), content },
                     Some(PermissionKind::Edit),
@@ -374,6 +449,14 @@ impl Toolbox {
                     return Err(ToolOutput::refusal(format!(
                         "run_shell: refused: the command matches the deny list ({}: {}); this applies even with --allow-shell",
                         rule.name, rule.why
+                    )));
+                }
+                if self.isolation == Isolation::None && !self.unjailed_allowed {
+                    return Err(ToolOutput::refusal(format!(
+                        "run_shell: refused: no jail is available for shell commands ({}). To fix: {}. To run                          commands without a jail (with full access to this machine and its network), the user can                          rerun with {} or set dangerously_allow_unjailed_shell = true in the user configuration",
+                        jail_problem().unwrap_or("the jail is disabled"),
+                        shell::INSTALL_HINT,
+                        shell::UNJAILED_FLAG
                     )));
                 }
                 let timeout = args
@@ -396,21 +479,44 @@ impl Toolbox {
                     Some((_, display)) => format!("undo edits to {display}"),
                     None => format!("undo {} edit(s)", self.journal.len()),
                 };
-                (Action::Undo { path }, Some(PermissionKind::Edit), summary, String::new())
+                // The files the undo would touch, each once: restored, or deleted if the agent created it.
+                let mut lines: Vec<String> = Vec::new();
+                let mut seen: Vec<&str> = Vec::new();
+                for entry in self.journal.entries() {
+                    if path.as_ref().is_some_and(|(p, _)| *p != entry.path) || seen.contains(&entry.display.as_str()) {
+                        continue;
+                    }
+                    seen.push(&entry.display);
+                    let verb = if entry.before.is_some() { "restore" } else { "delete (the agent created it)" };
+                    lines.push(format!("{verb}: {}", entry.display));
+                }
+                (Action::Undo { path }, Some(PermissionKind::Edit), summary, lines.join("\n"))
             }
             other => {
                 let known: Vec<String> = self.specs().into_iter().map(|s| s.name).collect();
                 return Err(ToolOutput::error(format!("unknown tool {other:?}; available tools: {}", known.join(", "))));
             }
         };
-        Ok(PreparedCall { call: call.clone(), needs_permission, summary, detail, action })
+        let runs_later = match &action {
+            Action::Edit { display, .. } | Action::Write { display, .. } => runs_automatically(display).map(|why| {
+                format!("{display} is run or loaded automatically later ({why}), so writing it needs the shell permission too")
+            }),
+            _ => None,
+        };
+        let detail = match &runs_later {
+            Some(why) => format!("warning: {why}\n{detail}"),
+            None => detail,
+        };
+        Ok(PreparedCall { call: call.clone(), needs_permission, summary, detail, runs_later, action })
     }
 
     /// Performs a prepared call. Permission must have been granted by the caller.
     pub async fn execute(&mut self, prepared: &PreparedCall, cancel: &CancellationToken) -> ToolOutput {
         let limits = self.limits;
         match &prepared.action {
-            Action::ReadFile { path, display, start, end } => fs::read_file(path, display, *start, *end, &limits),
+            Action::ReadFile { path, display, start, end } => {
+                fs::read_file(self.workspace.root(), path, display, *start, *end, &limits)
+            }
             Action::ListDir { path, display } => fs::list_dir(&self.workspace, path, display, &limits),
             Action::Glob { pattern, base } => fs::glob(&self.workspace, base, pattern, &limits),
             Action::Grep { pattern, base, glob, case_insensitive } => {
@@ -422,25 +528,24 @@ impl Toolbox {
             Action::FindSymbol { name } => symbols::find_symbol(&self.workspace, name, &limits).await,
             Action::Edit { path, display, search, replace } => {
                 // Re-read: the file may have changed while permission was asked.
-                let current = match read_text(path, display) {
+                let current = match read_text(self.workspace.root(), path, display) {
                     Ok(text) => text,
-                    Err(err) => return ToolOutput::error(err),
+                    Err(output) => return output,
                 };
                 let updated = match apply_search_replace(&current, search, replace) {
                     Ok(updated) => updated,
                     Err(mismatch) => return ToolOutput::error(mismatch.render(display)),
                 };
-                match self.journal.write(path, display, updated.as_bytes()) {
+                match self.journal.write(self.workspace.root(), path, display, updated.as_bytes()) {
                     Ok(()) => ToolOutput::ok(format!("edited {display}")),
                     Err(err) => ToolOutput::error(format!("edit_file: cannot write {display}: {err}")),
                 }
             }
             Action::Write { path, display, content } => {
-                let existed = path.exists();
-                match self.journal.write(path, display, content.as_bytes()) {
+                match self.journal.write(self.workspace.root(), path, display, content.as_bytes()) {
                     Ok(()) => ToolOutput::ok(format!(
                         "{} {display} ({} bytes)",
-                        if existed { "overwrote" } else { "created" },
+                        if self.journal.entries().last().is_some_and(|e| e.before.is_some()) { "overwrote" } else { "created" },
                         content.len()
                     )),
                     Err(err) => ToolOutput::error(format!("write_file: cannot write {display}: {err}")),
@@ -460,7 +565,7 @@ impl Toolbox {
                 if self.journal.is_empty() {
                     return ToolOutput::ok("undo: there are no edits to revert");
                 }
-                match self.journal.undo(path.as_ref().map(|(p, _)| p.as_path()), false) {
+                match self.journal.undo(self.workspace.root(), path.as_ref().map(|(p, _)| p.as_path()), false) {
                     Ok(undone) if undone.is_empty() => ToolOutput::ok("undo: no edits to that path to revert"),
                     Ok(undone) => ToolOutput::ok(format!(
                         "undo: reverted {}",
@@ -477,13 +582,19 @@ impl Toolbox {
     }
 }
 
-fn read_text(path: &std::path::Path, display: &str) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|err| format!("cannot read {display}: {err}"))?;
-    String::from_utf8(bytes).map_err(|_| format!("{display} is not UTF-8 text"))
+/// A workspace file's text, read through `safe_fs` (no links, FIFOs, hard
+/// links; capped). A file refused for safety is a refusal, not an error.
+fn read_text(root: &std::path::Path, path: &std::path::Path, display: &str) -> Result<String, ToolOutput> {
+    let bytes = safe_fs::read(root, path, safe_fs::MAX_READ_BYTES).map_err(|err| fs_failure("edit_file", err))?;
+    String::from_utf8(bytes).map_err(|_| ToolOutput::error(format!("edit_file: {display} is not UTF-8 text")))
 }
 
-fn prefix_lines(text: &str, prefix: &str) -> String {
-    text.lines().map(|line| format!("{prefix}{line}")).collect::<Vec<_>>().join("\n")
+fn fs_failure(tool: &str, err: SafeFsError) -> ToolOutput {
+    if err.is_refusal() {
+        ToolOutput::refusal(format!("{tool}: refused: {err}"))
+    } else {
+        ToolOutput::error(format!("{tool}: {err}"))
+    }
 }
 
 /// Typed access to a call's JSON arguments, with messages the model can act on.

@@ -144,6 +144,65 @@ impl Workspace {
     }
 }
 
+/// Why writing `relative` (a workspace path, `/`-separated) can make code run
+/// later without the user deciding to run anything, if it can.
+///
+/// These are files a tool executes or loads automatically on an ordinary
+/// action: git on `git status` (hooks, `core.fsmonitor`), direnv on `cd`,
+/// an editor on opening the folder, cargo and rustup on any cargo command
+/// (rust-analyzer runs one in the background), CI on push. Writing one is as
+/// powerful as running a command, outside any jail, so it needs the shell
+/// permission as well as the edit permission. Project code that the user
+/// builds or runs on purpose (`build.rs`, `Makefile`, `package.json`
+/// scripts, tests, ...) is not listed: reviewing edits to it is the normal
+/// job of reviewing the agent's work, and it is what the agent edits all
+/// day. Matching is case-insensitive (case-insensitive file systems) and
+/// applies at any depth (nested checkouts, a subdirectory opened later).
+pub fn runs_automatically(relative: &str) -> Option<&'static str> {
+    let lowered = relative.to_lowercase().replace('\\', "/");
+    let parts: Vec<&str> = lowered.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let last = *parts.last()?;
+    for part in &parts {
+        let reason = match *part {
+            ".git" => "git runs hooks and configured commands (core.fsmonitor, core.pager, filters) from .git on ordinary git commands",
+            ".hg" => "Mercurial runs hooks configured in .hg/hgrc",
+            ".jj" => "jj loads repository configuration from .jj",
+            ".vscode" => "VS Code loads .vscode settings and tasks (tasks can run on folder open, settings choose the programs it starts)",
+            ".idea" => "JetBrains IDEs load run configurations and startup tasks from .idea",
+            ".devcontainer" => "dev container tools run the commands in .devcontainer when the folder is opened",
+            ".circleci" => "CI runs .circleci configuration on push",
+            _ => continue,
+        };
+        return Some(reason);
+    }
+    for pair in parts.windows(2) {
+        let reason = match (pair[0], pair[1]) {
+            (".github", "workflows" | "actions") => "GitHub runs workflows and actions on push, with the repository's secrets",
+            (".cargo", "config" | "config.toml") => {
+                "cargo loads .cargo/config on every cargo command (rustc wrappers, runners, aliases), also rust-analyzer's background check"
+            }
+            _ => continue,
+        };
+        return Some(reason);
+    }
+    let reason = match last {
+        ".sextant.toml" => "Sextant loads it as project configuration",
+        ".envrc" => "direnv runs .envrc when a shell enters the directory",
+        ".env" => "dotenv loaders (docker compose, pipenv, editors) load .env into the environment of the programs they start",
+        ".pre-commit-config.yaml" => "pre-commit runs the hooks it lists on every git commit",
+        ".gitlab-ci.yml" | ".travis.yml" => "CI runs this configuration on push",
+        ".devcontainer.json" => "dev container tools run its commands when the folder is opened",
+        "rust-toolchain" | "rust-toolchain.toml" => {
+            "rustup runs the toolchain it names (possibly a local path) for every cargo and rustc command"
+        }
+        ".npmrc" | ".yarnrc" | ".yarnrc.yml" => "npm and yarn load it on every command (script shell, yarnPath)",
+        ".nvim.lua" | ".nvimrc" | ".exrc" => "Neovim and Vim run it on start-up in this directory ('exrc')",
+        name if name.ends_with(".code-workspace") => "VS Code loads settings and tasks from workspace files",
+        _ => return None,
+    };
+    Some(reason)
+}
+
 fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).map(|m| m.file_type().is_symlink()).unwrap_or(false)
 }
@@ -230,5 +289,36 @@ mod tests {
         let (_dir, ws, _out) = setup();
         assert!(matches!(ws.resolve("  "), Err(SandboxError::Empty(_))));
         assert!(Workspace::new("/definitely/not/here").is_err());
+    }
+
+    #[test]
+    fn files_that_run_later_are_recognised_case_insensitively() {
+        for path in [
+            ".git/hooks/pre-commit",
+            ".git/config",
+            ".GIT/Config",
+            "vendor/lib/.git/hooks/post-checkout",
+            ".git",
+            ".hg/hgrc",
+            ".sextant.toml",
+            ".vscode/tasks.json",
+            ".vscode/settings.json",
+            ".VSCode/launch.json",
+            ".envrc",
+            "sub/.env",
+            ".github/workflows/ci.yml",
+            ".pre-commit-config.yaml",
+            ".cargo/config.toml",
+            "crates/x/.cargo/config",
+            "rust-toolchain.toml",
+            ".idea/workspace.xml",
+            "team.code-workspace",
+            "./.git/./info/../hooks/x",
+        ] {
+            assert!(runs_automatically(path).is_some(), "{path}");
+        }
+        for path in ["src/lib.rs", "build.rs", "Makefile", "package.json", ".gitignore", ".github/README.md", "git/config", "docs/.envrc.md"] {
+            assert_eq!(runs_automatically(path), None, "{path}");
+        }
     }
 }

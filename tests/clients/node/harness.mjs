@@ -170,7 +170,12 @@ export async function startServer({ workspace, initializationOptions = {}, capab
       initializationOptions,
       capabilities: {
         window: { workDoneProgress: true, showDocument: { support: clientSupports.showDocument ?? true } },
-        workspace: { applyEdit: true, didChangeWatchedFiles: { dynamicRegistration: true }, configuration: false },
+        workspace: {
+          applyEdit: true,
+          workspaceEdit: { documentChanges: true },
+          didChangeWatchedFiles: { dynamicRegistration: true },
+          configuration: false,
+        },
         textDocument: {
           synchronization: { dynamicRegistration: false },
           codeAction: {

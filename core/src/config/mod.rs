@@ -3,7 +3,10 @@
 //! Layers, later ones winning field by field:
 //! 1. built-in defaults (provider = embedded);
 //! 2. the user file `<config dir>/sextant/config.toml` (or `$SEXTANT_CONFIG`);
-//! 3. the project file `.sextant.toml` at the workspace root;
+//! 3. the project file `.sextant.toml` at the workspace root (never a parent
+//!    directory), restricted by [`project::restrict`]: it cannot choose the
+//!    provider, URL or key unless the user trusted it ([`trust`]), never
+//!    grants permissions and never raises limits;
 //! 4. environment overrides (`SEXTANT_PROVIDER`, `SEXTANT_MODEL`,
 //!    `SEXTANT_BASE_URL`, `SEXTANT_API_KEY`, `SEXTANT_COMPLETION_PROVIDER`,
 //!    `SEXTANT_COMPLETION_MODEL`, `SEXTANT_COMPLETION_BASE_URL`,
@@ -53,6 +56,11 @@ use serde_json::Value;
 
 use crate::providers::fim::{FimFamily, FimMode};
 use crate::providers::http::HttpSettings;
+
+pub mod project;
+pub mod trust;
+
+pub use project::ProjectTrust;
 
 /// The project file looked up at the workspace root.
 pub const PROJECT_FILE: &str = ".sextant.toml";
@@ -347,6 +355,9 @@ pub struct Config {
     pub sections: BTreeMap<String, Value>,
     /// The files that were read, in order.
     pub sources: Vec<PathBuf>,
+    /// Settings of the project file that were ignored, and why; front ends
+    /// show these to the user.
+    pub notes: Vec<String>,
 }
 
 impl Default for Config {
@@ -369,6 +380,7 @@ impl Default for Config {
             env: EnvFallbacks::default(),
             sections: BTreeMap::new(),
             sources: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -588,36 +600,47 @@ pub fn user_config_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf>
     }
 }
 
-/// The nearest `.sextant.toml` at `start` or above, not looking past the
-/// first directory that holds a `.git` (the repository root).
-pub fn find_project_file(start: &Path) -> Option<PathBuf> {
-    for dir in start.ancestors() {
-        let candidate = dir.join(PROJECT_FILE);
-        if candidate.is_file() {
-            return Some(candidate);
-        }
-        if dir.join(".git").exists() {
-            return None;
-        }
-    }
-    None
+/// The project file of a workspace: `.sextant.toml` at its root only. A
+/// parent directory is never searched (a `/tmp/.sextant.toml` planted by
+/// someone else must not configure every checkout under /tmp), and a
+/// symlink or non-regular file there is not read.
+pub fn find_project_file(workspace_root: &Path) -> Option<PathBuf> {
+    let candidate = workspace_root.join(PROJECT_FILE);
+    let meta = std::fs::symlink_metadata(&candidate).ok()?;
+    meta.file_type().is_file().then_some(candidate)
 }
 
 /// Builds a config from the given files (missing files are skipped) and an
-/// environment lookup. Pure apart from reading the two files.
+/// environment lookup. The project file is restricted by
+/// [`project::restrict`]; `project_trust` says whether the user approved its
+/// bytes. Pure apart from reading the two files.
 pub fn load_from(
     user_file: Option<&Path>,
     project_file: Option<&Path>,
+    project_trust: &dyn Fn(&[u8]) -> ProjectTrust,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
     let mut config = Config { env: EnvFallbacks::from_env(env), ..Config::default() };
-    for path in [user_file, project_file].into_iter().flatten() {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
+    let files = [(user_file, false), (project_file, true)];
+    for (path, is_project) in files.into_iter().filter_map(|(path, project)| Some((path?, project))) {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => return Err(ConfigError::Io { path: path.to_path_buf(), source }),
         };
-        let layer = parse_toml(&text, path)?;
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: "the file is not UTF-8 text".into(),
+        })?;
+        let mut layer = parse_toml(&text, path)?;
+        if is_project {
+            let (restricted, notes) =
+                project::restrict(layer, &config, project_trust(text.as_bytes()), &path.display().to_string());
+            layer = restricted;
+            config.notes.extend(notes);
+        }
         config.apply(layer, &path.display().to_string())?;
         config.sources.push(path.to_path_buf());
     }
@@ -625,13 +648,38 @@ pub fn load_from(
     Ok(config)
 }
 
-/// Loads the user file, the project file found from `workspace_root`, and
-/// the process environment.
+/// Loads the user file, the workspace's project file (trusted per the
+/// user's [`trust::TrustStore`]) and the process environment.
 pub fn load(workspace_root: Option<&Path>) -> Result<Config, ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
     let user = user_config_path(&env);
     let project = workspace_root.and_then(find_project_file);
-    load_from(user.as_deref(), project.as_deref(), &env)
+    let store = trust::TrustStore::open_default();
+    let trust_note = std::cell::RefCell::new(None);
+    let project_trust = |bytes: &[u8]| {
+        let (Some(root), Ok(store)) = (workspace_root, store.as_ref()) else { return ProjectTrust::Untrusted };
+        match store.state(root, bytes) {
+            Ok(trust::TrustState::Trusted) => ProjectTrust::Trusted,
+            Ok(trust::TrustState::Changed) => {
+                *trust_note.borrow_mut() = Some(format!(
+                    "{PROJECT_FILE} changed since you trusted it; its provider settings are ignored until you run \
+                     `sextant trust` again"
+                ));
+                ProjectTrust::Untrusted
+            }
+            Ok(trust::TrustState::Untrusted) => ProjectTrust::Untrusted,
+            Err(err) => {
+                *trust_note.borrow_mut() = Some(format!("trusted projects unknown: {err}"));
+                ProjectTrust::Untrusted
+            }
+        }
+    };
+    let mut config = load_from(user.as_deref(), project.as_deref(), &project_trust, &env)?;
+    // Only worth saying when the file wanted something trust would allow.
+    if let Some(note) = trust_note.into_inner().filter(|_| !config.notes.is_empty()) {
+        config.notes.insert(0, note);
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
