@@ -19,7 +19,10 @@ struct Env {
 impl Env {
     async fn new(turns: Vec<Turn>) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/agent/basic"), &dir.path().join("workspace"));
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/agent/basic"),
+            &dir.path().join("workspace"),
+        );
         std::fs::create_dir_all(dir.path().join("outside")).expect("mkdir");
         std::fs::write(dir.path().join("outside/secret.txt"), "top secret\n").expect("write");
         let server = ScriptedServer::start(Script::new(turns)).await.expect("server");
@@ -42,8 +45,12 @@ impl Env {
 }
 
 fn edit_turn(id: &str) -> Turn {
-    Turn::tool_call(id, "edit_file", json!({"path": "src/lib.rs", "search": "    a + b\n", "replace": "    a.wrapping_add(b)\n"}))
-        .with_usage(120, 12)
+    Turn::tool_call(
+        id,
+        "edit_file",
+        json!({"path": "src/lib.rs", "search": "    a + b\n", "replace": "    a.wrapping_add(b)\n"}),
+    )
+    .with_usage(120, 12)
 }
 
 #[tokio::test]
@@ -80,8 +87,13 @@ async fn run_without_flags_is_denied_and_json_reports_it() {
     assert!(!env.workspace().join("shell_was_here").exists());
     // The model was told why.
     let last = &env.server.requests()[2].body["messages"];
-    let tool_texts: Vec<&str> =
-        last.as_array().expect("messages").iter().filter(|m| m["role"] == "tool").filter_map(|m| m["content"].as_str()).collect();
+    let tool_texts: Vec<&str> = last
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .filter_map(|m| m["content"].as_str())
+        .collect();
     assert!(tool_texts[0].starts_with("permission denied"), "{tool_texts:?}");
 }
 
@@ -120,13 +132,19 @@ async fn escapes_and_deny_listed_commands_are_refused() {
         Turn::text(["refused everywhere"]),
     ])
     .await;
-    let out = env.sextant(&["run", "-p", "break out", "--allow-edits", "--allow-shell", "--output-format", "json"], "").await;
+    let out =
+        env.sextant(&["run", "-p", "break out", "--allow-edits", "--allow-shell", "--output-format", "json"], "").await;
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(!env.dir.path().join("outside/planted.txt").exists());
     assert_eq!(std::fs::read_to_string(env.dir.path().join("outside/secret.txt")).expect("secret"), "top secret\n");
     let messages = &env.server.requests()[4].body["messages"];
-    let tool_texts: Vec<&str> =
-        messages.as_array().expect("messages").iter().filter(|m| m["role"] == "tool").filter_map(|m| m["content"].as_str()).collect();
+    let tool_texts: Vec<&str> = messages
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .filter_map(|m| m["content"].as_str())
+        .collect();
     assert!(tool_texts[0].contains("escapes the workspace"), "{}", tool_texts[0]);
     assert!(tool_texts[1].contains("outside the workspace"), "{}", tool_texts[1]);
     assert!(tool_texts[2].contains("deny list"), "{}", tool_texts[2]);
@@ -204,7 +222,12 @@ async fn doctor_reports_each_check() {
     let out = env.sextant(&["doctor", "--json"], "").await;
     let checks: Value = serde_json::from_str(&out.stdout).expect("json checks");
     let status = |name: &str| {
-        checks.as_array().expect("array").iter().find(|c| c["name"] == name).map(|c| c["status"].as_str().unwrap_or("").to_string())
+        checks
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["status"].as_str().unwrap_or("").to_string())
     };
     assert_eq!(status("config").as_deref(), Some("warn"), "{}", out.stdout);
     assert_eq!(status("provider").as_deref(), Some("ok"), "{}", out.stdout);
@@ -215,7 +238,10 @@ async fn doctor_reports_each_check() {
 
     // A provider that is not there fails the check and the exit code.
     drop(env.server);
-    let env2 = Env { dir: env.dir, server: ScriptedServer::start(Script::new(vec![Turn::status(404)])).await.expect("server") };
+    let env2 = Env {
+        dir: env.dir,
+        server: ScriptedServer::start(Script::new(vec![Turn::status(404)])).await.expect("server"),
+    };
     let out = env2.sextant(&["doctor"], "").await;
     assert_eq!(out.code, Some(1), "{}", out.stdout);
     assert!(out.stdout.contains("FAIL  model"), "{}", out.stdout);
@@ -225,7 +251,8 @@ async fn doctor_reports_each_check() {
 async fn agent_config_table_sets_the_step_limit() {
     let looping: Vec<Turn> = (0..5).map(|n| Turn::tool_call(&format!("c{n}"), "list_dir", json!({}))).collect();
     let env = Env::new(looping).await;
-    std::fs::write(env.workspace().join(".sextant.toml"), "[agent]\nmax_steps = 2\nrepo_map_tokens = 0\n").expect("write");
+    std::fs::write(env.workspace().join(".sextant.toml"), "[agent]\nmax_steps = 2\nrepo_map_tokens = 0\n")
+        .expect("write");
     let out = env.sextant(&["run", "-p", "loop forever"], "").await;
     assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
     assert!(out.stderr.contains("stopped: reached the step limit (2 steps)"), "{}", out.stderr);
@@ -292,7 +319,11 @@ async fn stored_edits_are_undone_from_another_process() {
     assert!(env.workspace().join("docs/new.md").exists(), "a refused undo touches nothing");
     let forced = env.sextant(&["sessions", "undo", &id, "--force"], "").await;
     assert_eq!(forced.code, Some(0), "{}", forced.stderr);
-    assert!(forced.stdout.contains("reverted src/lib.rs") && forced.stdout.contains("reverted docs/new.md (deleted)"), "{}", forced.stdout);
+    assert!(
+        forced.stdout.contains("reverted src/lib.rs") && forced.stdout.contains("reverted docs/new.md (deleted)"),
+        "{}",
+        forced.stdout
+    );
     assert_eq!(env.read("src/lib.rs"), pristine);
     assert!(!env.workspace().join("docs").exists());
     let again = env.sextant(&["sessions", "undo", &id], "").await;

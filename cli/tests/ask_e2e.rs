@@ -72,7 +72,8 @@ async fn ask_streams_the_answer_and_reports_usage() {
     assert!(prompt.ends_with("Question: What does compute_total return?"), "prompt: {prompt}");
 
     // The exchange and its usage went to the session history.
-    let store = sextant_core::sessions::SessionStore::open(&repo.path().join(".scratch/data/sessions.db")).expect("store");
+    let store =
+        sextant_core::sessions::SessionStore::open(&repo.path().join(".scratch/data/sessions.db")).expect("store");
     let usage = store.usage_by_day().expect("usage rows");
     assert_eq!(usage.len(), 1);
     assert_eq!((usage[0].input_tokens, usage[0].output_tokens), (321, 4));

@@ -102,7 +102,10 @@ async fn the_undo_tool_refuses_a_file_swapped_for_a_symlink() {
         Turn::text(["done"]),
     ])
     .await;
-    let child = env.command(&["run", "-p", "write then undo", "--allow-edits", "--output-format", "json"]).spawn().expect("spawn");
+    let child = env
+        .command(&["run", "-p", "write then undo", "--allow-edits", "--output-format", "json"])
+        .spawn()
+        .expect("spawn");
     wait_for_content(&env.workspace().join("a.txt"), "agent text\n").await;
     env.swap_for_canary_link("a.txt");
     let out = support::finish(child, "", LIMIT).await;
@@ -152,7 +155,11 @@ async fn the_chat_prompt_shows_controls_escaped_and_every_line_of_a_change() {
     let env = Env::new(vec![
         Turn::tool_call("e1", "edit_file", json!({"path": "long.txt", "search": search, "replace": replace})),
         Turn::tool_call("w1", "write_file", json!({"path": "README.md", "content": "replaced\n"})),
-        Turn::tool_call("w2", "write_file", json!({"path": "notes\r\x1b[2K.txt", "content": "safe\r\x1b[2Kevil\u{202e}\n"})),
+        Turn::tool_call(
+            "w2",
+            "write_file",
+            json!({"path": "notes\r\x1b[2K.txt", "content": "safe\r\x1b[2Kevil\u{202e}\n"}),
+        ),
         Turn::text(["All declined."]),
     ])
     .await;
@@ -184,7 +191,9 @@ async fn the_chat_prompt_shows_controls_escaped_and_every_line_of_a_change() {
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(!out.stderr.contains('\r') && !out.stderr.contains('\x1b'), "{:?}", out.stderr);
     if env.tool_results().iter().any(|r| r.contains("no jail is available")) {
-        eprintln!("notice: no shell jail on this machine, run_shell is refused before any prompt; command prompt not checked");
+        eprintln!(
+            "notice: no shell jail on this machine, run_shell is refused before any prompt; command prompt not checked"
+        );
     } else {
         assert!(out.stderr.contains("allow run: touch PWNED\\r\\x1b[2Kls -la?"), "{}", out.stderr);
         assert!(out.stderr.contains("control characters"), "{}", out.stderr);
@@ -276,7 +285,10 @@ async fn a_hard_link_to_an_outside_file_is_neither_read_nor_modified() {
     assert!(!results[4].contains("outside_secret_function"), "{}", results[4]);
     assert!(!results[5].contains("src/linked.rs"), "{}", results[5]);
     for request in env.server.requests() {
-        assert!(!request.body.to_string().contains("pub fn outside_secret_function"), "the outside source reached the model");
+        assert!(
+            !request.body.to_string().contains("pub fn outside_secret_function"),
+            "the outside source reached the model"
+        );
     }
     env.assert_canary_safe();
 }
@@ -292,7 +304,8 @@ async fn fifos_are_refused_promptly_and_grep_passes_over_them() {
         Turn::text(["done"]),
     ])
     .await;
-    let fifo = std::ffi::CString::new(env.workspace().join("pipe").into_os_string().into_encoded_bytes()).expect("path");
+    let fifo =
+        std::ffi::CString::new(env.workspace().join("pipe").into_os_string().into_encoded_bytes()).expect("path");
     // SAFETY: mkfifo reads a NUL-terminated path and nothing else.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
     let started = Instant::now();

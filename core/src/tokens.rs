@@ -104,14 +104,7 @@ mod tests {
 
     #[test]
     fn appending_lines_never_lowers_the_count() {
-        let lines = [
-            "pub fn open(path: &Path) -> Result<Self>",
-            "    ",
-            "│class Circle(Shape):",
-            "⋮",
-            "x",
-            "12",
-        ];
+        let lines = ["pub fn open(path: &Path) -> Result<Self>", "    ", "│class Circle(Shape):", "⋮", "x", "12"];
         for a in lines {
             for b in lines {
                 let joined = format!("{a}\n{b}");
@@ -125,11 +118,6 @@ mod tests {
         // Roughly 4 bytes per token is the cl100k average for code; a
         // conservative estimate must not be far below bytes / 4.
         let code = "impl Store {\n    pub fn insert(&mut self, item: Item) -> Option<Item> {\n        self.items.insert(item.name.clone(), item)\n    }\n}\n";
-        assert!(
-            count(code) * 4 >= code.len(),
-            "{} tokens for {} bytes",
-            count(code),
-            code.len()
-        );
+        assert!(count(code) * 4 >= code.len(), "{} tokens for {} bytes", count(code), code.len());
     }
 }

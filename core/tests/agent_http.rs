@@ -27,15 +27,20 @@ async fn scripted_tool_calls_over_http_change_files() {
     let fixture = Fixture::new("basic");
     let script = Script::new(vec![
         Turn::tool_call("c1", "grep", json!({"pattern": "fn multiply"})).with_usage(50, 5),
-        Turn::tool_call("c2", "edit_file", json!({"path": "src/lib.rs", "search": "    a * b\n", "replace": "    a.saturating_mul(b)\n"}))
-            .with_usage(60, 6),
+        Turn::tool_call(
+            "c2",
+            "edit_file",
+            json!({"path": "src/lib.rs", "search": "    a * b\n", "replace": "    a.saturating_mul(b)\n"}),
+        )
+        .with_usage(60, 6),
         Turn::tool_call("c3", "write_file", json!({"path": "CHANGELOG.md", "content": "- multiply saturates\n"}))
             .with_usage(70, 7),
         Turn::tool_call("c4", "run_shell", json!({"command": "grep -c saturating src/lib.rs"})).with_usage(80, 8),
         Turn::text(["multiply ", "now ", "saturates."]).with_usage(90, 9),
     ]);
     let server = ScriptedServer::start(script).await.expect("server");
-    let provider = OpenAiProvider::new(RemoteOptions::new("scripted", format!("{}/v1", server.url()))).expect("provider");
+    let provider =
+        OpenAiProvider::new(RemoteOptions::new("scripted", format!("{}/v1", server.url()))).expect("provider");
     let store = Arc::new(SessionStore::open(&fixture.dir.path().join("data/sessions.db")).expect("store"));
     let workspace = Workspace::new(fixture.workspace()).expect("workspace");
     let mut agent = Agent::new(Arc::new(provider), workspace, Permissions::headless(true, true), Some(store.clone()))
@@ -55,8 +60,12 @@ async fn scripted_tool_calls_over_http_change_files() {
     // What went over the wire: tools advertised, tool results echoed with their ids.
     let requests = server.requests();
     assert_eq!(requests.len(), 5);
-    let tools: Vec<&str> =
-        requests[0].body["tools"].as_array().expect("tools").iter().filter_map(|t| t["function"]["name"].as_str()).collect();
+    let tools: Vec<&str> = requests[0].body["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
     assert!(tools.contains(&"edit_file") && tools.contains(&"run_shell"), "{tools:?}");
     let last_messages = requests[4].body["messages"].as_array().expect("messages");
     let tool_messages: Vec<&Value> = last_messages.iter().filter(|m| m["role"] == "tool").collect();
@@ -86,9 +95,11 @@ async fn scripted_tool_calls_over_http_change_files() {
 async fn provider_errors_end_the_run_with_an_error() {
     let fixture = Fixture::new("basic");
     let server = ScriptedServer::start(Script::new(vec![Turn::status(401)])).await.expect("server");
-    let provider = OpenAiProvider::new(RemoteOptions::new("scripted", format!("{}/v1", server.url()))).expect("provider");
+    let provider =
+        OpenAiProvider::new(RemoteOptions::new("scripted", format!("{}/v1", server.url()))).expect("provider");
     let workspace = Workspace::new(fixture.workspace()).expect("workspace");
-    let mut agent = Agent::new(Arc::new(provider), workspace, Permissions::headless(false, false), None).with_options(uncached());
+    let mut agent =
+        Agent::new(Arc::new(provider), workspace, Permissions::headless(false, false), None).with_options(uncached());
     let err = agent.run("hi", &mut Recorder::default(), &CancellationToken::new()).await.expect_err("401 fails");
     assert!(err.to_string().contains("authentication failed"), "{err}");
     let AgentError::Provider { partial, .. } = err else { panic!("expected a provider error") };

@@ -142,7 +142,10 @@ async fn edit_mismatch_shows_the_closest_region_and_writes_nothing() {
     let fixture = Fixture::new("basic");
     let before = fixture.read("src/lib.rs");
     let provider = ScriptedProvider::new(vec![
-        tool("edit_file", json!({"path": "src/lib.rs", "search": "pub fn multiply(a: i64, b: i64) -> i64 {\n    a * b\n}", "replace": "x"})),
+        tool(
+            "edit_file",
+            json!({"path": "src/lib.rs", "search": "pub fn multiply(a: i64, b: i64) -> i64 {\n    a * b\n}", "replace": "x"}),
+        ),
         tool("edit_file", json!({"path": "src/lib.rs", "search": "a", "replace": "b"})),
         text("gave up"),
     ]);
@@ -179,10 +182,7 @@ async fn headless_without_flags_denies_edits_and_shell() {
     assert_eq!(fixture.read("README.md"), before);
     assert!(!fixture.workspace().join("made_by_shell").exists());
     assert!(recorder.asked.is_empty(), "headless runs never ask");
-    assert_eq!(
-        recorder.events.iter().filter(|e| matches!(e, AgentEvent::PermissionDenied { .. })).count(),
-        2
-    );
+    assert_eq!(recorder.events.iter().filter(|e| matches!(e, AgentEvent::PermissionDenied { .. })).count(), 2);
 }
 
 #[tokio::test]
@@ -211,7 +211,8 @@ async fn shell_runs_when_allowed_and_deny_list_always_applies() {
 #[tokio::test]
 async fn without_a_jail_the_shell_is_refused_unless_the_user_allowed_unjailed_commands() {
     let fixture = Fixture::new("basic");
-    let provider = ScriptedProvider::new(vec![tool("run_shell", json!({"command": "touch made_unjailed"})), text("ok")]);
+    let provider =
+        ScriptedProvider::new(vec![tool("run_shell", json!({"command": "touch made_unjailed"})), text("ok")]);
     let workspace = Workspace::new(fixture.workspace()).expect("workspace");
     let mut agent = Agent::new(provider.clone(), workspace, Permissions::headless(false, true), None)
         .with_options(uncached())
@@ -221,7 +222,11 @@ async fn without_a_jail_the_shell_is_refused_unless_the_user_allowed_unjailed_co
     let summary = agent.run("shell", &mut Recorder::default(), &CancellationToken::new()).await.expect("run");
     assert_eq!(summary.denied.len(), 1);
     let results = provider.tool_results();
-    assert!(results[0].contains("no jail is available") && results[0].contains("--dangerously-allow-unjailed-shell"), "{}", results[0]);
+    assert!(
+        results[0].contains("no jail is available") && results[0].contains("--dangerously-allow-unjailed-shell"),
+        "{}",
+        results[0]
+    );
     assert!(!fixture.workspace().join("made_unjailed").exists());
 }
 
@@ -268,7 +273,18 @@ async fn system_prompt_has_agents_md_and_repo_map() {
     let tool_names: Vec<&str> = request.tools.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(
         tool_names,
-        ["read_file", "list_dir", "glob", "grep", "repo_map", "find_symbol", "edit_file", "write_file", "run_shell", "undo"]
+        [
+            "read_file",
+            "list_dir",
+            "glob",
+            "grep",
+            "repo_map",
+            "find_symbol",
+            "edit_file",
+            "write_file",
+            "run_shell",
+            "undo"
+        ]
     );
     assert_eq!(request.messages[1].content, "hello");
 }
@@ -293,7 +309,10 @@ async fn repo_map_find_symbol_glob_and_grep_tools() {
     assert!(results[0].contains("references to `add` (1)"), "{}", results[0]);
     assert!(results[1].contains("src/report.py") && results[1].contains("summarize"), "{}", results[1]);
     assert_eq!(results[2], "src/report.py\n");
-    assert_eq!(results[3], "src/lib.rs:4: pub fn add(a: i32, b: i32) -> i32 {\nsrc/lib.rs:9: pub fn multiply(a: i32, b: i32) -> i32 {\n");
+    assert_eq!(
+        results[3],
+        "src/lib.rs:4: pub fn add(a: i32, b: i32) -> i32 {\nsrc/lib.rs:9: pub fn multiply(a: i32, b: i32) -> i32 {\n"
+    );
     assert_eq!(results[4], ". (3 entries)\nAGENTS.md\nREADME.md\nsrc/\n");
     assert!(results[5].starts_with("unknown tool \"nonexistent_tool\""), "{}", results[5]);
 }

@@ -307,7 +307,8 @@ async fn qwen_native_fim_completes_the_expression() {
         ..Default::default()
     };
     let ids = qwen().fim_prompt_ids(&request).expect("prompt");
-    expect!["[151659, 750, 912, 2877, 11, 293, 982, 262, 470, 220, 151661, 198, 151660]"].assert_eq(&format!("{ids:?}"));
+    expect!["[151659, 750, 912, 2877, 11, 293, 982, 262, 470, 220, 151661, 198, 151660]"]
+        .assert_eq(&format!("{ids:?}"));
     let completion = qwen().complete(&request, &CancellationToken::new()).await.expect("complete");
     assert_eq!(completion.text.lines().next(), Some("a + b"), "{completion:?}");
     let generated = qwen().tokenize(&completion.text).expect("encode");
@@ -324,7 +325,9 @@ async fn qwen_native_fim_completes_the_expression() {
 #[tokio::test]
 async fn qwen_chat_writes_correct_code() {
     let request = ChatRequest {
-        messages: vec![Message::user("Write a Python function `add(a, b)` that returns the sum of two numbers. Only code.")],
+        messages: vec![Message::user(
+            "Write a Python function `add(a, b)` that returns the sum of two numbers. Only code.",
+        )],
         max_tokens: Some(48),
         temperature: Some(0.0),
         ..Default::default()

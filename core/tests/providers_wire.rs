@@ -58,7 +58,10 @@ async fn start(turns: Vec<Turn>) -> ScriptedServer {
     ScriptedServer::start(Script::new(turns)).await.expect("scripted server starts")
 }
 
-async fn chat(provider: &dyn Provider, request: &ChatRequest) -> (Result<ChatResponse, ProviderError>, Vec<StreamEvent>) {
+async fn chat(
+    provider: &dyn Provider,
+    request: &ChatRequest,
+) -> (Result<ChatResponse, ProviderError>, Vec<StreamEvent>) {
     let mut events = Vec::new();
     let result = provider.chat(request, &mut |event| events.push(event), &CancellationToken::new()).await;
     (result, events)
@@ -155,7 +158,11 @@ async fn tool_calls_with_arguments_split_across_chunks() {
         // Ollama's wire format carries no call ids: the client numbers them.
         let (id_a, id_b) = if wire == Wire::Ollama { ("call_0", "call_1") } else { ("call_a", "call_b") };
         let expected = vec![
-            ToolCall { id: id_a.into(), name: "read_file".into(), arguments: json!({"path": "src/lib.rs", "lines": [1, 20]}) },
+            ToolCall {
+                id: id_a.into(),
+                name: "read_file".into(),
+                arguments: json!({"path": "src/lib.rs", "lines": [1, 20]}),
+            },
             ToolCall { id: id_b.into(), name: "list_dir".into(), arguments: json!({}) },
         ];
         assert_eq!(response.message.tool_calls, expected, "{wire:?}");

@@ -14,9 +14,7 @@ use sextant_core::repomap::{
 use sextant_core::tokens;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/repomap")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/repomap").join(name)
 }
 
 /// The fixture's source files as the CLI would read them.
@@ -26,12 +24,7 @@ fn source_files(root: &Path) -> Vec<SourceFile> {
     walked
         .files
         .into_iter()
-        .map(|(relative, absolute)| {
-            SourceFile::new(
-                relative,
-                fs::read(absolute).expect("fixture file is readable"),
-            )
-        })
+        .map(|(relative, absolute)| SourceFile::new(relative, fs::read(absolute).expect("fixture file is readable")))
         .collect()
 }
 
@@ -52,15 +45,7 @@ fn dump_tags(map: &RepoMap, notes: &[Note]) -> String {
                 Role::Definition => "def",
                 Role::Reference => "ref",
             };
-            write!(
-                out,
-                "{}:{} {role} {} {}",
-                tag.line + 1,
-                tag.byte_range.start,
-                tag.kind.as_str(),
-                tag.name
-            )
-            .unwrap();
+            write!(out, "{}:{} {role} {} {}", tag.line + 1, tag.byte_range.start, tag.kind.as_str(), tag.name).unwrap();
             if let Some(scope) = tag.scope() {
                 write!(out, " scope={scope}").unwrap();
             }
@@ -92,25 +77,16 @@ fn python_tags_snapshot() {
 fn bad_files_are_noted_and_never_fatal() {
     let (rust, rust_notes) = build("rust_crate");
     let (python, python_notes) = build("python_pkg");
-    let reasons: Vec<(&str, &NoteReason)> = rust_notes
-        .iter()
-        .chain(&python_notes)
-        .map(|note| (note.path.as_str(), &note.reason))
-        .collect();
-    assert!(
-        reasons.contains(&("src/blob.rs", &NoteReason::Binary)),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.contains(&("legacy_latin1.py", &NoteReason::NotUtf8)),
-        "{reasons:?}"
-    );
-    assert!(reasons.iter().any(|(path, reason)| *path == "src/broken.rs"
-        && matches!(reason, NoteReason::SyntaxErrors { .. })));
+    let reasons: Vec<(&str, &NoteReason)> =
+        rust_notes.iter().chain(&python_notes).map(|note| (note.path.as_str(), &note.reason)).collect();
+    assert!(reasons.contains(&("src/blob.rs", &NoteReason::Binary)), "{reasons:?}");
+    assert!(reasons.contains(&("legacy_latin1.py", &NoteReason::NotUtf8)), "{reasons:?}");
     assert!(reasons
         .iter()
-        .any(|(path, reason)| *path == "broken.py"
-            && matches!(reason, NoteReason::SyntaxErrors { .. })));
+        .any(|(path, reason)| *path == "src/broken.rs" && matches!(reason, NoteReason::SyntaxErrors { .. })));
+    assert!(reasons
+        .iter()
+        .any(|(path, reason)| *path == "broken.py" && matches!(reason, NoteReason::SyntaxErrors { .. })));
     // Files with syntax errors are still indexed (tree-sitter recovers).
     assert_eq!(rust.definitions("still_found").len(), 1);
     assert_eq!(python.definitions("fine").len(), 1);
@@ -126,38 +102,23 @@ fn garbage_input_never_panics() {
         ("empty.py", Vec::new()),
         ("braces.rs", b"}}}{{{ fn ( impl impl for for where".to_vec()),
         ("indent.py", b"\tdef\n  class:\n\t\t\treturn ((((".to_vec()),
-        (
-            "unicode.rs",
-            "fn café() -> 日本 { \"✓\" }".as_bytes().to_vec(),
-        ),
+        ("unicode.rs", "fn café() -> 日本 { \"✓\" }".as_bytes().to_vec()),
         ("notes.txt", b"not source".to_vec()),
         ("half.py", vec![b'd', b'e', b'f', 0xE2, 0x82]),
     ];
-    let files = inputs
-        .into_iter()
-        .map(|(path, bytes)| SourceFile::new(path, bytes))
-        .collect();
+    let files = inputs.into_iter().map(|(path, bytes)| SourceFile::new(path, bytes)).collect();
     let (map, notes) = RepoMap::build(files);
-    let rendered = map.render(&MapRequest {
-        token_budget: 200,
-        ..MapRequest::default()
-    });
+    let rendered = map.render(&MapRequest { token_budget: 200, ..MapRequest::default() });
     assert!(rendered.tokens <= 200);
-    assert!(notes
-        .iter()
-        .any(|note| note.path == "notes.txt" && note.reason == NoteReason::UnsupportedLanguage));
-    assert!(notes
-        .iter()
-        .any(|note| note.path == "half.py" && note.reason == NoteReason::NotUtf8));
+    assert!(notes.iter().any(|note| note.path == "notes.txt" && note.reason == NoteReason::UnsupportedLanguage));
+    assert!(notes.iter().any(|note| note.path == "half.py" && note.reason == NoteReason::NotUtf8));
 }
 
 #[test]
 fn scoped_calls_reference_both_segments() {
     let (map, _) = build("rust_crate");
     let in_file = |path: &str, name: &str, kind: TagKind| {
-        map.references(name)
-            .iter()
-            .any(|tag| &*tag.path == path && tag.kind == kind)
+        map.references(name).iter().any(|tag| &*tag.path == path && tag.kind == kind)
     };
     // `Store::new()` in lib.rs references the type and the function.
     assert!(in_file("src/lib.rs", "Store", TagKind::TypeRef));
@@ -231,7 +192,8 @@ macro_rules! cfg_rt {
             "call register",
             "call stringify",
         ]
-    "#]].assert_debug_eq(&references);
+    "#]]
+    .assert_debug_eq(&references);
 }
 
 /// Doc comments attach to the item right below them, through attributes,
@@ -387,21 +349,9 @@ fn rendered_map_snapshots() {
     for (label, map, request) in [
         ("rust, budget 1024", &rust, render_request(&[], &[], 1024)),
         ("rust, budget 60", &rust, render_request(&[], &[], 60)),
-        (
-            "rust, focus src/report.rs",
-            &rust,
-            render_request(&["src/report.rs"], &[], 120),
-        ),
-        (
-            "python, budget 1024",
-            &python,
-            render_request(&[], &[], 1024),
-        ),
-        (
-            "python, focus main.py, mention clamp",
-            &python,
-            render_request(&["main.py"], &["clamp"], 80),
-        ),
+        ("rust, focus src/report.rs", &rust, render_request(&["src/report.rs"], &[], 120)),
+        ("python, budget 1024", &python, render_request(&[], &[], 1024)),
+        ("python, focus main.py, mention clamp", &python, render_request(&["main.py"], &["clamp"], 80)),
     ] {
         let rendered = map.render(&request);
         writeln!(out, "##### {label} -> {} tokens", rendered.tokens).unwrap();
@@ -424,28 +374,17 @@ fn focus_files_are_left_out_unless_asked() {
     let (map, _) = build("rust_crate");
     let mut request = render_request(&["src/store.rs"], &[], 10_000);
     let rendered = map.render(&request);
-    assert!(rendered
-        .files
-        .iter()
-        .all(|file| file.path != "src/store.rs"));
+    assert!(rendered.files.iter().all(|file| file.path != "src/store.rs"));
     request.include_focus_files = true;
     let rendered = map.render(&request);
-    assert!(rendered
-        .files
-        .iter()
-        .any(|file| file.path == "src/store.rs"));
+    assert!(rendered.files.iter().any(|file| file.path == "src/store.rs"));
 }
 
 #[test]
 fn mentioned_identifiers_rank_first() {
     let (map, _) = build("python_pkg");
     let ranked = map.ranked_definitions(&render_request(&[], &["clamp"], 0));
-    assert_eq!(
-        &*ranked[0].0.name,
-        "clamp",
-        "{:?}",
-        ranked.iter().map(|(tag, _)| &tag.name).collect::<Vec<_>>()
-    );
+    assert_eq!(&*ranked[0].0.name, "clamp", "{:?}", ranked.iter().map(|(tag, _)| &tag.name).collect::<Vec<_>>());
 }
 
 #[test]
@@ -475,29 +414,15 @@ fn budget_is_never_exceeded_and_more_budget_shows_more() {
     let mut files = source_files(&fixture("python_pkg"));
     files.extend(source_files(&fixture("rust_crate")));
     let (map, _) = RepoMap::build(files);
-    let total_definitions: usize = map
-        .files()
-        .map(|path| {
-            map.file_tags(path)
-                .iter()
-                .filter(|tag| tag.role == Role::Definition)
-                .count()
-        })
-        .sum();
+    let total_definitions: usize =
+        map.files().map(|path| map.file_tags(path).iter().filter(|tag| tag.role == Role::Definition).count()).sum();
     let mut previous_shown = 0;
     for budget in (0..=900).step_by(9) {
         let rendered = map.render(&render_request(&[], &[], budget));
-        assert!(
-            rendered.tokens <= budget,
-            "budget {budget}: {} tokens",
-            rendered.tokens
-        );
+        assert!(rendered.tokens <= budget, "budget {budget}: {} tokens", rendered.tokens);
         assert_eq!(tokens::count(&rendered.text), rendered.tokens);
         let shown: usize = rendered.files.iter().map(|file| file.tags.len()).sum();
-        assert!(
-            shown >= previous_shown,
-            "budget {budget} shows {shown} < {previous_shown}"
-        );
+        assert!(shown >= previous_shown, "budget {budget} shows {shown} < {previous_shown}");
         previous_shown = shown;
     }
     assert!(previous_shown > 0);
@@ -520,9 +445,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn all_tags(map: &RepoMap) -> Vec<(String, Vec<Tag>)> {
-    map.files()
-        .map(|path| (path.to_string(), map.file_tags(path).to_vec()))
-        .collect()
+    map.files().map(|path| (path.to_string(), map.file_tags(path).to_vec())).collect()
 }
 
 fn no_progress(_: repomap::Progress) {}
@@ -532,9 +455,7 @@ fn cache_warm_load_equals_cold_and_drops_deleted_files() {
     let workspace = tempfile::tempdir().unwrap();
     let root = workspace.path().join("repo");
     copy_dir(&fixture("rust_crate"), &root);
-    let cache = IndexOptions {
-        cache_dir: Some(workspace.path().join("cache")),
-    };
+    let cache = IndexOptions { cache_dir: Some(workspace.path().join("cache")) };
     let uncached = repomap::load_or_build(&root, &IndexOptions::default(), &no_progress).unwrap();
 
     let cold = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
@@ -566,16 +487,12 @@ fn cache_picks_up_edits() {
     let workspace = tempfile::tempdir().unwrap();
     let root = workspace.path().join("repo");
     copy_dir(&fixture("python_pkg"), &root);
-    let cache = IndexOptions {
-        cache_dir: Some(workspace.path().join("cache")),
-    };
+    let cache = IndexOptions { cache_dir: Some(workspace.path().join("cache")) };
     repomap::load_or_build(&root, &cache, &no_progress).unwrap();
     // Same size, new content, possibly within the same mtime tick: the racy
     // window makes the cache re-hash it.
     let util = root.join("shapes/util.py");
-    let text = fs::read_to_string(&util)
-        .unwrap()
-        .replace("def clamp(", "def clump(");
+    let text = fs::read_to_string(&util).unwrap().replace("def clamp(", "def clump(");
     fs::write(&util, text).unwrap();
     let edited = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
     assert!(edited.map.definitions("clamp").is_empty());
@@ -601,10 +518,7 @@ fn incremental_update_equals_full_rebuild() {
     assert_eq!(all_tags(&map), all_tags(&rebuilt));
     let request = render_request(&["src/lib.rs"], &["overview"], 400);
     assert_eq!(map.render(&request), rebuilt.render(&request));
-    assert_eq!(
-        map.references("total_quantity").len(),
-        rebuilt.references("total_quantity").len()
-    );
+    assert_eq!(map.references("total_quantity").len(), rebuilt.references("total_quantity").len());
 
     map.remove_file("src/report.rs");
     files.retain(|file| file.path != "src/report.rs");
@@ -621,16 +535,8 @@ fn walk_honours_gitignore_hidden_and_size_limit() {
     fs::create_dir_all(root.join("ignored")).unwrap();
     fs::create_dir_all(root.join(".hidden")).unwrap();
     fs::write(root.join(".gitignore"), "ignored/\n").unwrap();
-    fs::write(
-        root.join("ignored/generated.py"),
-        "def should_not_appear(): pass\n",
-    )
-    .unwrap();
-    fs::write(
-        root.join(".hidden/secret.py"),
-        "def hidden_secret(): pass\n",
-    )
-    .unwrap();
+    fs::write(root.join("ignored/generated.py"), "def should_not_appear(): pass\n").unwrap();
+    fs::write(root.join(".hidden/secret.py"), "def hidden_secret(): pass\n").unwrap();
     fs::write(root.join("kept.py"), "def kept(): pass\n").unwrap();
     fs::write(root.join("README.md"), "# not source\n").unwrap();
     let huge = "X = 1\n".repeat(repomap::MAX_FILE_BYTES / 6 + 10);
@@ -659,9 +565,7 @@ fn corrupt_cache_is_ignored_with_a_warning() {
     let root = workspace.path().join("repo");
     copy_dir(&fixture("python_pkg"), &root);
     let cache_dir = workspace.path().join("cache");
-    let cache = IndexOptions {
-        cache_dir: Some(cache_dir.clone()),
-    };
+    let cache = IndexOptions { cache_dir: Some(cache_dir.clone()) };
     let cold = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
     for entry in fs::read_dir(&cache_dir).unwrap() {
         fs::write(entry.unwrap().path(), b"\xff\xff garbage").unwrap();
@@ -688,14 +592,9 @@ fn truncated_or_foreign_cache_is_a_miss_not_a_panic() {
     let root = workspace.path().join("repo");
     copy_dir(&fixture("rust_crate"), &root);
     let cache_dir = workspace.path().join("cache");
-    let cache = IndexOptions {
-        cache_dir: Some(cache_dir.clone()),
-    };
+    let cache = IndexOptions { cache_dir: Some(cache_dir.clone()) };
     let cold = repomap::load_or_build(&root, &cache, &no_progress).unwrap();
-    let cache_files: Vec<PathBuf> = fs::read_dir(&cache_dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .collect();
+    let cache_files: Vec<PathBuf> = fs::read_dir(&cache_dir).unwrap().map(|entry| entry.unwrap().path()).collect();
     assert_eq!(cache_files.len(), 1, "{cache_files:?}");
     let good = fs::read(&cache_files[0]).unwrap();
     assert!(good.len() > 64, "cache of {} bytes", good.len());

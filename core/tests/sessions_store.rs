@@ -53,7 +53,9 @@ fn two_handles_write_the_same_file_concurrently() {
                 let store = SessionStore::open(&path).expect("open");
                 let id = store.create_session("/ws", &format!("writer {writer}"), "p", "m").expect("create");
                 for n in 0..40 {
-                    store.append_message(&id, &Message::user(format!("message {n} from writer{writer}"))).expect("append");
+                    store
+                        .append_message(&id, &Message::user(format!("message {n} from writer{writer}")))
+                        .expect("append");
                     store.record_usage(&id, "p", "m", Usage { input_tokens: 1, output_tokens: 2 }).expect("usage");
                 }
                 id
@@ -77,7 +79,8 @@ fn two_handles_write_the_same_file_concurrently() {
 fn tool_calls_round_trip_and_export() {
     let store = SessionStore::open_in_memory().expect("open");
     let id = store.create_session("/ws", "fix the bug", "openai", "m").expect("create");
-    let call = ToolCall { id: "c1".into(), name: "read_file".into(), arguments: serde_json::json!({"path": "src/lib.rs"}) };
+    let call =
+        ToolCall { id: "c1".into(), name: "read_file".into(), arguments: serde_json::json!({"path": "src/lib.rs"}) };
     store.append_message(&id, &Message::user("fix the bug")).expect("append");
     let mut assistant = Message::assistant("");
     assistant.tool_calls.push(call.clone());

@@ -144,7 +144,10 @@ impl Client {
         let pid = self.child.lock().expect("lock").id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let field = |name: &str| {
-            status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         };
         (field("VmRSS:").unwrap_or(0.0) / 1024.0, field("VmHWM:").unwrap_or(0.0) / 1024.0)
     }
@@ -180,7 +183,9 @@ fn initialize(client: &Client, root: &Path, provider_url: &str) {
     );
     assert!(response.get("result").is_some(), "initialize failed: {response}");
     client.notify("initialized", json!({}));
-    client.wait_for_notification("end of indexing", |n| n["method"] == "$/progress" && n["params"]["value"]["kind"] == "end");
+    client.wait_for_notification("end of indexing", |n| {
+        n["method"] == "$/progress" && n["params"]["value"]["kind"] == "end"
+    });
 }
 
 /// Lines per generated function: the cursor and hover lines are at fixed offsets.
@@ -232,13 +237,19 @@ impl Lcg {
 fn code_actions(client: &Arc<Client>, root: &Path, size: usize, label: &str, before: &str) {
     let (text, functions) = rust_file(size);
     let uri = format!("file://{}/bench/big_{size}.rs", root.display());
-    client.notify("textDocument/didOpen", json!({"textDocument": {"uri": uri, "languageId": "rust", "version": 1, "text": text}}));
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "rust", "version": 1, "text": text}}),
+    );
     let code_action = |line: usize| {
         let position = json!({"line": line, "character": 8});
         json!({"textDocument": {"uri": uri}, "range": {"start": position, "end": position}, "context": {"diagnostics": []}})
     };
     let (_, first) = client.request("textDocument/codeAction", code_action(3));
-    println!("{label}: first code action after didOpen (waits for the initial parse): {:.1} ms", first.as_secs_f64() * 1000.0);
+    println!(
+        "{label}: first code action after didOpen (waits for the initial parse): {:.1} ms",
+        first.as_secs_f64() * 1000.0
+    );
 
     for typing in [false, true] {
         let running = Arc::new(AtomicBool::new(true));
@@ -303,11 +314,17 @@ fn completion_throughput(client: &Arc<Client>, root: &Path) {
     let lines = text.lines().count();
     let uris: Vec<String> = (0..FILES).map(|i| format!("file://{}/bench/completion_{i}.rs", root.display())).collect();
     for uri in &uris {
-        client.notify("textDocument/didOpen", json!({"textDocument": {"uri": uri, "languageId": "rust", "version": 1, "text": text}}));
+        client.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "rust", "version": 1, "text": text}}),
+        );
     }
     // Warm-up: one request per file (rankings, provider handle).
     for uri in &uris {
-        client.request("textDocument/completion", json!({"textDocument": {"uri": uri}, "position": {"line": 3, "character": 4}}));
+        client.request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri}, "position": {"line": 3, "character": 4}}),
+        );
     }
     let start = Instant::now();
     let workers: Vec<_> = uris
@@ -339,7 +356,11 @@ fn completion_throughput(client: &Arc<Client>, root: &Path) {
     }
     let elapsed = start.elapsed().as_secs_f64();
     println!("completion fallback, {FILES} files in flight, scripted provider, debounce 0:");
-    println!("  {:.0} req/s ({} requests in {elapsed:.2} s, {answered} with an item)", samples.len() as f64 / elapsed, samples.len());
+    println!(
+        "  {:.0} req/s ({} requests in {elapsed:.2} s, {answered} with an item)",
+        samples.len() as f64 / elapsed,
+        samples.len()
+    );
     println!("  latency                      {}", summary(&mut samples));
     println!("  before (issue 15): 14 req/s with 16 files in flight; two files alternating p50 59 ms vs 8 ms for one");
 }
@@ -349,7 +370,10 @@ fn huge_did_open(client: &Arc<Client>, root: &Path) {
     let text = "x".repeat(50 * 1024 * 1024);
     let uri = format!("file://{}/bench/huge.rs", root.display());
     let start = Instant::now();
-    client.notify("textDocument/didOpen", json!({"textDocument": {"uri": uri, "languageId": "rust", "version": 1, "text": text}}));
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "rust", "version": 1, "text": text}}),
+    );
     let shown = client.wait_for_notification("a message about the 50 MB document", |n| {
         n["method"] == "window/showMessage" && n["params"]["message"].as_str().is_some_and(|m| m.contains("limit"))
     });
@@ -360,7 +384,11 @@ fn huge_did_open(client: &Arc<Client>, root: &Path) {
     let (rss_after, peak_after) = client.memory_mb();
     println!("50 MB didOpen:");
     println!("  message after {:.0} ms: {}", refused_after.as_secs_f64() * 1000.0, shown["params"]["message"]);
-    println!("  next request answered in {:.1} ms: {}", took.as_secs_f64() * 1000.0, response.get("result").unwrap_or(&Value::Null));
+    println!(
+        "  next request answered in {:.1} ms: {}",
+        took.as_secs_f64() * 1000.0,
+        response.get("result").unwrap_or(&Value::Null)
+    );
     println!("  server RSS {rss_before:.0} -> {rss_after:.0} MB, peak RSS {peak_before:.0} -> {peak_after:.0} MB");
     println!("  before (issue 15): unresponsive > 30 s at 50 MB (1.95 GB RSS); a 200 MB message left ~400 MB resident");
 }
@@ -376,17 +404,30 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let script = Script::new(Vec::new()).with_fallback(Turn::text(["helper_for_bench(1);"]));
     let provider: ScriptedServer = runtime.block_on(ScriptedServer::start(script)).expect("scripted provider");
-    println!("sextant-lsp responsiveness over stdio; workspace {} (indexed), documents under bench/ (not on disk)", root.display());
+    println!(
+        "sextant-lsp responsiveness over stdio; workspace {} (indexed), documents under bench/ (not on disk)",
+        root.display()
+    );
     let client = Client::start(&root, cache.path());
     let indexing = Instant::now();
     initialize(&client, &root, &provider.url());
     println!("indexed in {:.1} s", indexing.elapsed().as_secs_f64());
     // The function every generated file calls: hovers look it up in the map.
     let helper_uri = format!("file://{}/bench/helper.rs", root.display());
-    let helper = "/// Called by every generated function.\npub fn helper_for_bench(total: u64) -> u64 {\n    total\n}\n";
-    client.notify("textDocument/didOpen", json!({"textDocument": {"uri": helper_uri, "languageId": "rust", "version": 1, "text": helper}}));
+    let helper =
+        "/// Called by every generated function.\npub fn helper_for_bench(total: u64) -> u64 {\n    total\n}\n";
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": helper_uri, "languageId": "rust", "version": 1, "text": helper}}),
+    );
     std::thread::sleep(Duration::from_millis(800));
-    code_actions(&client, &root, 100_000, "100 KB", "200 ms per code action at 114 KB; a hover behind 4 of them waited 832 ms");
+    code_actions(
+        &client,
+        &root,
+        100_000,
+        "100 KB",
+        "200 ms per code action at 114 KB; a hover behind 4 of them waited 832 ms",
+    );
     code_actions(&client, &root, 1_000_000, "1 MB", "3.3 s per code action");
     code_actions(&client, &root, 10_000_000, "10 MB", "44.6 s per code action at 20 MB");
     completion_throughput(&client, &root);

@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 use sextant_core::providers::{ChatRequest, Message};
 use tokio_util::sync::CancellationToken;
 use tower_lsp::jsonrpc;
-use tree_sitter::Tree;
 use tower_lsp::lsp_types::{
     CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionResponse, Command, Diagnostic,
     DocumentChanges, OneOf, OptionalVersionedTextDocumentIdentifier, Range, TextDocumentEdit, TextEdit, Url,
     WorkspaceEdit,
 };
+use tree_sitter::Tree;
 
 use crate::document::{Clamp, Document};
 use crate::edits::{check_edit, extract_fenced_block, reindent};
@@ -56,7 +56,11 @@ pub struct ActionData {
 
 /// The smallest definition in the document that contains `char_index`:
 /// (name, char range covering whole lines).
-fn enclosing_definition(document: &Document, tree: Option<&Tree>, char_index: usize) -> Option<(String, std::ops::Range<usize>)> {
+fn enclosing_definition(
+    document: &Document,
+    tree: Option<&Tree>,
+    char_index: usize,
+) -> Option<(String, std::ops::Range<usize>)> {
     let (tree, language) = (tree?, document.language?);
     let rope = &document.text;
     let byte = rope.char_to_byte(char_index.min(rope.len_chars()));
@@ -93,7 +97,9 @@ fn is_bare_cursor(document: &Document, selection: &std::ops::Range<usize>) -> bo
 fn wanted(only: &Option<Vec<CodeActionKind>>, kind: &CodeActionKind) -> bool {
     match only {
         None => true,
-        Some(kinds) => kinds.iter().any(|k| kind.as_str() == k.as_str() || kind.as_str().starts_with(&format!("{}.", k.as_str()))),
+        Some(kinds) => {
+            kinds.iter().any(|k| kind.as_str() == k.as_str() || kind.as_str().starts_with(&format!("{}.", k.as_str())))
+        }
     }
 }
 
@@ -106,7 +112,9 @@ pub async fn list(session: Arc<Session>, params: CodeActionParams) -> jsonrpc::R
     let only = &params.context.only;
     let mut actions: Vec<CodeActionOrCommand> = Vec::new();
     let explain_range = if is_bare_cursor(&document, &selection) {
-        enclosing_definition(&document, tree, selection.start).map(|(_, r)| r).unwrap_or_else(|| full_lines(&document, selection.clone()))
+        enclosing_definition(&document, tree, selection.start)
+            .map(|(_, r)| r)
+            .unwrap_or_else(|| full_lines(&document, selection.clone()))
     } else {
         selection.clone()
     };
@@ -145,7 +153,12 @@ pub async fn list(session: Arc<Session>, params: CodeActionParams) -> jsonrpc::R
 
     for diagnostic in params.context.diagnostics.iter().take(3) {
         let message: String = diagnostic.message.lines().next().unwrap_or("").chars().take(60).collect();
-        let data = ActionData { action: ActionKind::Fix, uri: uri.clone(), range: diagnostic.range, diagnostic: Some(diagnostic.clone()) };
+        let data = ActionData {
+            action: ActionKind::Fix,
+            uri: uri.clone(),
+            range: diagnostic.range,
+            diagnostic: Some(diagnostic.clone()),
+        };
         push(format!("Sextant: fix “{message}”"), CodeActionKind::QUICKFIX, data, Some(vec![diagnostic.clone()]));
     }
     if let Some((name, range)) = enclosing_definition(&document, tree, selection.start) {
@@ -165,7 +178,8 @@ pub async fn list(session: Arc<Session>, params: CodeActionParams) -> jsonrpc::R
 
 pub async fn resolve(session: Arc<Session>, mut action: CodeAction) -> jsonrpc::Result<CodeAction> {
     let Some(data) = action.data.clone() else { return Ok(action) };
-    let data: ActionData = serde_json::from_value(data).map_err(|e| invalid_params(format!("bad code action data: {e}")))?;
+    let data: ActionData =
+        serde_json::from_value(data).map_err(|e| invalid_params(format!("bad code action data: {e}")))?;
     action.edit = Some(compute_edit(&session, &data).await?);
     Ok(action)
 }
@@ -188,8 +202,9 @@ fn instruction(data: &ActionData, language: &str) -> String {
 
 /// Asks the model for the edit, extracts the fenced block, validates it.
 pub async fn compute_edit(session: &Arc<Session>, data: &ActionData) -> jsonrpc::Result<WorkspaceEdit> {
-    let (document, tree) =
-        document_with_tree(session, &data.uri).await?.ok_or_else(|| invalid_params(format!("{} is not open", data.uri)))?;
+    let (document, tree) = document_with_tree(session, &data.uri)
+        .await?
+        .ok_or_else(|| invalid_params(format!("{} is not open", data.uri)))?;
     let path = session.relative_path(&data.uri).unwrap_or_default();
     let requested = document.char_range(data.range, Clamp::Strict).map_err(|e| invalid_params(e.to_string()))?;
     let target = match data.action {
@@ -200,13 +215,20 @@ pub async fn compute_edit(session: &Arc<Session>, data: &ActionData) -> jsonrpc:
         _ => full_lines(&document, requested.clone()),
     };
     let target_text = document.slice_to_string(target.clone());
-    let language = if path.ends_with(".py") { "Python" } else if path.ends_with(".rs") { "Rust" } else { "the file's language" };
+    let language = if path.ends_with(".py") {
+        "Python"
+    } else if path.ends_with(".rs") {
+        "Rust"
+    } else {
+        "the file's language"
+    };
     let prompt = format!(
         "File: {path}\n{}\n\n```\n{target_text}```\n\nReply with the code in one fenced code block.",
         instruction(data, language)
     );
     let reply = chat_once(session, &prompt).await?;
-    let code = extract_fenced_block(&reply).ok_or_else(|| request_failed("the model's reply had no fenced code block to apply"))?;
+    let code = extract_fenced_block(&reply)
+        .ok_or_else(|| request_failed("the model's reply had no fenced code block to apply"))?;
     if code.trim().is_empty() {
         return Err(request_failed("the model returned an empty code block"));
     }
@@ -232,11 +254,17 @@ pub async fn compute_edit(session: &Arc<Session>, data: &ActionData) -> jsonrpc:
     let edit = TextEdit { range: document.range(replace), new_text };
     // Versioned document changes only for clients that declared them (ALE did not).
     if !session.client_flags().document_changes {
-        return Ok(WorkspaceEdit { changes: Some(HashMap::from([(data.uri.clone(), vec![edit])])), ..WorkspaceEdit::default() });
+        return Ok(WorkspaceEdit {
+            changes: Some(HashMap::from([(data.uri.clone(), vec![edit])])),
+            ..WorkspaceEdit::default()
+        });
     }
     Ok(WorkspaceEdit {
         document_changes: Some(DocumentChanges::Edits(vec![TextDocumentEdit {
-            text_document: OptionalVersionedTextDocumentIdentifier { uri: data.uri.clone(), version: Some(document.version) },
+            text_document: OptionalVersionedTextDocumentIdentifier {
+                uri: data.uri.clone(),
+                version: Some(document.version),
+            },
             edits: vec![OneOf::Left(edit)],
         }])),
         changes: None::<HashMap<Url, Vec<TextEdit>>>,
@@ -249,7 +277,9 @@ async fn chat_once(session: &Session, prompt: &str) -> jsonrpc::Result<String> {
     let settings = session.settings();
     let request = ChatRequest {
         messages: vec![
-            Message::system("You are a precise coding assistant. Answer with the requested code in a single fenced code block."),
+            Message::system(
+                "You are a precise coding assistant. Answer with the requested code in a single fenced code block.",
+            ),
             Message::user(prompt),
         ],
         max_tokens: Some(settings.chat_max_tokens),
@@ -259,10 +289,13 @@ async fn chat_once(session: &Session, prompt: &str) -> jsonrpc::Result<String> {
     let cancel = CancellationToken::new();
     let _guard = cancel.clone().drop_guard();
     let mut ignore = |_event| {};
-    let response = tokio::time::timeout(Duration::from_millis(settings.chat_timeout_ms), provider.chat(&request, &mut ignore, &cancel))
-        .await
-        .map_err(|_| request_failed("the model did not answer in time"))?
-        .map_err(|error| request_failed(format!("the model request failed: {error}")))?;
+    let response = tokio::time::timeout(
+        Duration::from_millis(settings.chat_timeout_ms),
+        provider.chat(&request, &mut ignore, &cancel),
+    )
+    .await
+    .map_err(|_| request_failed("the model did not answer in time"))?
+    .map_err(|error| request_failed(format!("the model request failed: {error}")))?;
     Ok(response.message.content)
 }
 
@@ -271,7 +304,9 @@ mod tests {
     use super::*;
     use crate::session::write;
     use crate::syntax_tree::MAX_SYNTAX_TREE_BYTES;
-    use tower_lsp::lsp_types::{CodeActionContext, PartialResultParams, Position, TextDocumentIdentifier, WorkDoneProgressParams};
+    use tower_lsp::lsp_types::{
+        CodeActionContext, PartialResultParams, Position, TextDocumentIdentifier, WorkDoneProgressParams,
+    };
 
     async fn titles(text: &str, position: Position) -> Vec<String> {
         let session = Arc::new(Session::default());
@@ -301,7 +336,8 @@ mod tests {
         let small = titles(function, Position::new(1, 4)).await;
         assert!(small.iter().any(|t| t == "Sextant: add doc comment to `measured`"), "{small:?}");
         // The same function followed by enough filler to pass the limit.
-        let large = format!("{function}{}", "// filler line of a generated file\n".repeat(MAX_SYNTAX_TREE_BYTES / 35 + 1));
+        let large =
+            format!("{function}{}", "// filler line of a generated file\n".repeat(MAX_SYNTAX_TREE_BYTES / 35 + 1));
         assert!(large.len() > MAX_SYNTAX_TREE_BYTES);
         let large = titles(&large, Position::new(1, 4)).await;
         assert_eq!(large, vec!["Sextant: explain this code".to_string()]);

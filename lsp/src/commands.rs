@@ -27,7 +27,8 @@ use crate::output::show_result;
 use crate::progress::Progress;
 use crate::session::{lock, read, Session};
 
-pub const COMMANDS: &[&str] = &["sextant.chat", "sextant.explain", "sextant.agent", "sextant.showLastPrompt", "sextant.codeAction"];
+pub const COMMANDS: &[&str] =
+    &["sextant.chat", "sextant.explain", "sextant.agent", "sextant.showLastPrompt", "sextant.codeAction"];
 
 /// Longest progress message (the tail of the streamed text).
 const PROGRESS_TEXT_LIMIT: usize = 1000;
@@ -69,7 +70,11 @@ fn first_argument<T: serde::de::DeserializeOwned>(command: &str, arguments: &[Va
     serde_json::from_value(argument).map_err(|e| invalid_params(format!("{command}: bad arguments: {e}")))
 }
 
-pub async fn execute(client: Client, session: Arc<Session>, params: ExecuteCommandParams) -> jsonrpc::Result<Option<Value>> {
+pub async fn execute(
+    client: Client,
+    session: Arc<Session>,
+    params: ExecuteCommandParams,
+) -> jsonrpc::Result<Option<Value>> {
     let token = params.work_done_progress_params.work_done_token;
     let arguments = params.arguments;
     match params.command.as_str() {
@@ -122,7 +127,12 @@ pub async fn execute(client: Client, session: Arc<Session>, params: ExecuteComma
 }
 
 /// System prompt + repo map + the selected code (if any) + the user's prompt.
-fn chat_messages(session: &Session, prompt: &str, uri: Option<&Url>, range: Option<Range>) -> jsonrpc::Result<Vec<Message>> {
+fn chat_messages(
+    session: &Session,
+    prompt: &str,
+    uri: Option<&Url>,
+    range: Option<Range>,
+) -> jsonrpc::Result<Vec<Message>> {
     if prompt.trim().is_empty() {
         return Err(invalid_params("the prompt is empty"));
     }
@@ -133,7 +143,8 @@ fn chat_messages(session: &Session, prompt: &str, uri: Option<&Url>, range: Opti
         token_budget: 1024,
         include_focus_files: true,
     });
-    let mut system = String::from("You are Sextant, a concise coding assistant working in the user's editor. Answer in Markdown.");
+    let mut system =
+        String::from("You are Sextant, a concise coding assistant working in the user's editor. Answer in Markdown.");
     if !rendered.text.is_empty() {
         system.push_str("\n\nRepository map (most relevant definitions):\n");
         system.push_str(&rendered.text);
@@ -242,13 +253,19 @@ impl AgentObserver for ProgressObserver {
     }
 }
 
-async fn run_agent(client: &Client, session: &Session, token: Option<NumberOrString>, task: &str) -> jsonrpc::Result<String> {
+async fn run_agent(
+    client: &Client,
+    session: &Session,
+    token: Option<NumberOrString>,
+    task: &str,
+) -> jsonrpc::Result<String> {
     let root = session.root().ok_or_else(|| request_failed("the agent needs a workspace folder"))?;
     let workspace = Workspace::new(&root).map_err(|e| request_failed(format!("cannot open the workspace: {e}")))?;
     let provider = model::provider(session, sextant_core::config::Purpose::Chat).await?;
     let settings = session.settings();
     let grant = |allowed: bool| if allowed { Permission::Allow } else { Permission::Deny };
-    let permissions = Permissions { edits: grant(settings.agent.allow_edits), shell: grant(settings.agent.allow_shell) };
+    let permissions =
+        Permissions { edits: grant(settings.agent.allow_edits), shell: grant(settings.agent.allow_shell) };
     let mut agent = Agent::new(provider, workspace, permissions, None)
         .allow_unjailed_shell(settings.agent.dangerously_allow_unjailed_shell);
     agent.set_max_steps(settings.agent.max_steps);

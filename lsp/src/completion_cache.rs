@@ -118,7 +118,10 @@ mod tests {
     fn exact_hit_and_type_ahead() {
         let mut cache = CompletionCache::new(8);
         cache.insert("file:///a.rs", &prompt("fn main() {\n    let x = ", "\n}\n"), "compute(1, 2);".into());
-        assert_eq!(cache.get("file:///a.rs", &prompt("fn main() {\n    let x = ", "\n}\n")).as_deref(), Some("compute(1, 2);"));
+        assert_eq!(
+            cache.get("file:///a.rs", &prompt("fn main() {\n    let x = ", "\n}\n")).as_deref(),
+            Some("compute(1, 2);")
+        );
         assert_eq!(
             cache.type_ahead("file:///a.rs", &prompt("fn main() {\n    let x = comp", "\n}\n")).as_deref(),
             Some("ute(1, 2);")

@@ -164,7 +164,9 @@ impl Document {
         let line = position.line as usize;
         if line >= self.line_count() {
             return match clamp {
-                Clamp::Strict => Err(PositionError::LineOutOfRange { line: position.line, line_count: self.line_count() }),
+                Clamp::Strict => {
+                    Err(PositionError::LineOutOfRange { line: position.line, line_count: self.line_count() })
+                }
                 Clamp::Lenient => Ok(self.text.len_chars()),
             };
         }

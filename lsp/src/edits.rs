@@ -114,13 +114,17 @@ mod tests {
             Some("x = 1\n")
             None
             Some("def f():\n    pass\n")
-            Some("first\n")"#]].assert_eq(&rendered.join("\n"));
+            Some("first\n")"#]]
+        .assert_eq(&rendered.join("\n"));
     }
 
     #[test]
     fn edits_that_add_syntax_errors_are_rejected() {
         let before = "fn main() {\n    let x = 1;\n}\n";
-        assert!(matches!(check_edit("src/a.rs", before, "fn main() {\n    let x = 2;\n}\n"), Ok(EditCheck::Valid { .. })));
+        assert!(matches!(
+            check_edit("src/a.rs", before, "fn main() {\n    let x = 2;\n}\n"),
+            Ok(EditCheck::Valid { .. })
+        ));
         assert!(check_edit("src/a.rs", before, "fn main() {\n    let x = ;\n").is_err());
         assert_eq!(check_edit("notes.txt", "a", "((("), Ok(EditCheck::Unchecked));
     }

@@ -37,7 +37,12 @@ pub fn symbol_facts(session: &Session, name: &str) -> Option<SymbolFacts> {
     let references = map.references(name);
     let mut files: Vec<&str> = references.iter().map(|tag| &*tag.path).collect();
     files.dedup();
-    Some(SymbolFacts { name: name.to_string(), reference_count: references.len(), referencing_files: files.len(), definitions })
+    Some(SymbolFacts {
+        name: name.to_string(),
+        reference_count: references.len(),
+        referencing_files: files.len(),
+        definitions,
+    })
 }
 
 pub fn render_facts(session: &Session, facts: &SymbolFacts) -> String {
@@ -131,10 +136,13 @@ async fn ai_explanation(session: &Session, facts: &SymbolFacts) -> jsonrpc::Resu
     let cancel = CancellationToken::new();
     let _guard = cancel.clone().drop_guard();
     let mut ignore = |_event| {};
-    let response = tokio::time::timeout(Duration::from_millis(settings.chat_timeout_ms), provider.chat(&request, &mut ignore, &cancel))
-        .await
-        .map_err(|_| crate::errors::request_failed("the model did not answer in time"))?
-        .map_err(|error| crate::errors::request_failed(error.to_string()))?;
+    let response = tokio::time::timeout(
+        Duration::from_millis(settings.chat_timeout_ms),
+        provider.chat(&request, &mut ignore, &cancel),
+    )
+    .await
+    .map_err(|_| crate::errors::request_failed("the model did not answer in time"))?
+    .map_err(|error| crate::errors::request_failed(error.to_string()))?;
     let text = response.message.content;
     lock(&session.hover_cache).put(key, text.clone());
     Ok(text)

@@ -43,7 +43,9 @@ pub async fn index_workspace(client: Client, session: Arc<Session>) {
     let mut last_percent = None;
     while let Some(event) = receiver.recv().await {
         match event {
-            repomap::Progress::Walked { files } => progress.report(format!("{files} source files found"), Some(0)).await,
+            repomap::Progress::Walked { files } => {
+                progress.report(format!("{files} source files found"), Some(0)).await
+            }
             repomap::Progress::Indexed { done, total } => {
                 let percent = (done * 100).checked_div(total).unwrap_or(100) as u32;
                 if last_percent != Some(percent) {
@@ -214,11 +216,16 @@ mod tests {
         let session = session_at(root);
         let events: Vec<FileEvent> = ["fifo.rs", "zero.rs", "huge.rs", "ok.rs"]
             .iter()
-            .map(|name| FileEvent { uri: Url::from_file_path(root.join(name)).expect("url"), typ: FileChangeType::CHANGED })
+            .map(|name| FileEvent {
+                uri: Url::from_file_path(root.join(name)).expect("url"),
+                typ: FileChangeType::CHANGED,
+            })
             .collect();
         let before = bytes_read();
         // Opening the FIFO by name blocked forever (no writer); /dev/zero read until memory ran out.
-        tokio::time::timeout(Duration::from_secs(20), apply_file_events(&session, events)).await.expect("events applied");
+        tokio::time::timeout(Duration::from_secs(20), apply_file_events(&session, events))
+            .await
+            .expect("events applied");
         let read = bytes_read().saturating_sub(before);
         assert!(read < 64 << 20, "{read} bytes read");
         assert!(defines(&session, "visible_definition"), "the regular file is indexed");
@@ -243,7 +250,11 @@ mod tests {
             let mut documents = write(&session.documents);
             let document = documents.get_mut(&uri).expect("open");
             let end = document.position(document.text.len_chars());
-            let change = TextDocumentContentChangeEvent { range: Some(Range::new(end, end)), range_length: None, text: text.into() };
+            let change = TextDocumentContentChangeEvent {
+                range: Some(Range::new(end, end)),
+                range_length: None,
+                text: text.into(),
+            };
             document.apply_change(&change);
         };
         type_text("fn typed_while_typing() {}\n");

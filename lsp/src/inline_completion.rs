@@ -86,12 +86,22 @@ pub async fn suggest(session: &Session, uri: &Url, position: Position) -> jsonrp
     let prompt = {
         let map = read(&session.map);
         let ranked = session.ranking_for(&map, path.as_deref());
-        build_prompt(&document.text, cursor_char, path.as_deref(), Some(&map), Some(&ranked), &settings.completion.budget())
+        build_prompt(
+            &document.text,
+            cursor_char,
+            path.as_deref(),
+            Some(&map),
+            Some(&ranked),
+            &settings.completion.budget(),
+        )
     };
     let key = uri.as_str();
     let cached = {
         let mut cache = lock(&session.completions);
-        cache.get(key, &prompt).map(|text| (text, "cache hit")).or_else(|| cache.type_ahead(key, &prompt).map(|text| (text, "type-ahead reuse")))
+        cache
+            .get(key, &prompt)
+            .map(|text| (text, "cache hit"))
+            .or_else(|| cache.type_ahead(key, &prompt).map(|text| (text, "type-ahead reuse")))
     };
     if let Some((text, outcome)) = cached {
         record(session, uri, &prompt, "cache", outcome);

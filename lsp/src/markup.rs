@@ -64,9 +64,11 @@ mod tests {
 
     #[test]
     fn markup_is_removed_for_plain_text_clients() {
-        let markdown = "```rust\npub fn area(&self) -> f64\n```\nThe *area*, in `m²`.\n\n*method* in `Shape` — defined at \
+        let markdown =
+            "```rust\npub fn area(&self) -> f64\n```\nThe *area*, in `m²`.\n\n*method* in `Shape` — defined at \
                         [src/a.rs:3](file:///w/src/a.rs#L3)\n\n---\n\n**AI:** It multiplies [x] by y.\n";
-        let expected = "pub fn area(&self) -> f64\nThe area, in m².\n\nmethod in Shape — defined at src/a.rs:3\n\n--\n\n\
+        let expected =
+            "pub fn area(&self) -> f64\nThe area, in m².\n\nmethod in Shape — defined at src/a.rs:3\n\n--\n\n\
                         AI: It multiplies [x] by y.\n";
         assert_eq!(plain_text(markdown), expected);
         assert_eq!(content(markdown.into(), false).kind, MarkupKind::PlainText);

@@ -26,7 +26,12 @@ pub async fn show_result(client: &Client, session: &Session, title: &str, markdo
         ResultDisplay::Document if session.client_flags().show_document => {
             match write_result_file(session, title, markdown) {
                 Ok(uri) => {
-                    let params = ShowDocumentParams { uri: uri.clone(), external: None, take_focus: Some(true), selection: None };
+                    let params = ShowDocumentParams {
+                        uri: uri.clone(),
+                        external: None,
+                        take_focus: Some(true),
+                        selection: None,
+                    };
                     match client.show_document(params).await {
                         Ok(true) => return,
                         Ok(false) => tracing::warn!("client did not show {uri}"),

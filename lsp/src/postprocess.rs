@@ -128,7 +128,10 @@ fn drop_repeated_lines(text: &str, prefix: &str) -> String {
                 break;
             }
             // Only whole lines count: the first line continues the cursor line.
-            if index > 0 && kept.iter().all(|l| l.trim().is_empty()) && last_prefix_line.is_some_and(|p| p.trim() == trimmed) {
+            if index > 0
+                && kept.iter().all(|l| l.trim().is_empty())
+                && last_prefix_line.is_some_and(|p| p.trim() == trimmed)
+            {
                 continue;
             }
         }
@@ -146,7 +149,8 @@ fn trim_suffix_overlap(text: &str, suffix: &str) -> String {
     // Whole-line overlap: trailing completion lines that match the start of the suffix.
     // Indentation counts: a `}` closing the completion's own block is not the
     // suffix's outer `}`.
-    let suffix_lines: Vec<&str> = suffix.split('\n').map(str::trim_end).filter(|l| !l.trim().is_empty()).take(8).collect();
+    let suffix_lines: Vec<&str> =
+        suffix.split('\n').map(str::trim_end).filter(|l| !l.trim().is_empty()).take(8).collect();
     if let Some(first_suffix_line) = suffix_lines.first() {
         let lines: Vec<&str> = text.split('\n').collect();
         if let Some(position) = lines.iter().skip(1).position(|l| l.trim_end() == *first_suffix_line) {
@@ -267,6 +271,7 @@ mod tests {
             brackets inside strings are ignored: Some("\"(\" + s")
             python dedent ends block: Some("return 1")
             whitespace only is dropped: None
-            crlf normalised: Some("1\nb = 2")"#]].assert_eq(&rendered.join("\n"));
+            crlf normalised: Some("1\nb = 2")"#]]
+        .assert_eq(&rendered.join("\n"));
     }
 }

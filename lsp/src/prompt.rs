@@ -11,9 +11,9 @@
 use std::collections::HashSet;
 
 use ropey::Rope;
+use serde::Serialize;
 use sextant_core::repomap::{MapRequest, RepoMap, Role, Tag};
 use sextant_core::tokens;
-use serde::Serialize;
 
 /// Token budgets for the three parts of a completion prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -130,11 +130,11 @@ pub fn suffix_window(rope: &Rope, cursor: usize, budget_tokens: usize) -> (Strin
 
 const KEYWORDS: &[&str] = &[
     "as", "async", "await", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
-    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "Self",
-    "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "dyn", "def",
-    "class", "import", "from", "None", "True", "False", "and", "or", "not", "is", "lambda", "with", "try",
-    "except", "finally", "raise", "pass", "yield", "elif", "del", "global", "nonlocal", "assert", "String",
-    "Vec", "Option", "Result", "Some", "Ok", "Err", "str", "usize", "u32", "u64", "i32", "i64", "bool", "int",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "Self", "static",
+    "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "dyn", "def", "class", "import",
+    "from", "None", "True", "False", "and", "or", "not", "is", "lambda", "with", "try", "except", "finally", "raise",
+    "pass", "yield", "elif", "del", "global", "nonlocal", "assert", "String", "Vec", "Option", "Result", "Some", "Ok",
+    "Err", "str", "usize", "u32", "u64", "i32", "i64", "bool", "int",
 ];
 
 /// Identifiers in `text`, nearest to its end first, deduplicated, keywords and
@@ -142,8 +142,7 @@ const KEYWORDS: &[&str] = &[
 pub fn identifiers_nearest_end(text: &str, limit: usize) -> Vec<String> {
     let mut seen = HashSet::new();
     let mut found = Vec::new();
-    let words: Vec<&str> =
-        text.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = text.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
     for word in words.into_iter().rev() {
         if found.len() >= limit {
             break;
@@ -200,7 +199,12 @@ pub fn select_context(
     }
     let mut candidates: Vec<(&Tag, String)> = Vec::new();
     for ident in nearby_identifiers {
-        for tag in map.definitions(ident).into_iter().filter(|t| Some(&*t.path) != current_path).take(MAX_DEFINITIONS_PER_IDENT) {
+        for tag in map
+            .definitions(ident)
+            .into_iter()
+            .filter(|t| Some(&*t.path) != current_path)
+            .take(MAX_DEFINITIONS_PER_IDENT)
+        {
             candidates.push((tag, format!("`{}` ({}) is used near the cursor", tag.name, tag.kind.as_str())));
         }
     }
@@ -238,7 +242,9 @@ pub fn select_context(
                 snippet.tokens += cost;
                 snippet.why.push(why);
             }
-            None => snippets.push(ContextSnippet { path: tag.path.to_string(), text: entry, tokens: cost, why: vec![why] }),
+            None => {
+                snippets.push(ContextSnippet { path: tag.path.to_string(), text: entry, tokens: cost, why: vec![why] })
+            }
         }
     }
     snippets

@@ -32,10 +32,7 @@ impl Backend {
     /// Merges client JSON into the config; a bad patch is reported and ignored.
     async fn apply_settings_patch(&self, patch: &Value) {
         let mut config = self.session.config();
-        let result = config
-            .merge_json(patch)
-            .map_err(|e| e.to_string())
-            .map(|()| config);
+        let result = config.merge_json(patch).map_err(|e| e.to_string()).map(|()| config);
         let result = match result {
             Ok(config) => self.session.apply_config(config).await,
             Err(error) => Err(error),
@@ -124,8 +121,9 @@ pub fn server_capabilities(encoding: PositionEncoding) -> ServerCapabilities {
 #[tower_lsp::async_trait]
 impl LanguageServer for Backend {
     async fn initialize(&self, params: InitializeParams) -> jsonrpc::Result<InitializeResult> {
-        let encoding =
-            PositionEncoding::negotiate(params.capabilities.general.as_ref().and_then(|g| g.position_encodings.as_deref()));
+        let encoding = PositionEncoding::negotiate(
+            params.capabilities.general.as_ref().and_then(|g| g.position_encodings.as_deref()),
+        );
         *write(&self.session.encoding) = encoding;
         *write(&self.session.client) = client_flags(&params.capabilities);
         #[allow(deprecated)]
@@ -158,7 +156,10 @@ impl LanguageServer for Backend {
         }
         Ok(InitializeResult {
             capabilities: server_capabilities(encoding),
-            server_info: Some(ServerInfo { name: "sextant-lsp".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }),
+            server_info: Some(ServerInfo {
+                name: "sextant-lsp".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
         })
     }
 
@@ -200,8 +201,8 @@ impl LanguageServer for Backend {
             return;
         }
         let path = self.session.relative_path(&item.uri).unwrap_or_default();
-        let document =
-            Document::new(&item.text, item.version, item.language_id, self.session.encoding()).with_path_language(&path);
+        let document = Document::new(&item.text, item.version, item.language_id, self.session.encoding())
+            .with_path_language(&path);
         write(&self.session.documents).insert(item.uri.clone(), document);
         // Parse now, off the async threads, so the first code action finds a tree.
         let (session, uri) = (self.session.clone(), item.uri.clone());
@@ -281,4 +282,3 @@ impl LanguageServer for Backend {
         commands::execute(self.client.clone(), self.session.clone(), params).await
     }
 }
-

@@ -90,7 +90,10 @@ pub async fn serve_stdio() {
     // tower-lsp runs at most this many messages at once, notifications
     // included: slow model calls must never hold back didChange or
     // $/cancelRequest, so allow plenty.
-    Server::new(sanitized_reader, server_output, socket).concurrency_level(MAX_CONCURRENT_MESSAGES).serve(service).await;
+    Server::new(sanitized_reader, server_output, socket)
+        .concurrency_level(MAX_CONCURRENT_MESSAGES)
+        .serve(service)
+        .await;
     // The server's output ends when `Server` is dropped; let the writer drain it.
     let _ = writer.await;
 }

@@ -59,13 +59,9 @@ impl CompletionSettings {
     /// providers get the full [`PromptBudget::default`].
     pub fn defaults_for(kind: ProviderKind) -> Self {
         match kind {
-            ProviderKind::Embedded => Self {
-                prefix_tokens: 384,
-                suffix_tokens: 128,
-                context_tokens: 128,
-                max_tokens: 48,
-                ..Self::default()
-            },
+            ProviderKind::Embedded => {
+                Self { prefix_tokens: 384, suffix_tokens: 128, context_tokens: 128, max_tokens: 48, ..Self::default() }
+            }
             ProviderKind::OpenAi | ProviderKind::Anthropic | ProviderKind::Ollama => Self::default(),
         }
     }

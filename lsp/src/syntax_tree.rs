@@ -122,7 +122,12 @@ pub fn parse(language: Language, text: &Rope, old: Option<&Tree>) -> Option<Tree
 
 /// The smallest definition (as the tag queries define them) containing
 /// `byte`: its name and byte range.
-pub fn enclosing_definition(tree: &Tree, language: Language, text: &Rope, byte: usize) -> Option<(String, Range<usize>)> {
+pub fn enclosing_definition(
+    tree: &Tree,
+    language: Language,
+    text: &Rope,
+    byte: usize,
+) -> Option<(String, Range<usize>)> {
     let byte = byte.min(text.len_bytes());
     let mut node = tree.root_node().descendant_for_byte_range(byte, byte)?;
     loop {
@@ -147,8 +152,16 @@ fn definition_name(language: Language, node: Node, text: &Rope) -> Option<String
     let name = match (language, node.kind()) {
         (
             Language::Rust,
-            "function_item" | "function_signature_item" | "struct_item" | "enum_item" | "union_item" | "trait_item"
-            | "const_item" | "static_item" | "type_item" | "macro_definition",
+            "function_item"
+            | "function_signature_item"
+            | "struct_item"
+            | "enum_item"
+            | "union_item"
+            | "trait_item"
+            | "const_item"
+            | "static_item"
+            | "type_item"
+            | "macro_definition",
         ) => field(node, "name")?,
         (Language::Rust, "mod_item") => {
             field(node, "body")?;
@@ -228,7 +241,8 @@ mod tests {
         let rust = Rope::from_str("impl<T> Wrapper<T> {\n    fn get(&self) -> T { self.0 }\n}\nmod tests;\n");
         let tree = parse(Language::Rust, &rust, None).expect("parse");
         let text = rust.to_string();
-        let name_at = |tree: &Tree, rope: &Rope, language, byte| enclosing_definition(tree, language, rope, byte).map(|(n, _)| n);
+        let name_at =
+            |tree: &Tree, rope: &Rope, language, byte| enclosing_definition(tree, language, rope, byte).map(|(n, _)| n);
         assert_eq!(name_at(&tree, &rust, Language::Rust, text.find("self.0").expect("body")).as_deref(), Some("get"));
         assert_eq!(name_at(&tree, &rust, Language::Rust, 2).as_deref(), Some("Wrapper"));
         // A module without a body is not a definition.
@@ -237,7 +251,10 @@ mod tests {
         let tree = parse(Language::Python, &python, None).expect("parse");
         let text = python.to_string();
         assert_eq!(name_at(&tree, &python, Language::Python, 1).as_deref(), Some("LIMIT"));
-        assert_eq!(name_at(&tree, &python, Language::Python, text.find("return").expect("body")).as_deref(), Some("area"));
+        assert_eq!(
+            name_at(&tree, &python, Language::Python, text.find("return").expect("body")).as_deref(),
+            Some("area")
+        );
     }
 
     #[test]

@@ -84,7 +84,9 @@ fn repair_lone_surrogates(text: &str) -> Option<String> {
         if bytes[i] == b'\\' {
             match escape_at(i) {
                 // A proper pair stays as it is.
-                Some(0xd800..=0xdbff) if escape_at(i + 6).is_some_and(|low| (0xdc00..=0xdfff).contains(&low)) => i += 12,
+                Some(0xd800..=0xdbff) if escape_at(i + 6).is_some_and(|low| (0xdc00..=0xdfff).contains(&low)) => {
+                    i += 12
+                }
                 Some(0xd800..=0xdfff) => {
                     out.push_str(&text[copied..i]);
                     out.push_str("\\ufffd");
@@ -109,7 +111,10 @@ fn repair_lone_surrogates(text: &str) -> Option<String> {
 pub fn classify(body: &[u8]) -> Frame {
     let Ok(text) = std::str::from_utf8(body) else {
         let reason = "body is not UTF-8".to_string();
-        return Frame::Rejected { reply: Some(error_reply(Value::Null, PARSE_ERROR, format!("Parse error: {reason}"))), reason };
+        return Frame::Rejected {
+            reply: Some(error_reply(Value::Null, PARSE_ERROR, format!("Parse error: {reason}"))),
+            reason,
+        };
     };
     let (value, mut changed): (Value, bool) = match serde_json::from_str(text) {
         Ok(value) => (value, false),
@@ -129,7 +134,9 @@ pub fn classify(body: &[u8]) -> Frame {
         }
         Err(unchanged) => unchanged,
     };
-    if serde_json::from_value::<Request>(value.clone()).is_ok() || serde_json::from_value::<Response>(value.clone()).is_ok() {
+    if serde_json::from_value::<Request>(value.clone()).is_ok()
+        || serde_json::from_value::<Response>(value.clone()).is_ok()
+    {
         // Forward the client's own bytes unless a repair changed them.
         return Frame::Valid(if changed { value.to_string().into_bytes() } else { body.to_vec() });
     }
@@ -230,8 +237,12 @@ pub fn next_frame(buffer: &mut Vec<u8>, skip: &mut usize) -> Option<Frame> {
                 length as f64 / 1_048_576.0,
                 MAX_BODY_BYTES / 1_048_576
             );
-            let notification = json!({"jsonrpc": "2.0", "method": "window/showMessage", "params": {"type": 2, "message": message}});
-            Frame::Rejected { reason: format!("a {length}-byte message over the limit"), reply: Some(notification.to_string().into_bytes()) }
+            let notification =
+                json!({"jsonrpc": "2.0", "method": "window/showMessage", "params": {"type": 2, "message": message}});
+            Frame::Rejected {
+                reason: format!("a {length}-byte message over the limit"),
+                reply: Some(notification.to_string().into_bytes()),
+            }
         }
     })
 }
@@ -244,7 +255,11 @@ fn framed(body: &[u8]) -> Vec<u8> {
 
 /// Copies valid frames from `input` to `output` until `input` ends; error
 /// replies for rejected requests go to `replies` (see [`write_output`]).
-pub async fn sanitize(mut input: impl AsyncRead + Unpin, mut output: impl AsyncWrite + Unpin, replies: mpsc::UnboundedSender<Vec<u8>>) {
+pub async fn sanitize(
+    mut input: impl AsyncRead + Unpin,
+    mut output: impl AsyncWrite + Unpin,
+    replies: mpsc::UnboundedSender<Vec<u8>>,
+) {
     let mut buffer: Vec<u8> = Vec::new();
     let mut skip = 0;
     let mut chunk = vec![0u8; 64 * 1024];
@@ -354,7 +369,9 @@ mod tests {
         let length = MAX_BODY_BYTES + 10;
         let mut buffer = format!("Content-Length: {length}\r\n\r\n{{\"jsonrpc\":\"2.0\"").into_bytes();
         let mut skip = 0;
-        let Some(Frame::Rejected { reply: Some(reply), .. }) = next_frame(&mut buffer, &mut skip) else { panic!("not rejected") };
+        let Some(Frame::Rejected { reply: Some(reply), .. }) = next_frame(&mut buffer, &mut skip) else {
+            panic!("not rejected")
+        };
         let reply: Value = serde_json::from_slice(&reply).expect("json");
         assert_eq!(reply["method"], json!("window/showMessage"));
         assert!(reply["params"]["message"].as_str().is_some_and(|m| m.contains("32 MB limit")), "{reply}");

@@ -24,8 +24,6 @@ pub fn built_binary(name: &str) -> PathBuf {
     path
 }
 
-
-
 /// Reads LSP frames (JSON bodies) from a server's stdout on a thread; the
 /// receiver ends when the stream does or a frame is unreadable.
 pub fn lsp_frames(stdout: impl Read + Send + 'static) -> Receiver<Value> {

@@ -63,7 +63,9 @@ impl Server {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.messages.recv_timeout(left) {
-                Ok(message) if message.get("id") == Some(&json!(id)) && message.get("method").is_none() => return message,
+                Ok(message) if message.get("id") == Some(&json!(id)) && message.get("method").is_none() => {
+                    return message
+                }
                 Ok(_) => continue,
                 Err(error) => panic!("no response to request {id}: {error}"),
             }
@@ -139,11 +141,10 @@ fn lsp_survives_malformed_frames_and_bad_params() {
     server.send(json!({"jsonrpc": "2.0", "id": 4, "method": "textDocument/inlineCompletion", "params": {
         "textDocument": {"uri": "file:///tmp/x.rs"}, "position": {"line": 4000000000u32, "character": 1}}}));
     let out_of_range = server.response(4);
-    assert!(
-        out_of_range["error"]["message"].as_str().is_some_and(|m| m.contains("past the end")),
-        "{out_of_range}"
+    assert!(out_of_range["error"]["message"].as_str().is_some_and(|m| m.contains("past the end")), "{out_of_range}");
+    server.send(
+        json!({"jsonrpc": "2.0", "id": 5, "method": "textDocument/inlineCompletion", "params": {"nonsense": true}}),
     );
-    server.send(json!({"jsonrpc": "2.0", "id": 5, "method": "textDocument/inlineCompletion", "params": {"nonsense": true}}));
     assert!(server.response(5).get("error").is_some());
     server.send(json!({"jsonrpc": "2.0", "id": 6, "method": "workspace/executeCommand", "params": {
         "command": "sextant.chat", "arguments": [{"prompt": 42}]}}));

@@ -54,7 +54,10 @@ impl Lsp {
     fn send(&mut self, message: Value) {
         let body = message.to_string();
         let frame = format!("Content-Length: {}\r\n\r\n{body}", body.len());
-        self.stdin.write_all(frame.as_bytes()).and_then(|()| self.stdin.flush()).unwrap_or_else(|e| panic!("send: {e}"));
+        self.stdin
+            .write_all(frame.as_bytes())
+            .and_then(|()| self.stdin.flush())
+            .unwrap_or_else(|e| panic!("send: {e}"));
     }
 
     /// The response to request `id`; server requests met on the way are answered.
@@ -62,7 +65,8 @@ impl Lsp {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let message = self.messages.recv_timeout(left).unwrap_or_else(|e| panic!("no response to request {id}: {e}"));
+            let message =
+                self.messages.recv_timeout(left).unwrap_or_else(|e| panic!("no response to request {id}: {e}"));
             if message.get("method").is_none() {
                 if message.get("id") == Some(&json!(id)) {
                     return message;
@@ -100,8 +104,11 @@ impl Lsp {
             match self.messages.recv_timeout(left) {
                 Ok(message) if message.get("method").is_some() => {
                     if let Some(request_id) = message.get("id").cloned() {
-                        let result =
-                            if message["method"] == "window/showDocument" { json!({"success": true}) } else { Value::Null };
+                        let result = if message["method"] == "window/showDocument" {
+                            json!({"success": true})
+                        } else {
+                            Value::Null
+                        };
                         self.send(json!({"jsonrpc": "2.0", "id": request_id, "result": result}));
                     }
                     self.received.push(message);
@@ -199,8 +206,11 @@ fn planted_result_file_links_are_refused_and_results_still_shown() {
         ("sextant.agent", json!({"task": "say something"}), "The agent answer."),
     ];
     for (index, (command, argument, answer)) in commands.into_iter().enumerate() {
-        let response =
-            lsp.request(10 + index as i64, "workspace/executeCommand", json!({"command": command, "arguments": [argument]}));
+        let response = lsp.request(
+            10 + index as i64,
+            "workspace/executeCommand",
+            json!({"command": command, "arguments": [argument]}),
+        );
         assert!(response["result"].as_str().unwrap_or("").contains(answer), "{command}: {response}");
         let received = lsp.wait_until(&format!("{command}'s result message"), |received| {
             messages_shown(received).iter().any(|m| m.contains(answer)) || !documents_shown(received).is_empty()
@@ -208,7 +218,9 @@ fn planted_result_file_links_are_refused_and_results_still_shown() {
         assert!(documents_shown(&received).is_empty(), "{command} opened a document: {received:?}");
         let shown = messages_shown(&received);
         assert!(
-            shown.iter().any(|m| m.contains(answer) && m.contains("not written to a file") && m.contains("symbolic link")),
+            shown
+                .iter()
+                .any(|m| m.contains(answer) && m.contains("not written to a file") && m.contains("symbolic link")),
             "{command}: the result is shown with the reason: {shown:?}"
         );
         assert_eq!(std::fs::read_to_string(&canary).expect("canary"), CANARY, "{command} wrote through the link");
@@ -229,5 +241,8 @@ fn planted_result_file_links_are_refused_and_results_still_shown() {
         assert!(!request.body.to_string().contains("top secret canary"), "the canary's text reached the model");
     }
     // The links are still links; nothing replaced them with the results either.
-    assert!(std::fs::symlink_metadata(workspace.join(".sextant/sextant-chat-0.md")).expect("stat").file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(workspace.join(".sextant/sextant-chat-0.md"))
+        .expect("stat")
+        .file_type()
+        .is_symlink());
 }

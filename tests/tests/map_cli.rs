@@ -38,11 +38,7 @@ fn python_workspace() -> tempfile::TempDir {
     let workspace = tempfile::tempdir().expect("temp dir");
     let fixture = sextant_tests::repo_root().join("tests/fixtures/repomap/python_pkg");
     sextant_tests::copy_dir(&fixture, workspace.path()).expect("copy the fixture");
-    std::fs::write(
-        workspace.path().join("blob.py"),
-        b"\x7fELF\x00\x00\x01binary\x00",
-    )
-    .expect("write the binary file");
+    std::fs::write(workspace.path().join("blob.py"), b"\x7fELF\x00\x00\x01binary\x00").expect("write the binary file");
     workspace
 }
 
@@ -54,24 +50,9 @@ fn stdout_text(output: &Output) -> String {
 fn json_output_respects_the_budget_and_lists_skipped_files() {
     let workspace = python_workspace();
     let root = workspace.path().to_string_lossy().into_owned();
-    let output = run_sextant(
-        &[
-            "map",
-            &root,
-            "--no-cache",
-            "--format",
-            "json",
-            "--tokens",
-            "300",
-        ],
-        workspace.path(),
-    );
+    let output = run_sextant(&["map", &root, "--no-cache", "--format", "json", "--tokens", "300"], workspace.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}: {stderr}",
-        output.status
-    );
+    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
     let json: Value = serde_json::from_str(&stdout_text(&output)).expect("stdout is JSON");
 
     assert_eq!(json["budget"], 300);
@@ -82,22 +63,9 @@ fn json_output_respects_the_budget_and_lists_skipped_files() {
     assert!(text.contains("shapes/circle.py"), "{text}");
 
     let notes = json["notes"].as_array().expect("notes is an array");
-    let reason_of = |path: &str| {
-        notes
-            .iter()
-            .find(|note| note["path"] == path)
-            .map(|note| note["reason"].clone())
-    };
-    assert_eq!(
-        reason_of("blob.py"),
-        Some(Value::from("binary")),
-        "{notes:?}"
-    );
-    assert_eq!(
-        reason_of("legacy_latin1.py"),
-        Some(Value::from("not_utf8")),
-        "{notes:?}"
-    );
+    let reason_of = |path: &str| notes.iter().find(|note| note["path"] == path).map(|note| note["reason"].clone());
+    assert_eq!(reason_of("blob.py"), Some(Value::from("binary")), "{notes:?}");
+    assert_eq!(reason_of("legacy_latin1.py"), Some(Value::from("not_utf8")), "{notes:?}");
     // Hidden directories are not walked.
     assert!(reason_of(".hidden/secret.py").is_none(), "{notes:?}");
     // The same notes are reported on stderr for people.
@@ -109,37 +77,15 @@ fn json_output_respects_the_budget_and_lists_skipped_files() {
 fn text_output_puts_the_mentioned_definition_first() {
     let workspace = python_workspace();
     let output = run_sextant(
-        &[
-            "map",
-            ".",
-            "--no-cache",
-            "--tokens",
-            "300",
-            "--focus",
-            "main.py",
-            "--mention",
-            "clamp",
-        ],
+        &["map", ".", "--no-cache", "--tokens", "300", "--focus", "main.py", "--mention", "clamp"],
         workspace.path(),
     );
-    assert!(
-        output.status.success(),
-        "exit {:?}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "exit {:?}: {}", output.status, String::from_utf8_lossy(&output.stderr));
     let text = stdout_text(&output);
-    let first_signature = text
-        .lines()
-        .find(|line| line.starts_with('│'))
-        .unwrap_or_else(|| panic!("no definition shown:\n{text}"));
-    assert!(
-        first_signature.contains("def clamp"),
-        "first definition is {first_signature:?}:\n{text}"
-    );
-    let first_header = text
-        .lines()
-        .find(|line| line.ends_with(':') && !line.starts_with('│'));
+    let first_signature =
+        text.lines().find(|line| line.starts_with('│')).unwrap_or_else(|| panic!("no definition shown:\n{text}"));
+    assert!(first_signature.contains("def clamp"), "first definition is {first_signature:?}:\n{text}");
+    let first_header = text.lines().find(|line| line.ends_with(':') && !line.starts_with('│'));
     assert_eq!(first_header, Some("shapes/util.py:"), "{text}");
     // The focus file itself is left out of the map.
     assert!(!text.contains("main.py:"), "{text}");
@@ -151,9 +97,6 @@ fn malformed_token_budget_is_a_clear_error() {
     let output = run_sextant(&["map", ".", "--tokens", "abc"], workspace.path());
     assert!(!output.status.success(), "`--tokens abc` was accepted");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("--tokens") && stderr.contains("abc"),
-        "unclear error: {stderr}"
-    );
+    assert!(stderr.contains("--tokens") && stderr.contains("abc"), "unclear error: {stderr}");
     assert!(output.stdout.is_empty(), "{}", stdout_text(&output));
 }

@@ -111,7 +111,9 @@ async fn extension_works_inside_code_server() {
         command.args(["-n", "sh", "-c", &format!("{LOOPBACK_UP} && exec node drive.mjs")]);
         command
     } else {
-        eprintln!("note: no network namespace here (unshare -n needs root or user namespaces); code-server runs without one");
+        eprintln!(
+            "note: no network namespace here (unshare -n needs root or user namespaces); code-server runs without one"
+        );
         let mut command = tokio::process::Command::new("node");
         command.arg("drive.mjs");
         command
@@ -187,7 +189,10 @@ async fn extension_works_inside_code_server() {
     // Compared without whitespace: narrow editor groups wrap even inside `src/geometry.rs`.
     let compact = |text: &str| text.split_whitespace().collect::<String>();
     let summary = compact(result["agentDocument"].as_str().unwrap_or(""));
-    assert!(summary.contains(&compact(AGENT_ANSWER)) && summary.contains("src/geometry.rs"), "agent summary: {summary}");
+    assert!(
+        summary.contains(&compact(AGENT_ANSWER)) && summary.contains("src/geometry.rs"),
+        "agent summary: {summary}"
+    );
 
     let requests = recorded_requests(&scratch.join("requests.jsonl"));
     let bodies: Vec<String> = requests.iter().map(|request| request["body"].to_string()).collect();

@@ -3,7 +3,8 @@
 //! - `setup`: install what the tests need (node packages, Neovim 0.7 and 0.11,
 //!   the embedded model, code-server and Chromium, Emacs with eglot and
 //!   lsp-mode). Idempotent: anything already present is skipped.
-//! - `test`:  `setup`, then the whole test suite (cargo tests, which drive the
+//! - `test`:  `setup`, `cargo fmt --check` and `cargo clippy -D warnings`
+//!   (rustfmt.toml), then the whole test suite (cargo tests, which drive the
 //!   real clients, after the VS Code extension's build, unit tests and package).
 //! - `bench <what>`: benchmarks that print figures beside a peer.
 
@@ -35,6 +36,9 @@ fn main() -> Result<()> {
 }
 
 fn test(root: &Path) -> Result<()> {
+    // Drift is rejected before anything runs: formatting and lints.
+    run(Command::new(cargo()).args(["fmt", "--all", "--", "--check"]))?;
+    run(Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     // Binaries first: the end-to-end tests spawn them from target/debug.
     run(Command::new(cargo()).args(["build", "--workspace", "--bins"]))?;
     // The .vsix too: the code-server test installs it as a user would.

@@ -98,9 +98,9 @@ fn neovim_07() -> Result<()> {
     apt_install(&["neovim"])?;
     match nvim_version(nvim) {
         Some(version) if version.contains("v0.7.") => Ok(()),
-        other => anyhow::bail!(
-            "the nvim tests need Neovim 0.7 at {NVIM_07} (Debian's `neovim` package), found {other:?}"
-        ),
+        other => {
+            anyhow::bail!("the nvim tests need Neovim 0.7 at {NVIM_07} (Debian's `neovim` package), found {other:?}")
+        }
     }
 }
 

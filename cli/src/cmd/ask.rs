@@ -364,14 +364,9 @@ fn anchor_line(lines: &[&str], question: &str) -> usize {
             })
         })
     };
-    let mentions = |line: &str| {
-        words.iter().any(|word| line.match_indices(word).any(|(start, _)| is_word_at(line, start, word)))
-    };
-    lines
-        .iter()
-        .position(|line| defines(line))
-        .or_else(|| lines.iter().position(|line| mentions(line)))
-        .unwrap_or(0)
+    let mentions =
+        |line: &str| words.iter().any(|word| line.match_indices(word).any(|(start, _)| is_word_at(line, start, word)));
+    lines.iter().position(|line| defines(line)).or_else(|| lines.iter().position(|line| mentions(line))).unwrap_or(0)
 }
 
 /// The chat request: system prompt, then one user message with the map,
@@ -400,7 +395,8 @@ mod tests {
             "src/lib.rs",
             b"pub fn compute_total(x: u32) -> u32 { x }\npub struct Ledger;\n".to_vec(),
         )]);
-        let found = mentioned_identifiers("What does `compute_total` do with a Ledger? And compute_total again, the fn?", &map);
+        let found =
+            mentioned_identifiers("What does `compute_total` do with a Ledger? And compute_total again, the fn?", &map);
         assert_eq!(found, vec!["compute_total", "Ledger"]);
     }
 

@@ -46,11 +46,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("model: {}", model.display());
-    println!("prompt: {} tokens, decode: {} tokens, median of {} runs, {threads} threads\n", args.prompt_tokens, args.decode_tokens, args.runs);
+    println!(
+        "prompt: {} tokens, decode: {} tokens, median of {} runs, {threads} threads\n",
+        args.prompt_tokens, args.decode_tokens, args.runs
+    );
 
     let ours = {
         let (model, prompt, decode, runs) = (model.clone(), args.prompt_tokens, args.decode_tokens, args.runs.max(1));
-        tokio::task::spawn_blocking(move || measure_ours(&model, prompt, decode, runs)).await.context("benchmark task failed")??
+        tokio::task::spawn_blocking(move || measure_ours(&model, prompt, decode, runs))
+            .await
+            .context("benchmark task failed")??
     };
     let peer = measure_llama_cpp(&args, &model, threads);
 
@@ -156,14 +161,17 @@ fn measure_llama_cpp(args: &Args, model: &Path, threads: usize) -> anyhow::Resul
             String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")
         );
     }
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_slice(&output.stdout).context("llama-bench printed no JSON")?;
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).context("llama-bench printed no JSON")?;
     let speed = |prompt: bool| {
         rows.iter()
             .find(|row| {
                 let n_prompt = row.get("n_prompt").and_then(|v| v.as_u64()).unwrap_or(0);
                 let n_gen = row.get("n_gen").and_then(|v| v.as_u64()).unwrap_or(0);
-                if prompt { n_prompt > 0 && n_gen == 0 } else { n_gen > 0 && n_prompt == 0 }
+                if prompt {
+                    n_prompt > 0 && n_gen == 0
+                } else {
+                    n_gen > 0 && n_prompt == 0
+                }
             })
             .and_then(|row| row.get("avg_ts").and_then(|v| v.as_f64()))
             .context("llama-bench JSON lacks a prompt or generation row")

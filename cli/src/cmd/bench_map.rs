@@ -58,12 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             if !path.is_dir() {
                 anyhow::bail!("{} is not a directory\n\n{CORPUS_HELP}", path.display());
             }
-            children.push(measure_children(
-                path,
-                &scratch.join(number.to_string()),
-                args.tokens,
-                args.runs,
-            )?);
+            children.push(measure_children(path, &scratch.join(number.to_string()), args.tokens, args.runs)?);
         }
         for (path, children) in args.paths.iter().zip(children) {
             bench_in_process(path, &scratch, &args, children)?;
@@ -80,10 +75,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
-fn timed<T>(
-    runs: usize,
-    mut action: impl FnMut() -> anyhow::Result<T>,
-) -> anyhow::Result<(Duration, T)> {
+fn timed<T>(runs: usize, mut action: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(Duration, T)> {
     let mut samples = Vec::new();
     let mut last = None;
     for _ in 0..runs.max(1) {
@@ -113,14 +105,8 @@ struct AiderRuns {
 
 /// `sextant map` cold and warm, and `ctags -R`, as child processes (each the
 /// median of `runs`: a single spawn is too noisy on a shared machine).
-fn measure_children(
-    root: &Path,
-    scratch: &Path,
-    tokens: usize,
-    runs: usize,
-) -> anyhow::Result<ChildFigures> {
-    std::fs::create_dir_all(scratch)
-        .with_context(|| format!("cannot create {}", scratch.display()))?;
+fn measure_children(root: &Path, scratch: &Path, tokens: usize, runs: usize) -> anyhow::Result<ChildFigures> {
+    std::fs::create_dir_all(scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
     let exe = std::env::current_exe().context("cannot find the sextant executable")?;
     let budget = tokens.to_string();
     let map = || {
@@ -140,10 +126,7 @@ fn measure_children(
 }
 
 /// The run with the median wall time out of `runs` (at least one).
-fn median_child(
-    runs: usize,
-    mut run: impl FnMut() -> anyhow::Result<ChildRun>,
-) -> anyhow::Result<ChildRun> {
+fn median_child(runs: usize, mut run: impl FnMut() -> anyhow::Result<ChildRun>) -> anyhow::Result<ChildRun> {
     let mut samples = Vec::new();
     for _ in 0..runs.max(1) {
         samples.push(run()?);
@@ -153,65 +136,27 @@ fn median_child(
     Ok(samples.swap_remove(middle))
 }
 
-fn bench_in_process(
-    root: &Path,
-    scratch: &Path,
-    args: &Args,
-    children: ChildFigures,
-) -> anyhow::Result<()> {
-    let request = MapRequest {
-        token_budget: args.tokens,
-        ..MapRequest::default()
-    };
-    let (cold, index) = timed(args.runs, || {
-        Ok(repomap::load_or_build(
-            root,
-            &IndexOptions::default(),
-            &no_progress,
-        )?)
-    })?;
-    let with_cache = IndexOptions {
-        cache_dir: Some(scratch.join(format!("cache-{}", file_name_label(root)))),
-    };
+fn bench_in_process(root: &Path, scratch: &Path, args: &Args, children: ChildFigures) -> anyhow::Result<()> {
+    let request = MapRequest { token_budget: args.tokens, ..MapRequest::default() };
+    let (cold, index) = timed(args.runs, || Ok(repomap::load_or_build(root, &IndexOptions::default(), &no_progress)?))?;
+    let with_cache = IndexOptions { cache_dir: Some(scratch.join(format!("cache-{}", file_name_label(root)))) };
     repomap::load_or_build(root, &with_cache, &no_progress)?; // populate
     std::thread::sleep(repomap::index::RACY_WINDOW);
-    let (warm, _) = timed(args.runs, || {
-        Ok(repomap::load_or_build(root, &with_cache, &no_progress)?)
-    })?;
+    let (warm, _) = timed(args.runs, || Ok(repomap::load_or_build(root, &with_cache, &no_progress)?))?;
     let (render, rendered) = timed(args.runs, || Ok(index.map.render(&request)))?;
     let refocus = MapRequest {
-        focus_files: index
-            .map
-            .files()
-            .nth(index.map.file_count() / 2)
-            .map(str::to_string)
-            .into_iter()
-            .collect(),
+        focus_files: index.map.files().nth(index.map.file_count() / 2).map(str::to_string).into_iter().collect(),
         mentioned_idents: vec!["new".to_string()],
         ..request.clone()
     };
     let (rerender, _) = timed(args.runs, || Ok(index.map.render(&refocus)))?;
-    print_report(
-        root,
-        &index,
-        &rendered.text,
-        Figures {
-            cold,
-            warm,
-            render,
-            rerender,
-            children,
-        },
-    );
+    print_report(root, &index, &rendered.text, Figures { cold, warm, render, rerender, children });
     Ok(())
 }
 
 /// A file-name-safe label for a path.
 fn file_name_label(path: &Path) -> String {
-    path.to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+    path.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
 struct Figures {
@@ -228,14 +173,7 @@ fn print_report(root: &Path, index: &RepoIndex, text: &str, figures: Figures) {
     let definitions: usize = index
         .map
         .files()
-        .map(|path| {
-            index
-                .map
-                .file_tags(path)
-                .iter()
-                .filter(|tag| tag.role == Role::Definition)
-                .count()
-        })
+        .map(|path| index.map.file_tags(path).iter().filter(|tag| tag.role == Role::Definition).count())
         .sum();
     println!("repo map benchmark: {}", root.display());
     println!(
@@ -266,26 +204,10 @@ fn print_report(root: &Path, index: &RepoIndex, text: &str, figures: Figures) {
         figures.children.warm.wall.as_secs_f64(),
         figures.children.warm.max_rss_mb,
     );
-    println!(
-        "  {:<44} {:>8.3} s",
-        "cold index, in-process (walk+read+parse)",
-        figures.cold.as_secs_f64()
-    );
-    println!(
-        "  {:<44} {:>8.3} s",
-        "warm index, in-process (tag cache)",
-        figures.warm.as_secs_f64()
-    );
-    println!(
-        "  {:<44} {:>8.3} s",
-        "render (rank + budget fit)",
-        figures.render.as_secs_f64()
-    );
-    println!(
-        "  {:<44} {:>8.3} s",
-        "warm in-memory re-render (new focus)",
-        figures.rerender.as_secs_f64()
-    );
+    println!("  {:<44} {:>8.3} s", "cold index, in-process (walk+read+parse)", figures.cold.as_secs_f64());
+    println!("  {:<44} {:>8.3} s", "warm index, in-process (tag cache)", figures.warm.as_secs_f64());
+    println!("  {:<44} {:>8.3} s", "render (rank + budget fit)", figures.render.as_secs_f64());
+    println!("  {:<44} {:>8.3} s", "warm in-memory re-render (new focus)", figures.rerender.as_secs_f64());
     match &figures.children.aider {
         Ok(aider) => println!(
             "  aider repo map (same files; cold once, warm median):  cold {}  warm {}",
@@ -298,9 +220,7 @@ fn print_report(root: &Path, index: &RepoIndex, text: &str, figures: Figures) {
 }
 
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
 
 struct ChildRun {
@@ -326,45 +246,25 @@ fn measure_child(command: &mut Command) -> anyhow::Result<ChildRun> {
     let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
     if reaped != pid {
-        anyhow::bail!(
-            "waiting for {command:?} failed: {}",
-            std::io::Error::last_os_error()
-        );
+        anyhow::bail!("waiting for {command:?} failed: {}", std::io::Error::last_os_error());
     }
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         anyhow::bail!("{command:?} failed (wait status {status})");
     }
     // Linux reports ru_maxrss in KiB.
-    Ok(ChildRun {
-        wall,
-        max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
-    })
+    Ok(ChildRun { wall, max_rss_mb: usage.ru_maxrss as f64 / 1024.0 })
 }
 
 fn measure_ctags(root: &Path, scratch: &Path) -> Result<ChildRun, String> {
-    let version = Command::new("ctags")
-        .arg("--version")
-        .stderr(Stdio::null())
-        .output();
+    let version = Command::new("ctags").arg("--version").stderr(Stdio::null()).output();
     match version {
         Ok(output) if String::from_utf8_lossy(&output.stdout).contains("Universal Ctags") => {}
-        Ok(_) => {
-            return Err(
-                "`ctags` is not universal-ctags (apt-get install universal-ctags)".to_string(),
-            )
-        }
-        Err(_) => {
-            return Err(
-                "universal-ctags is not installed (apt-get install universal-ctags)".to_string(),
-            )
-        }
+        Ok(_) => return Err("`ctags` is not universal-ctags (apt-get install universal-ctags)".to_string()),
+        Err(_) => return Err("universal-ctags is not installed (apt-get install universal-ctags)".to_string()),
     }
     let tags_file = scratch.join("ctags.tags");
     measure_child(
-        Command::new("ctags")
-            .args(["-R", "--languages=Rust,Python", "--fields=+nS", "-f"])
-            .arg(&tags_file)
-            .arg(root),
+        Command::new("ctags").args(["-R", "--languages=Rust,Python", "--fields=+nS", "-f"]).arg(&tags_file).arg(root),
     )
     .map_err(|error| format!("{error:#}"))
 }

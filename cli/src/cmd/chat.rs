@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use sextant_core::agent::{Agent, AgentError, AgentEvent, AgentObserver, PermissionAnswer, PermissionRequest, Permission, Permissions};
+use sextant_core::agent::{
+    Agent, AgentError, AgentEvent, AgentObserver, Permission, PermissionAnswer, PermissionRequest, Permissions,
+};
 use sextant_core::config::Config;
 use sextant_core::sessions::{format_utc, SessionStore};
 use sextant_core::tools::{escape_controls, has_controls, PermissionKind};
@@ -155,9 +157,14 @@ async fn slash_command(command: &str, agent: &mut Agent, config: &Config) -> any
                 None => agent.options().repo_map_tokens.max(256),
             };
             let workspace = agent.workspace().clone();
-            let map = tokio::task::spawn_blocking(move || sextant_core::tools::render_repo_map(&workspace, &[], &[], tokens, true))
-                .await?;
-            println!("{}", if map.trim().is_empty() { "(empty map: no Rust or Python sources)" } else { map.trim_end() });
+            let map = tokio::task::spawn_blocking(move || {
+                sextant_core::tools::render_repo_map(&workspace, &[], &[], tokens, true)
+            })
+            .await?;
+            println!(
+                "{}",
+                if map.trim().is_empty() { "(empty map: no Rust or Python sources)" } else { map.trim_end() }
+            );
         }
         "sessions" => {
             let limit = match rest.first() {
@@ -303,7 +310,9 @@ fn permission_prompt(request: &PermissionRequest) -> (String, String) {
         }
     }
     if has_controls(&request.summary) || has_controls(&request.detail) {
-        text.push_str("note: this request contains control characters; they are shown escaped (\\r, \\x1b, \\u{...})\n");
+        text.push_str(
+            "note: this request contains control characters; they are shown escaped (\\r, \\x1b, \\u{...})\n",
+        );
     }
     let question = format!("allow {what}: {}? [y]es / [n]o / [a]lways: ", escape_controls(&request.summary));
     (text, question)
@@ -347,14 +356,16 @@ mod tests {
 
     #[test]
     fn prompts_escape_controls_and_keep_every_line() {
-        let (text, question) = permission_prompt(&request(PermissionKind::Shell, "run_shell", "touch PWNED\r\x1b[2Kls -la", ""));
+        let (text, question) =
+            permission_prompt(&request(PermissionKind::Shell, "run_shell", "touch PWNED\r\x1b[2Kls -la", ""));
         assert_eq!(question, "allow run: touch PWNED\\r\\x1b[2Kls -la? [y]es / [n]o / [a]lways: ");
         assert!(text.contains("control characters"), "{text}");
         let detail: String = (0..100).map(|n| format!("+line {n}\n")).collect();
         let (text, question) = permission_prompt(&request(PermissionKind::Edit, "write_file", "create x.txt", &detail));
         assert_eq!(text, detail);
         assert_eq!(question, "allow edit: create x.txt? [y]es / [n]o / [a]lways: ");
-        let (_, question) = permission_prompt(&request(PermissionKind::Shell, "write_file", "overwrite .git/config", "d"));
+        let (_, question) =
+            permission_prompt(&request(PermissionKind::Shell, "write_file", "overwrite .git/config", "d"));
         assert!(question.starts_with("allow edit (needs the shell permission): overwrite .git/config?"), "{question}");
     }
 }

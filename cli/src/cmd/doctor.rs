@@ -123,8 +123,7 @@ async fn provider_checks(config: &Config, offline: bool) -> Vec<Check> {
     };
     let cancel = CancellationToken::new();
     let mut ignore = |_| {};
-    let outcome =
-        tokio::time::timeout(Duration::from_secs(60), provider.chat(&request, &mut ignore, &cancel)).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), provider.chat(&request, &mut ignore, &cancel)).await;
     let model = resolved.model.clone();
     match outcome {
         Ok(Ok(_)) => vec![
@@ -202,7 +201,9 @@ fn sessions_check() -> Check {
                 health.path, health.schema_version, health.journal_mode, health.sessions
             ),
         ),
-        Ok(health) => check("sessions", Status::Fail, format!("{}: integrity check says {}", health.path, health.integrity)),
+        Ok(health) => {
+            check("sessions", Status::Fail, format!("{}: integrity check says {}", health.path, health.integrity))
+        }
         Err(err) => check("sessions", Status::Fail, err.to_string()),
     }
 }

@@ -51,9 +51,7 @@ pub enum Format {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Indexing is CPU-bound (rayon inside); keep it off the async runtime.
-    tokio::task::spawn_blocking(move || run_blocking(&args))
-        .await
-        .context("the map task failed")?
+    tokio::task::spawn_blocking(move || run_blocking(&args)).await.context("the map task failed")?
 }
 
 fn run_blocking(args: &Args) -> anyhow::Result<ExitCode> {
@@ -65,20 +63,14 @@ fn run_blocking(args: &Args) -> anyhow::Result<ExitCode> {
         cache_dir: if args.no_cache {
             None
         } else {
-            args.cache_dir
-                .clone()
-                .or_else(|| repomap::default_cache_dir(&root))
+            args.cache_dir.clone().or_else(|| repomap::default_cache_dir(&root))
         },
     };
     let index = index_with_progress(&root, &options)?;
     report_notes(&index);
 
     let request = MapRequest {
-        focus_files: args
-            .focus
-            .iter()
-            .map(|focus| workspace_relative(&root, focus))
-            .collect(),
+        focus_files: args.focus.iter().map(|focus| workspace_relative(&root, focus)).collect(),
         mentioned_idents: args.mention.clone(),
         token_budget: args.tokens,
         include_focus_files: args.include_focus,
@@ -127,9 +119,8 @@ pub fn index_with_progress(root: &Path, options: &IndexOptions) -> anyhow::Resul
         let Ok(mut bar) = bar.lock() else { return };
         let bar = bar.get_or_insert_with(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "indexing {bar:30} {pos}/{len} files {elapsed}",
-            ) {
+            if let Ok(style) = indicatif::ProgressStyle::with_template("indexing {bar:30} {pos}/{len} files {elapsed}")
+            {
                 bar.set_style(style);
             }
             bar
@@ -169,15 +160,8 @@ pub fn report_notes(index: &RepoIndex) {
         };
         *counts.entry(label).or_insert(0) += 1;
     }
-    let summary: Vec<String> = counts
-        .iter()
-        .map(|(label, count)| format!("{count} {label}"))
-        .collect();
-    eprintln!(
-        "note: {} files noted: {} (use --format json for the list)",
-        index.notes.len(),
-        summary.join(", ")
-    );
+    let summary: Vec<String> = counts.iter().map(|(label, count)| format!("{count} {label}")).collect();
+    eprintln!("note: {} files noted: {} (use --format json for the list)", index.notes.len(), summary.join(", "));
 }
 
 /// A focus path as the map knows it: relative to the root, `/`-separated.
@@ -185,16 +169,8 @@ pub fn report_notes(index: &RepoIndex) {
 fn workspace_relative(root: &Path, focus: &Path) -> String {
     if let (Ok(root), Ok(file)) = (std::fs::canonicalize(root), std::fs::canonicalize(focus)) {
         if let Ok(relative) = file.strip_prefix(&root) {
-            return relative
-                .components()
-                .map(|part| part.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
+            return relative.components().map(|part| part.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
         }
     }
-    focus
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    focus.components().map(|part| part.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }

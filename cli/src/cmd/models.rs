@@ -48,7 +48,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     MODELS.iter().map(|spec| spec.id).collect::<Vec<_>>().join(", ")
                 )
             })?;
-            tokio::task::spawn_blocking(move || pull(spec, force, wheels.as_deref())).await.context("pull task failed")?
+            tokio::task::spawn_blocking(move || pull(spec, force, wheels.as_deref()))
+                .await
+                .context("pull task failed")?
         }
     }
 }

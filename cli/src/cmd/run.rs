@@ -15,8 +15,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use clap::ValueEnum;
 use sextant_core::agent::{
-    Agent, AgentError, AgentEvent, AgentObserver, AgentOptions, PermissionAnswer, PermissionRequest, Permissions, RunOutcome,
-    RunSummary,
+    Agent, AgentError, AgentEvent, AgentObserver, AgentOptions, PermissionAnswer, PermissionRequest, Permissions,
+    RunOutcome, RunSummary,
 };
 use sextant_core::config::Config;
 use sextant_core::providers::{Provider, Purpose};
@@ -121,7 +121,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Workspace + config + provider + session store + options -> an agent.
 /// Returns the config too, so `chat` can switch models later.
-pub fn build_agent(common: &CommonArgs, permissions: Permissions, max_steps: Option<usize>) -> anyhow::Result<(Agent, Config)> {
+pub fn build_agent(
+    common: &CommonArgs,
+    permissions: Permissions,
+    max_steps: Option<usize>,
+) -> anyhow::Result<(Agent, Config)> {
     let root = match &common.workspace {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("cannot determine the current directory")?,
@@ -162,7 +166,8 @@ pub fn build_agent(common: &CommonArgs, permissions: Permissions, max_steps: Opt
     if unjailed && sextant_core::tools::detect_isolation() == sextant_core::tools::Isolation::None {
         eprintln!("warning: shell commands run WITHOUT a jail (dangerously_allow_unjailed_shell)");
     }
-    let agent = Agent::new(provider, workspace, permissions, store).with_options(options).allow_unjailed_shell(unjailed);
+    let agent =
+        Agent::new(provider, workspace, permissions, store).with_options(options).allow_unjailed_shell(unjailed);
     Ok((agent, config))
 }
 
@@ -259,8 +264,11 @@ impl CliObserver {
 pub fn text_summary(summary: &RunSummary) -> String {
     let mut out = String::new();
     if !summary.edits.is_empty() {
-        let files: Vec<String> =
-            summary.edits.iter().map(|e| if e.created { format!("{} (new)", e.path) } else { e.path.clone() }).collect();
+        let files: Vec<String> = summary
+            .edits
+            .iter()
+            .map(|e| if e.created { format!("{} (new)", e.path) } else { e.path.clone() })
+            .collect();
         out.push_str(&format!("changed: {}\n", files.join(", ")));
     }
     for denied in &summary.denied {
@@ -272,7 +280,9 @@ pub fn text_summary(summary: &RunSummary) -> String {
         RunOutcome::Completed => {}
         RunOutcome::MaxSteps => out.push_str(&format!("stopped: reached the step limit ({} steps)\n", summary.steps)),
         RunOutcome::Cancelled => out.push_str("stopped: cancelled\n"),
-        RunOutcome::Failed => out.push_str(&format!("stopped: the model request failed after {} steps\n", summary.steps)),
+        RunOutcome::Failed => {
+            out.push_str(&format!("stopped: the model request failed after {} steps\n", summary.steps))
+        }
     }
     out.push_str(&format!(
         "tokens: {} in, {} out ({} steps, {} tool calls){}\n",

@@ -72,7 +72,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else if sessions.is_empty() {
                 println!("no sessions yet (database: {})", store.path());
             } else {
-                println!("{:<12}  {:<19}  {:>5}  {:>9}  {:<20}  title", "id", "updated (UTC)", "msgs", "tokens", "model");
+                println!(
+                    "{:<12}  {:<19}  {:>5}  {:>9}  {:<20}  title",
+                    "id", "updated (UTC)", "msgs", "tokens", "model"
+                );
                 for s in sessions {
                     println!(
                         "{:<12}  {:<19}  {:>5}  {:>9}  {:<20}  {}",

@@ -23,7 +23,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("no usage recorded yet (database: {})", store.path());
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<10}  {:<10}  {:<28}  {:>8}  {:>8}  {:>12}  {:>12}", "day", "provider", "model", "sessions", "requests", "input", "output");
+    println!(
+        "{:<10}  {:<10}  {:<28}  {:>8}  {:>8}  {:>12}  {:>12}",
+        "day", "provider", "model", "sessions", "requests", "input", "output"
+    );
     let (mut input, mut output, mut requests) = (0i64, 0i64, 0i64);
     for row in &rows {
         println!(

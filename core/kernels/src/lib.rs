@@ -28,9 +28,7 @@ mod simd;
 use half::f16;
 use rayon::prelude::*;
 
-pub use ops::{
-    add_in_place, causal_attention, rms_norm, rope_table, rotate_pairs, silu_gate, AttentionShape, KvLayer,
-};
+pub use ops::{add_in_place, causal_attention, rms_norm, rope_table, rotate_pairs, silu_gate, AttentionShape, KvLayer};
 
 /// A matrix whose bytes or shape do not fit its declared layout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,9 +87,7 @@ impl BlockFormat {
     pub fn matrix_bytes(self, rows: usize, cols: usize) -> Result<usize, ShapeError> {
         let values = self.block_values();
         if !cols.is_multiple_of(values) {
-            return Err(ShapeError(format!(
-                "{cols} columns is not a multiple of the {values}-value {self:?} block"
-            )));
+            return Err(ShapeError(format!("{cols} columns is not a multiple of the {values}-value {self:?} block")));
         }
         rows.checked_mul(cols / values)
             .and_then(|blocks| blocks.checked_mul(self.block_bytes()))
@@ -111,30 +107,17 @@ pub struct QMatrix {
 impl QMatrix {
     /// Wraps raw row-major blocks (as stored in a GGUF file). `cols` must be
     /// a multiple of the format's block (32 values, 256 for the K-quants).
-    pub fn from_blocks(
-        format: BlockFormat,
-        rows: usize,
-        cols: usize,
-        data: Vec<u8>,
-    ) -> Result<QMatrix, ShapeError> {
+    pub fn from_blocks(format: BlockFormat, rows: usize, cols: usize, data: Vec<u8>) -> Result<QMatrix, ShapeError> {
         if format.matrix_bytes(rows, cols)? != data.len() {
-            return Err(ShapeError(format!(
-                "{rows}x{cols} {format:?} does not take the {} bytes given",
-                data.len()
-            )));
+            return Err(ShapeError(format!("{rows}x{cols} {format:?} does not take the {} bytes given", data.len())));
         }
-        Ok(QMatrix {
-            format,
-            rows,
-            cols,
-            data,
-        })
+        Ok(QMatrix { format, rows, cols, data })
     }
 
     /// Quantizes dense row-major values to Q8_0, the way ggml does
     /// (`d = max|x| / 127`).
     pub fn from_dense(values: &[f32], rows: usize, cols: usize) -> Result<QMatrix, ShapeError> {
-        if cols % BLOCK != 0 || rows.checked_mul(cols) != Some(values.len()) {
+        if !cols.is_multiple_of(BLOCK) || rows.checked_mul(cols) != Some(values.len()) {
             return Err(ShapeError(format!(
                 "{} values do not form a {rows}x{cols} matrix of whole blocks",
                 values.len()
@@ -152,18 +135,9 @@ impl QMatrix {
             let scale = max_abs / 127.0;
             let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
             data.extend_from_slice(&f16::from_f32(scale).to_bits().to_le_bytes());
-            data.extend(
-                block
-                    .iter()
-                    .map(|v| (v * inverse).round().clamp(-127.0, 127.0) as i8 as u8),
-            );
+            data.extend(block.iter().map(|v| (v * inverse).round().clamp(-127.0, 127.0) as i8 as u8));
         }
-        QMatrix {
-            format: BlockFormat::Q8_0,
-            rows,
-            cols,
-            data,
-        }
+        QMatrix { format: BlockFormat::Q8_0, rows, cols, data }
     }
 
     /// Stacks matrices with the same column count on top of each other, so
@@ -188,12 +162,7 @@ impl QMatrix {
         for part in &parts {
             data.extend_from_slice(&part.data);
         }
-        Ok(QMatrix {
-            format,
-            rows,
-            cols,
-            data,
-        })
+        Ok(QMatrix { format, rows, cols, data })
     }
 
     fn to_q8_0(&self) -> QMatrix {
@@ -227,9 +196,8 @@ impl QMatrix {
     /// Writes row `row` as f32 into `out` (`cols` long).
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         let bytes = self.row_bytes(row);
-        for (block, out) in bytes
-            .chunks_exact(self.format.block_bytes())
-            .zip(out.chunks_exact_mut(self.format.block_values()))
+        for (block, out) in
+            bytes.chunks_exact(self.format.block_bytes()).zip(out.chunks_exact_mut(self.format.block_values()))
         {
             match self.format {
                 BlockFormat::Q5_0 => q5_0::dequantize(block, out),
@@ -261,14 +229,12 @@ impl QMatrix {
         let kernel = RowKernel::detect();
         let activation = Activation::new(x, kernel, self.format);
         let rows_per_task = rows_per_task(self.rows);
-        out.par_chunks_mut(rows_per_task)
-            .enumerate()
-            .for_each(|(task, out)| {
-                let first = task * rows_per_task;
-                for (offset, value) in out.iter_mut().enumerate() {
-                    *value = kernel.dot(self.format, self.row_bytes(first + offset), &activation);
-                }
-            });
+        out.par_chunks_mut(rows_per_task).enumerate().for_each(|(task, out)| {
+            let first = task * rows_per_task;
+            for (offset, value) in out.iter_mut().enumerate() {
+                *value = kernel.dot(self.format, self.row_bytes(first + offset), &activation);
+            }
+        });
     }
 
     /// `out[t] = W xs[t]` for `tokens` activation vectors laid out one after
@@ -288,45 +254,42 @@ impl QMatrix {
         const ROWS_PER_TASK: usize = 32;
         // Row-major by weight row first, so tasks own disjoint slices.
         let mut by_row = vec![0f32; self.rows * tokens];
-        by_row
-            .par_chunks_mut(ROWS_PER_TASK * tokens)
-            .enumerate()
-            .for_each(|(task, by_row)| {
-                let first = task * ROWS_PER_TASK;
-                let count = by_row.len() / tokens;
-                let mut dense = vec![0f32; count * self.cols];
-                for (offset, row) in dense.chunks_exact_mut(self.cols).enumerate() {
-                    self.dequantize_row(first + offset, row);
-                }
-                let (cols, tokens_stride) = (self.cols as isize, tokens as isize);
-                // SAFETY: the three matrices are exactly their slices: `by_row` is
-                // count x tokens (row stride `tokens`), `dense` is count x cols
-                // (row stride `cols`), and `xs` read as cols x tokens has column
-                // stride `cols` (token t's vector starts at t * cols).
-                unsafe {
-                    gemm::gemm(
-                        count,
-                        tokens,
-                        self.cols,
-                        by_row.as_mut_ptr(),
-                        1,
-                        tokens_stride,
-                        false,
-                        dense.as_ptr(),
-                        1,
-                        cols,
-                        xs.as_ptr(),
-                        cols,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    )
-                }
-            });
+        by_row.par_chunks_mut(ROWS_PER_TASK * tokens).enumerate().for_each(|(task, by_row)| {
+            let first = task * ROWS_PER_TASK;
+            let count = by_row.len() / tokens;
+            let mut dense = vec![0f32; count * self.cols];
+            for (offset, row) in dense.chunks_exact_mut(self.cols).enumerate() {
+                self.dequantize_row(first + offset, row);
+            }
+            let (cols, tokens_stride) = (self.cols as isize, tokens as isize);
+            // SAFETY: the three matrices are exactly their slices: `by_row` is
+            // count x tokens (row stride `tokens`), `dense` is count x cols
+            // (row stride `cols`), and `xs` read as cols x tokens has column
+            // stride `cols` (token t's vector starts at t * cols).
+            unsafe {
+                gemm::gemm(
+                    count,
+                    tokens,
+                    self.cols,
+                    by_row.as_mut_ptr(),
+                    1,
+                    tokens_stride,
+                    false,
+                    dense.as_ptr(),
+                    1,
+                    cols,
+                    xs.as_ptr(),
+                    cols,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
+        });
         for (row, values) in by_row.chunks_exact(tokens).enumerate() {
             for (token, &value) in values.iter().enumerate() {
                 out[token * self.rows + row] = value;
@@ -406,10 +369,7 @@ enum RowKernel {
 impl RowKernel {
     fn detect() -> RowKernel {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
-        {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
             return RowKernel::Avx2;
         }
         RowKernel::Scalar
@@ -485,21 +445,9 @@ mod avx2 {
         let low = _mm_and_si128(packed, low_nibbles);
         let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
         let mut sum = _mm256_mul_ps(unsigned_bytes_to_f32(low), _mm256_loadu_ps(xs));
-        sum = _mm256_fmadd_ps(
-            unsigned_bytes_to_f32(_mm_srli_si128(low, 8)),
-            _mm256_loadu_ps(xs.add(8)),
-            sum,
-        );
-        sum = _mm256_fmadd_ps(
-            unsigned_bytes_to_f32(high),
-            _mm256_loadu_ps(xs.add(16)),
-            sum,
-        );
-        _mm256_fmadd_ps(
-            unsigned_bytes_to_f32(_mm_srli_si128(high, 8)),
-            _mm256_loadu_ps(xs.add(24)),
-            sum,
-        )
+        sum = _mm256_fmadd_ps(unsigned_bytes_to_f32(_mm_srli_si128(low, 8)), _mm256_loadu_ps(xs.add(8)), sum);
+        sum = _mm256_fmadd_ps(unsigned_bytes_to_f32(high), _mm256_loadu_ps(xs.add(16)), sum);
+        _mm256_fmadd_ps(unsigned_bytes_to_f32(_mm_srli_si128(high, 8)), _mm256_loadu_ps(xs.add(24)), sum)
     }
 
     /// `Σ q·x` over one Q8_0 block (before scaling), as eight lanes.
@@ -507,9 +455,7 @@ mod avx2 {
     unsafe fn q8_0_block(block: *const u8, xs: *const f32) -> __m256 {
         let quants = block.add(2);
         let weights = |part: usize| {
-            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                quants.add(part * 8) as *const __m128i
-            )))
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(quants.add(part * 8) as *const __m128i)))
         };
         let mut sum = _mm256_mul_ps(weights(0), _mm256_loadu_ps(xs));
         sum = _mm256_fmadd_ps(weights(1), _mm256_loadu_ps(xs.add(8)), sum);
@@ -570,9 +516,7 @@ mod tests {
         let mut state = seed;
         (0..count)
             .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -591,12 +535,7 @@ mod tests {
                 data.push(quant(block[j]) | (quant(block[j + 16]) << 4));
             }
         }
-        QMatrix {
-            format: BlockFormat::Q4_1,
-            rows,
-            cols,
-            data,
-        }
+        QMatrix { format: BlockFormat::Q4_1, rows, cols, data }
     }
 
     fn reference(matrix: &QMatrix, x: &[f32]) -> Vec<f32> {
@@ -604,10 +543,7 @@ mod tests {
         (0..matrix.rows())
             .map(|r| {
                 matrix.dequantize_row(r, &mut row);
-                row.iter()
-                    .zip(x)
-                    .map(|(w, v)| f64::from(*w) * f64::from(*v))
-                    .sum::<f64>() as f32
+                row.iter().zip(x).map(|(w, v)| f64::from(*w) * f64::from(*v)).sum::<f64>() as f32
             })
             .collect()
     }
@@ -615,10 +551,7 @@ mod tests {
     fn assert_close(actual: &[f32], expected: &[f32]) {
         assert_eq!(actual.len(), expected.len());
         for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-            assert!(
-                (a - e).abs() <= 1e-4 * (1.0 + e.abs()),
-                "element {i}: {a} vs {e}"
-            );
+            assert!((a - e).abs() <= 1e-4 * (1.0 + e.abs()), "element {i}: {a} vs {e}");
         }
     }
 
@@ -629,10 +562,7 @@ mod tests {
         let mut row = vec![0f32; 64];
         for r in 0..4 {
             matrix.dequantize_row(r, &mut row);
-            for (block, original) in row
-                .chunks_exact(BLOCK)
-                .zip(dense[r * 64..].chunks_exact(BLOCK))
-            {
+            for (block, original) in row.chunks_exact(BLOCK).zip(dense[r * 64..].chunks_exact(BLOCK)) {
                 let step = original.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
                 for (a, b) in block.iter().zip(original) {
                     // Half a step, plus the scale's rounding to f16 (2^-11
@@ -742,7 +672,11 @@ mod tests {
             let (mut row, mut part) = (vec![0f32; 256], vec![0f32; 256]);
             for r in 0..5 {
                 stacked.dequantize_row(r, &mut row);
-                if r < 3 { a.dequantize_row(r, &mut part) } else { b.dequantize_row(r - 3, &mut part) }
+                if r < 3 {
+                    a.dequantize_row(r, &mut part)
+                } else {
+                    b.dequantize_row(r - 3, &mut part)
+                }
                 assert_eq!(row, part, "row {r} of {format:?}");
             }
         }
@@ -775,10 +709,7 @@ mod tests {
         assert!(matches!(QMatrix::from_blocks(BlockFormat::Q4K, 1, 128, vec![0; 72]), Err(ShapeError(_))));
         assert!(matches!(QMatrix::from_blocks(BlockFormat::Q6K, 2, 896, vec![0; 735]), Err(ShapeError(_))));
         assert!(matches!(QMatrix::from_blocks(BlockFormat::Q5_0, 1, 48, vec![0; 33]), Err(ShapeError(_))));
-        assert!(matches!(
-            QMatrix::from_blocks(BlockFormat::Q4K, usize::MAX, 256, Vec::new()),
-            Err(ShapeError(_))
-        ));
+        assert!(matches!(QMatrix::from_blocks(BlockFormat::Q4K, usize::MAX, 256, Vec::new()), Err(ShapeError(_))));
     }
 
     /// CPU seconds used so far by the calling thread (or, with `process`, by
@@ -893,28 +824,19 @@ mod tests {
         let mut batched = vec![0f32; tokens * rows];
         matrix.matmul(&xs, tokens, &mut batched);
         for (token, x) in xs.chunks_exact(cols).enumerate() {
-            assert_close(
-                &batched[token * rows..(token + 1) * rows],
-                &reference(&matrix, x),
-            );
+            assert_close(&batched[token * rows..(token + 1) * rows], &reference(&matrix, x));
         }
     }
 
     #[test]
     fn stacking_keeps_rows_in_order_and_unifies_formats() {
-        let (a, b) = (
-            q4_1_matrix(3, 64, 1),
-            QMatrix::quantize_q8_0(&values(2 * 64, 2), 2, 64),
-        );
+        let (a, b) = (q4_1_matrix(3, 64, 1), QMatrix::quantize_q8_0(&values(2 * 64, 2), 2, 64));
         let stacked = QMatrix::stack(vec![a.clone(), b.clone()]).expect("same width");
         assert_eq!((stacked.rows(), stacked.format), (5, BlockFormat::Q8_0));
         let x = values(64, 4);
         let mut out = vec![0f32; 5];
         stacked.matvec(&x, &mut out);
-        let expected: Vec<f32> = reference(&a, &x)
-            .into_iter()
-            .chain(reference(&b, &x))
-            .collect();
+        let expected: Vec<f32> = reference(&a, &x).into_iter().chain(reference(&b, &x)).collect();
         for (o, e) in out.iter().zip(&expected) {
             // a's rows went through one more rounding (Q4_1 -> Q8_0).
             assert!((o - e).abs() < 0.05 * (1.0 + e.abs()), "{o} vs {e}");

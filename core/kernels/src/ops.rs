@@ -2,7 +2,6 @@
 
 use rayon::prelude::*;
 
-
 /// `out = x / rms(x) * weight`.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let mean_square = x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32;
@@ -116,9 +115,9 @@ impl KvLayer {
             }
             dim += 4;
         }
-        for dim in dim..head_dim {
+        for (dim, &q) in query.iter().enumerate().take(head_dim).skip(dim) {
             for (score, k) in scores.iter_mut().zip(row(dim)) {
-                *score += query[dim] * k;
+                *score += q * k;
             }
         }
     }
@@ -263,10 +262,7 @@ mod tests {
         let mut head = vec![1.0, 0.0];
         let table = rope_table(&[std::f32::consts::FRAC_PI_2], 1, 1);
         rotate_pairs(&mut head, &table);
-        assert!(
-            (head[0]).abs() < 1e-6 && (head[1] - 1.0).abs() < 1e-6,
-            "{head:?}"
-        );
+        assert!((head[0]).abs() < 1e-6 && (head[1] - 1.0).abs() < 1e-6, "{head:?}");
     }
 
     #[test]

@@ -26,10 +26,7 @@ pub(crate) fn scales_and_mins(packed: &[u8]) -> (u64, u64) {
     let scales_high = (third & 0x0F0F_0F0F) | top_two(first);
     let mins_low = second & six_bits;
     let mins_high = ((third >> 4) & 0x0F0F_0F0F) | top_two(second);
-    (
-        u64::from(scales_low) | u64::from(scales_high) << 32,
-        u64::from(mins_low) | u64::from(mins_high) << 32,
-    )
+    (u64::from(scales_low) | u64::from(scales_high) << 32, u64::from(mins_low) | u64::from(mins_high) << 32)
 }
 
 /// Writes one super-block's 256 values into `out`.

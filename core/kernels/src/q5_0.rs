@@ -49,10 +49,8 @@ pub(crate) mod avx2 {
     unsafe fn quants(block: *const u8) -> __m256i {
         // Both halves hold `qs`; the upper half is shifted to its high nibbles.
         let packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(block.add(6) as *const __m128i));
-        let nibbles = _mm256_and_si256(
-            _mm256_srlv_epi64(packed, _mm256_setr_epi64x(0, 0, 4, 4)),
-            _mm256_set1_epi8(0x0F),
-        );
+        let nibbles =
+            _mm256_and_si256(_mm256_srlv_epi64(packed, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
         // Byte j gets byte j/8 of qh, then all-ones if its bit j%8 is set.
         let high_bits = (block.add(2) as *const i32).read_unaligned();
         let spread = _mm256_shuffle_epi8(
@@ -78,7 +76,11 @@ pub(crate) mod avx2 {
         while b + 1 < blocks {
             let (first, second) = (row.add(b * BYTES), row.add((b + 1) * BYTES));
             even = _mm256_fmadd_ps(broadcast_half(first), signed_bytes_dot(quants(first), xs.add(b * VALUES)), even);
-            odd = _mm256_fmadd_ps(broadcast_half(second), signed_bytes_dot(quants(second), xs.add((b + 1) * VALUES)), odd);
+            odd = _mm256_fmadd_ps(
+                broadcast_half(second),
+                signed_bytes_dot(quants(second), xs.add((b + 1) * VALUES)),
+                odd,
+            );
             b += 2;
         }
         if b < blocks {

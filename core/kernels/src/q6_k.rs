@@ -76,7 +76,10 @@ pub(crate) mod avx2 {
             _mm256_or_si256(_mm256_and_si256(first, nibble), _mm256_slli_epi16(high_bits(0x03), 4)),
             _mm256_or_si256(_mm256_and_si256(second, nibble), _mm256_slli_epi16(high_bits(0x0C), 2)),
             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(first, 4), nibble), high_bits(0x30)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(second, 4), nibble), _mm256_srli_epi16(high_bits(-64), 2)),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(second, 4), nibble),
+                _mm256_srli_epi16(high_bits(-64), 2),
+            ),
         ]
         .map(|quants| _mm256_sub_epi8(quants, offset))
     }
@@ -137,7 +140,7 @@ mod tests {
         block[5] = 0x93; // value 5: 3, value 69: 9
         block[37] = 0xB6; // value 37: 6, value 101: 11
         block[128 + 5] = 0b11_10_01_00; // high bits of values 5, 37, 69, 101
-        // Second half, l = 10: ql[64 + 10], qh[32 + 10].
+                                        // Second half, l = 10: ql[64 + 10], qh[32 + 10].
         block[64 + 10] = 0x21; // value 138: 1, value 202: 2
         block[128 + 32 + 10] = 0b00_11_00_11; // high bits of 138 and 202: 3
         for s in 0..16 {

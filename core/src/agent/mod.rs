@@ -605,15 +605,16 @@ impl Agent {
             let denied = missing.iter().copied().find(|k| self.permissions.for_kind(*k) == Permission::Deny);
             let refusal = match (denied, &prepared.runs_later) {
                 _ if missing.is_empty() => None,
-                (Some(_), Some(why)) => Some(format!(
-                    "permission denied: {why}; rerun with --allow-edits and --allow-shell to allow it"
-                )),
-                (Some(PermissionKind::Edit), None) => {
-                    Some("permission denied: file edits are not allowed in this run; rerun with --allow-edits".to_string())
+                (Some(_), Some(why)) => {
+                    Some(format!("permission denied: {why}; rerun with --allow-edits and --allow-shell to allow it"))
                 }
-                (Some(PermissionKind::Shell), None) => {
-                    Some("permission denied: shell commands are not allowed in this run; rerun with --allow-shell".to_string())
-                }
+                (Some(PermissionKind::Edit), None) => Some(
+                    "permission denied: file edits are not allowed in this run; rerun with --allow-edits".to_string(),
+                ),
+                (Some(PermissionKind::Shell), None) => Some(
+                    "permission denied: shell commands are not allowed in this run; rerun with --allow-shell"
+                        .to_string(),
+                ),
                 (None, _) => {
                     // One question covers every permission the call needs; it
                     // is asked as the strongest (shell) when it needs both.
@@ -645,7 +646,11 @@ impl Agent {
                     summary: prepared.summary.clone(),
                     reason: reason.clone(),
                 });
-                run.denied.push(DeniedAction { tool: call.name.clone(), summary: prepared.summary, reason: reason.clone() });
+                run.denied.push(DeniedAction {
+                    tool: call.name.clone(),
+                    summary: prepared.summary,
+                    reason: reason.clone(),
+                });
                 return ToolOutput::error(reason);
             }
         }
@@ -658,7 +663,13 @@ impl Agent {
         output
     }
 
-    fn finish_call(&mut self, call: &ToolCall, output: ToolOutput, observer: &mut dyn AgentObserver, run: &mut RunState) {
+    fn finish_call(
+        &mut self,
+        call: &ToolCall,
+        output: ToolOutput,
+        observer: &mut dyn AgentObserver,
+        run: &mut RunState,
+    ) {
         observer.on_event(AgentEvent::ToolCallFinished {
             id: call.id.clone(),
             name: call.name.clone(),
@@ -678,7 +689,8 @@ impl Agent {
             return;
         }
         let Some(store) = &self.store else { return };
-        let title: String = task.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().chars().take(100).collect();
+        let title: String =
+            task.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().chars().take(100).collect();
         let workspace = self.toolbox.workspace().root().display().to_string();
         match store.create_session(&workspace, &title, self.provider.name(), self.provider.model()) {
             Ok(id) => {
@@ -784,8 +796,7 @@ mod tests {
             Message::user("next"),
         ];
         let repaired = well_formed(messages);
-        let shape: Vec<(Role, Option<&str>)> =
-            repaired.iter().map(|m| (m.role, m.tool_call_id.as_deref())).collect();
+        let shape: Vec<(Role, Option<&str>)> = repaired.iter().map(|m| (m.role, m.tool_call_id.as_deref())).collect();
         assert_eq!(
             shape,
             [

@@ -70,7 +70,9 @@ impl PromptStyle {
     /// user chose explicitly is kept.
     pub fn repo_map_tokens(self, configured_tokens: usize, default_tokens: usize) -> usize {
         match self {
-            PromptStyle::Compact if configured_tokens == default_tokens => configured_tokens.min(COMPACT_REPO_MAP_TOKENS),
+            PromptStyle::Compact if configured_tokens == default_tokens => {
+                configured_tokens.min(COMPACT_REPO_MAP_TOKENS)
+            }
             _ => configured_tokens,
         }
     }
@@ -222,7 +224,10 @@ mod tests {
         let compact = system_prompt(&parts_for(&workspace, &tools, PromptStyle::Compact));
         let full = system_prompt(&parts_for(&workspace, &tools, PromptStyle::Full));
         assert!(compact.contains("Tools: read_file, edit_file, run_shell."), "{compact}");
-        assert!(compact.contains("File edits: allowed. Shell commands: not allowed (unavailable: no jail)."), "{compact}");
+        assert!(
+            compact.contains("File edits: allowed. Shell commands: not allowed (unavailable: no jail)."),
+            "{compact}"
+        );
         assert!(compact.contains("src/lib.rs:\n│pub fn run()"), "{compact}");
         assert!(compact.contains("[... truncated to fit the token budget ...]"), "{compact}");
         assert!(!compact.contains(&long_description), "{compact}");

@@ -281,12 +281,15 @@ pub fn parse_env(env: &dyn Fn(&str) -> Option<String>) -> Result<ConfigLayer, Co
         ..ConfigLayer::default()
     };
     if let Some(text) = get("SEXTANT_TIMEOUT_SECS") {
-        layer.timeout_secs =
-            Some(text.trim().parse().map_err(|_| invalid("SEXTANT_TIMEOUT_SECS", format!("`{text}` is not a number")))?);
+        layer.timeout_secs = Some(
+            text.trim().parse().map_err(|_| invalid("SEXTANT_TIMEOUT_SECS", format!("`{text}` is not a number")))?,
+        );
     }
     if let Some(text) = get("SEXTANT_MAX_RETRIES") {
         layer.max_retries = Some(
-            text.trim().parse().map_err(|_| invalid("SEXTANT_MAX_RETRIES", format!("`{text}` is not a whole number")))?,
+            text.trim()
+                .parse()
+                .map_err(|_| invalid("SEXTANT_MAX_RETRIES", format!("`{text}` is not a whole number")))?,
         );
     }
     let completion = CompletionLayer {
@@ -536,9 +539,8 @@ impl Config {
         let model = pick(&completion.model, &self.model).unwrap_or_else(|| default_model(kind).to_string());
         let base_url = pick(&completion.base_url, &self.base_url).unwrap_or_else(|| self.default_base_url(kind));
         let explicit_key = if for_completion { completion.api_key.clone() } else { None };
-        let api_key = explicit_key
-            .or_else(|| if inherit { self.api_key.clone() } else { None })
-            .or_else(|| match kind {
+        let api_key =
+            explicit_key.or_else(|| if inherit { self.api_key.clone() } else { None }).or_else(|| match kind {
                 ProviderKind::OpenAi => self.env.openai_api_key.clone(),
                 ProviderKind::Anthropic => self.env.anthropic_api_key.clone(),
                 ProviderKind::Ollama | ProviderKind::Embedded => None,

@@ -147,7 +147,8 @@ fn user_section_value(base: &Config, table: &str, key: &str) -> Option<u64> {
 }
 
 fn cap_top_level_limits(layer: &mut ConfigLayer, base: &Config, raised: &mut Vec<String>) {
-    let mut over = |name: &str, value: String, ceiling: String| raised.push(format!("{name} = {value} (limit {ceiling})"));
+    let mut over =
+        |name: &str, value: String, ceiling: String| raised.push(format!("{name} = {value} (limit {ceiling})"));
     if let Some(secs) = layer.timeout_secs.filter(|secs| *secs > base.timeout.as_secs_f64()) {
         over("timeout_secs", secs.to_string(), base.timeout.as_secs_f64().to_string());
         layer.timeout_secs = None;
@@ -224,7 +225,10 @@ mod tests {
         assert_eq!(config.embedded_model_path, None);
         assert_eq!(config.model.as_deref(), Some("m"), "the model name alone is harmless");
         assert_eq!(notes.len(), 1, "{notes:?}");
-        assert!(notes[0].contains("provider, base_url, api_key, completion.provider, completion.base_url"), "{notes:?}");
+        assert!(
+            notes[0].contains("provider, base_url, api_key, completion.provider, completion.base_url"),
+            "{notes:?}"
+        );
         assert!(notes[0].contains("sextant trust"), "{notes:?}");
 
         let (config, notes) = restricted("", project, ProjectTrust::Trusted);
@@ -257,12 +261,14 @@ mod tests {
         assert_eq!(config.section("agent"), Some(&serde_json::json!({"repo_map_tokens": 100})));
         assert_eq!(config.section("lsp"), Some(&serde_json::json!({})));
         assert_eq!(notes.len(), 1, "{notes:?}");
-        for key in ["timeout_secs = 9999", "max_retries = 50", "agent.max_steps = 500", "agent.shellTimeoutSecs = 3600"] {
+        for key in ["timeout_secs = 9999", "max_retries = 50", "agent.max_steps = 500", "agent.shellTimeoutSecs = 3600"]
+        {
             assert!(notes[0].contains(key), "{key} missing from {notes:?}");
         }
 
         // The user's own higher limit is the ceiling.
-        let (config, notes) = restricted("[agent]\nmax_steps = 100\n", "[agent]\nmax_steps = 60\n", ProjectTrust::Untrusted);
+        let (config, notes) =
+            restricted("[agent]\nmax_steps = 100\n", "[agent]\nmax_steps = 60\n", ProjectTrust::Untrusted);
         assert_eq!(config.section("agent"), Some(&serde_json::json!({"max_steps": 60})));
         assert!(notes.is_empty(), "{notes:?}");
     }

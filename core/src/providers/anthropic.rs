@@ -10,11 +10,13 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::http::{join_url, parse_arguments, prompt_text, snippet, usage_or_estimate, HttpTransport, RemoteOptions, SseReader};
+use super::http::{
+    join_url, parse_arguments, prompt_text, snippet, usage_or_estimate, HttpTransport, RemoteOptions, SseReader,
+};
 use super::openai::{complete_via_chat, reply_text};
 use super::{
-    ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role,
-    StopReason, StreamEvent, ToolCall,
+    ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role, StopReason,
+    StreamEvent, ToolCall,
 };
 
 /// The API version this client speaks.
@@ -29,7 +31,10 @@ pub struct AnthropicProvider {
 
 impl AnthropicProvider {
     pub fn new(options: RemoteOptions) -> Result<Self, ProviderError> {
-        Ok(AnthropicProvider { transport: HttpTransport::new("anthropic", options.http.clone(), &options.base_url)?, options })
+        Ok(AnthropicProvider {
+            transport: HttpTransport::new("anthropic", options.http.clone(), &options.base_url)?,
+            options,
+        })
     }
 
     /// The JSON body of a Messages request.
@@ -85,7 +90,11 @@ impl AnthropicProvider {
         let mut saw_stop = false;
         while let Some(event) = events.next_event(cancel).await? {
             let data: Value = serde_json::from_str(&event.data).map_err(|err| {
-                self.transport.bad_response(format!("invalid `{}` event ({err}): {}", event.event, snippet(&event.data)))
+                self.transport.bad_response(format!(
+                    "invalid `{}` event ({err}): {}",
+                    event.event,
+                    snippet(&event.data)
+                ))
             })?;
             let kind = data.get("type").and_then(Value::as_str).unwrap_or(event.event.as_str());
             let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -117,9 +126,9 @@ impl AnthropicProvider {
                         match blocks.get_mut(&index) {
                             Some(Block::ToolUse { json, .. }) => json.push_str(piece),
                             _ => {
-                                return Err(self
-                                    .transport
-                                    .bad_response(format!("input_json_delta for block {index}, which is not a tool_use")))
+                                return Err(self.transport.bad_response(format!(
+                                    "input_json_delta for block {index}, which is not a tool_use"
+                                )))
                             }
                         }
                     }
@@ -138,7 +147,8 @@ impl AnthropicProvider {
                         stop = Some(reason.to_string());
                     }
                     let usage = data.get("usage");
-                    output_tokens = usage.and_then(|u| u.get("output_tokens")).and_then(Value::as_u64).or(output_tokens);
+                    output_tokens =
+                        usage.and_then(|u| u.get("output_tokens")).and_then(Value::as_u64).or(output_tokens);
                     input_tokens = usage.and_then(|u| u.get("input_tokens")).and_then(Value::as_u64).or(input_tokens);
                 }
                 "message_stop" => {
@@ -155,7 +165,8 @@ impl AnthropicProvider {
         if blocks.values().any(|b| matches!(b, Block::ToolUse { .. })) {
             return Err(self.transport.bad_response("a tool_use block was never closed"));
         }
-        let usage = usage_or_estimate(input_tokens, output_tokens, &prompt_text(request), &reply_text(&text, &tool_calls));
+        let usage =
+            usage_or_estimate(input_tokens, output_tokens, &prompt_text(request), &reply_text(&text, &tool_calls));
         Ok(ChatResponse {
             stop_reason: stop_reason(stop.as_deref(), !tool_calls.is_empty()),
             message: Message { role: Role::Assistant, content: text, tool_calls, tool_call_id: None },

@@ -50,9 +50,7 @@ impl FimFamily {
     /// The family's control tokens that must end a completion.
     pub fn stop_tokens(self) -> &'static [&'static str] {
         match self {
-            FimFamily::StarCoder => {
-                &["<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<file_sep>", "<|endoftext|>"]
-            }
+            FimFamily::StarCoder => &["<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<file_sep>", "<|endoftext|>"],
             FimFamily::CodeLlama => &["<EOT>", "<PRE>", "<SUF>", "<MID>"],
             FimFamily::DeepSeek => {
                 &["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>", "<|EOT|>", "<｜end▁of▁sentence｜>"]

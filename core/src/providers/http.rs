@@ -132,7 +132,8 @@ impl HttpTransport {
             if attempt > self.settings.max_retries {
                 return Err(failure);
             }
-            let wait = retry_after.unwrap_or_else(|| backoff_delay(&self.settings, attempt)).min(self.settings.max_backoff);
+            let wait =
+                retry_after.unwrap_or_else(|| backoff_delay(&self.settings, attempt)).min(self.settings.max_backoff);
             tracing::debug!(provider = %self.provider, attempt, ?wait, "retrying after: {failure}");
             tokio::select! {
                 biased;
@@ -143,7 +144,11 @@ impl HttpTransport {
     }
 
     /// Reads a whole body as text (timeout + cancel aware).
-    pub async fn read_text(&self, response: reqwest::Response, cancel: &CancellationToken) -> Result<String, ProviderError> {
+    pub async fn read_text(
+        &self,
+        response: reqwest::Response,
+        cancel: &CancellationToken,
+    ) -> Result<String, ProviderError> {
         let mut body = BodyLines::new(self, response);
         let mut bytes = Vec::new();
         while let Some(chunk) = body.next_chunk(cancel).await? {
@@ -153,7 +158,11 @@ impl HttpTransport {
     }
 
     /// Reads a whole body and parses it as JSON.
-    pub async fn read_json(&self, response: reqwest::Response, cancel: &CancellationToken) -> Result<Value, ProviderError> {
+    pub async fn read_json(
+        &self,
+        response: reqwest::Response,
+        cancel: &CancellationToken,
+    ) -> Result<Value, ProviderError> {
         let text = self.read_text(response, cancel).await?;
         serde_json::from_str(&text)
             .map_err(|err| self.bad_response(format!("invalid JSON ({err}): {}", snippet(&text))))
@@ -168,8 +177,7 @@ pub fn is_loopback_url(url: &str) -> bool {
         Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
         None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
     };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The error and its sources, e.g. "error sending request: connection refused".
@@ -192,10 +200,8 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 pub fn backoff_delay(settings: &HttpSettings, attempt: u32) -> Duration {
     let base = settings.initial_backoff.saturating_mul(1u32 << (attempt.saturating_sub(1)).min(16));
     let base = base.min(settings.max_backoff);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let jitter = base.mul_f64(f64::from(nanos % 1000) / 4000.0);
     base + jitter
 }
@@ -225,7 +231,11 @@ pub fn error_message(body: &str) -> String {
         }
     }
     let trimmed = body.trim();
-    if trimmed.is_empty() { "(empty body)".to_string() } else { snippet(trimmed) }
+    if trimmed.is_empty() {
+        "(empty body)".to_string()
+    } else {
+        snippet(trimmed)
+    }
 }
 
 /// At most 200 characters of `text`, for error messages.
@@ -285,7 +295,9 @@ impl BodyLines {
             next = tokio::time::timeout(self.idle_timeout, self.chunks.next()) => next,
         };
         match next {
-            Err(_elapsed) => Err(ProviderError::Timeout { provider: self.provider.clone(), timeout: self.idle_timeout }),
+            Err(_elapsed) => {
+                Err(ProviderError::Timeout { provider: self.provider.clone(), timeout: self.idle_timeout })
+            }
             Ok(None) => {
                 self.finished = true;
                 Ok(None)
@@ -429,7 +441,9 @@ mod tests {
     fn sse_parser_handles_events_comments_and_multiline_data() {
         let mut parser = SseParser::default();
         let mut events = Vec::new();
-        for line in [": keep-alive", "event: ping", "data: {}", "", "data: a", "data:b", "", "", "id: 3", "data: [DONE]", ""] {
+        for line in
+            [": keep-alive", "event: ping", "data: {}", "", "data: a", "data:b", "", "", "id: 3", "data: [DONE]", ""]
+        {
             events.extend(parser.push_line(line));
         }
         assert_eq!(

@@ -4,13 +4,13 @@
 //! and never to a wire format. Streaming is a callback so callers can render
 //! tokens as they arrive while still receiving the aggregated response.
 
+pub mod anthropic;
 pub mod embedded;
+pub mod factory;
 pub mod fim;
 pub mod http;
-pub mod openai;
-pub mod anthropic;
 pub mod ollama;
-pub mod factory;
+pub mod openai;
 
 pub use crate::config::Purpose;
 pub use factory::build;
@@ -209,9 +209,5 @@ pub trait Provider: Send + Sync {
     ) -> Result<ChatResponse, ProviderError>;
     /// Fill-in-the-middle completion (native FIM where the model supports it,
     /// otherwise a chat "fill the hole" prompt).
-    async fn complete(
-        &self,
-        request: &FimRequest,
-        cancel: &CancellationToken,
-    ) -> Result<Completion, ProviderError>;
+    async fn complete(&self, request: &FimRequest, cancel: &CancellationToken) -> Result<Completion, ProviderError>;
 }

@@ -11,8 +11,8 @@ use super::fim::{self, FimMode};
 use super::http::{cut_at_stops, join_url, prompt_text, usage_or_estimate, HttpTransport, NdjsonReader, RemoteOptions};
 use super::openai::{complete_via_chat, reply_text};
 use super::{
-    ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role,
-    StopReason, StreamEvent, ToolCall,
+    ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role, StopReason,
+    StreamEvent, ToolCall,
 };
 
 /// Where Ollama listens unless `OLLAMA_HOST` or the config says otherwise.
@@ -25,7 +25,10 @@ pub struct OllamaProvider {
 
 impl OllamaProvider {
     pub fn new(options: RemoteOptions) -> Result<Self, ProviderError> {
-        Ok(OllamaProvider { transport: HttpTransport::new("ollama", options.http.clone(), &options.base_url)?, options })
+        Ok(OllamaProvider {
+            transport: HttpTransport::new("ollama", options.http.clone(), &options.base_url)?,
+            options,
+        })
     }
 
     fn generation_options(&self, max_tokens: Option<u32>, temperature: Option<f32>, stop: &[String]) -> Value {
@@ -63,7 +66,12 @@ impl OllamaProvider {
         body
     }
 
-    async fn post(&self, path: &str, body: &Value, cancel: &CancellationToken) -> Result<reqwest::Response, ProviderError> {
+    async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        cancel: &CancellationToken,
+    ) -> Result<reqwest::Response, ProviderError> {
         let authorization = self.options.api_key.as_ref().filter(|k| !k.is_empty()).map(|k| format!("Bearer {k}"));
         let headers: Vec<(&str, &str)> = authorization.iter().map(|v| ("authorization", v.as_str())).collect();
         self.transport.post_json(&join_url(&self.options.base_url, path), &headers, body, cancel).await
@@ -172,7 +180,11 @@ impl OllamaProvider {
             prompt_for_estimate,
             &text,
         );
-        Ok(Completion { text, usage, stop_reason: stop_reason(reply.get("done_reason").and_then(Value::as_str), false) })
+        Ok(Completion {
+            text,
+            usage,
+            stop_reason: stop_reason(reply.get("done_reason").and_then(Value::as_str), false),
+        })
     }
 }
 
@@ -237,11 +249,7 @@ impl Provider for OllamaProvider {
 /// looked up from the assistant call they answer.
 fn wire_messages(messages: &[Message]) -> Vec<Value> {
     let tool_name = |id: &str| {
-        messages
-            .iter()
-            .flat_map(|m| m.tool_calls.iter())
-            .find(|call| call.id == id)
-            .map(|call| call.name.clone())
+        messages.iter().flat_map(|m| m.tool_calls.iter()).find(|call| call.id == id).map(|call| call.name.clone())
     };
     messages
         .iter()

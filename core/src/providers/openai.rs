@@ -11,12 +11,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::fim::{self, FimMode};
 use super::http::{
-    cut_at_stops, join_url, parse_arguments, prompt_text, usage_or_estimate, HttpTransport, RemoteOptions,
-    SseReader,
+    cut_at_stops, join_url, parse_arguments, prompt_text, usage_or_estimate, HttpTransport, RemoteOptions, SseReader,
 };
 use super::{
-    ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role,
-    StopReason, StreamEvent, ToolCall,
+    ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role, StopReason,
+    StreamEvent, ToolCall,
 };
 
 pub struct OpenAiProvider {
@@ -26,7 +25,10 @@ pub struct OpenAiProvider {
 
 impl OpenAiProvider {
     pub fn new(options: RemoteOptions) -> Result<Self, ProviderError> {
-        Ok(OpenAiProvider { transport: HttpTransport::new("openai", options.http.clone(), &options.base_url)?, options })
+        Ok(OpenAiProvider {
+            transport: HttpTransport::new("openai", options.http.clone(), &options.base_url)?,
+            options,
+        })
     }
 
     pub fn options(&self) -> &RemoteOptions {
@@ -37,7 +39,12 @@ impl OpenAiProvider {
         self.options.api_key.as_ref().filter(|k| !k.is_empty()).map(|key| format!("Bearer {key}"))
     }
 
-    async fn post(&self, path: &str, body: &Value, cancel: &CancellationToken) -> Result<reqwest::Response, ProviderError> {
+    async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        cancel: &CancellationToken,
+    ) -> Result<reqwest::Response, ProviderError> {
         let authorization = self.authorization();
         let headers: Vec<(&str, &str)> = authorization.iter().map(|v| ("authorization", v.as_str())).collect();
         self.transport.post_json(&join_url(&self.options.base_url, path), &headers, body, cancel).await
@@ -100,7 +107,8 @@ impl OpenAiProvider {
                 break;
             }
             let chunk: Value = serde_json::from_str(&event.data).map_err(|err| {
-                self.transport.bad_response(format!("invalid stream chunk ({err}): {}", super::http::snippet(&event.data)))
+                self.transport
+                    .bad_response(format!("invalid stream chunk ({err}): {}", super::http::snippet(&event.data)))
             })?;
             self.check_error(&chunk)?;
             if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
@@ -132,7 +140,8 @@ impl OpenAiProvider {
         for call in &tool_calls {
             on_event(StreamEvent::ToolCall(call.clone()));
         }
-        let usage = usage_or_estimate(input_tokens, output_tokens, &prompt_text(request), &reply_text(&text, &tool_calls));
+        let usage =
+            usage_or_estimate(input_tokens, output_tokens, &prompt_text(request), &reply_text(&text, &tool_calls));
         Ok(ChatResponse {
             stop_reason: stop_reason(finish_reason.as_deref(), !tool_calls.is_empty()),
             message: Message { role: Role::Assistant, content: text, tool_calls, tool_call_id: None },
@@ -149,12 +158,10 @@ impl OpenAiProvider {
         let response = self.post("chat/completions", &self.chat_body(request, false), cancel).await?;
         let body = self.transport.read_json(response, cancel).await?;
         self.check_error(&body)?;
-        let choice = body
-            .pointer("/choices/0")
-            .ok_or_else(|| self.transport.bad_response("the reply has no `choices`"))?;
-        let message = choice
-            .get("message")
-            .ok_or_else(|| self.transport.bad_response("the reply's choice has no `message`"))?;
+        let choice =
+            body.pointer("/choices/0").ok_or_else(|| self.transport.bad_response("the reply has no `choices`"))?;
+        let message =
+            choice.get("message").ok_or_else(|| self.transport.bad_response("the reply's choice has no `message`"))?;
         let text = message.get("content").and_then(Value::as_str).unwrap_or_default().to_string();
         let mut tool_calls = Vec::new();
         for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
@@ -228,7 +235,11 @@ impl OpenAiProvider {
             &format!("{prompt}{}", suffix.unwrap_or_default()),
             &text,
         );
-        Ok(Completion { text, usage, stop_reason: stop_reason(choice.get("finish_reason").and_then(Value::as_str), false) })
+        Ok(Completion {
+            text,
+            usage,
+            stop_reason: stop_reason(choice.get("finish_reason").and_then(Value::as_str), false),
+        })
     }
 }
 

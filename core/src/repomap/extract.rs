@@ -51,10 +51,8 @@ impl Language {
     /// The compiled tag query; `Err` holds the compile error (a bug in the
     /// shipped query, reported instead of panicking).
     pub fn query(self) -> Result<&'static CompiledQuery, &'static str> {
-        static RUST: LazyLock<Result<CompiledQuery, String>> =
-            LazyLock::new(|| CompiledQuery::new(Language::Rust));
-        static PYTHON: LazyLock<Result<CompiledQuery, String>> =
-            LazyLock::new(|| CompiledQuery::new(Language::Python));
+        static RUST: LazyLock<Result<CompiledQuery, String>> = LazyLock::new(|| CompiledQuery::new(Language::Rust));
+        static PYTHON: LazyLock<Result<CompiledQuery, String>> = LazyLock::new(|| CompiledQuery::new(Language::Python));
         let compiled = match self {
             Language::Rust => &*RUST,
             Language::Python => &*PYTHON,
@@ -103,11 +101,7 @@ impl CompiledQuery {
     fn new(language: Language) -> Result<CompiledQuery, String> {
         let query = Query::new(&language.grammar(), language.query_source())
             .map_err(|error| format!("{language:?} tag query does not compile: {error}"))?;
-        let captures = query
-            .capture_names()
-            .iter()
-            .map(|name| parse_capture_name(name))
-            .collect();
+        let captures = query.capture_names().iter().map(|name| parse_capture_name(name)).collect();
         Ok(CompiledQuery { query, captures })
     }
 }
@@ -166,51 +160,25 @@ pub struct Extracted {
 
 /// Checks, parses and tags one file. Never panics on bad input.
 pub fn extract_file(path: &str, contents: &[u8]) -> Extracted {
-    let note = |reason| {
-        Some(Note {
-            path: path.to_string(),
-            reason,
-        })
-    };
+    let note = |reason| Some(Note { path: path.to_string(), reason });
     let Some(language) = Language::from_path(path) else {
-        return Extracted {
-            tags: None,
-            note: note(NoteReason::UnsupportedLanguage),
-        };
+        return Extracted { tags: None, note: note(NoteReason::UnsupportedLanguage) };
     };
     if contents.len() > MAX_FILE_BYTES {
-        return Extracted {
-            tags: None,
-            note: note(NoteReason::TooLarge {
-                bytes: contents.len() as u64,
-            }),
-        };
+        return Extracted { tags: None, note: note(NoteReason::TooLarge { bytes: contents.len() as u64 }) };
     }
     if contents.contains(&0) {
-        return Extracted {
-            tags: None,
-            note: note(NoteReason::Binary),
-        };
+        return Extracted { tags: None, note: note(NoteReason::Binary) };
     }
     let Ok(source) = std::str::from_utf8(contents) else {
-        return Extracted {
-            tags: None,
-            note: note(NoteReason::NotUtf8),
-        };
+        return Extracted { tags: None, note: note(NoteReason::NotUtf8) };
     };
     match extract_tags(language, path, source) {
         Ok((tags, first_error_line)) => Extracted {
             tags: Some(tags),
-            note: first_error_line.and_then(|line| {
-                note(NoteReason::SyntaxErrors {
-                    first_error_line: line,
-                })
-            }),
+            note: first_error_line.and_then(|line| note(NoteReason::SyntaxErrors { first_error_line: line })),
         },
-        Err(error) => Extracted {
-            tags: None,
-            note: note(NoteReason::Unreadable { error }),
-        },
+        Err(error) => Extracted { tags: None, note: note(NoteReason::Unreadable { error }) },
     }
 }
 
@@ -268,10 +236,7 @@ fn parse(language: Language, source: &str) -> Result<Tree, String> {
                 parsers.len() - 1
             }
         };
-        parsers[position]
-            .1
-            .parse(source, None)
-            .ok_or_else(|| "the parser gave up".to_string())
+        parsers[position].1.parse(source, None).ok_or_else(|| "the parser gave up".to_string())
     })
 }
 
@@ -283,10 +248,7 @@ pub(crate) struct NameInterner<'s> {
 
 impl<'s> NameInterner<'s> {
     pub(crate) fn intern(&mut self, name: &'s str) -> Arc<str> {
-        self.names
-            .entry(name)
-            .or_insert_with(|| Arc::from(name))
-            .clone()
+        self.names.entry(name).or_insert_with(|| Arc::from(name)).clone()
     }
 }
 
@@ -326,11 +288,7 @@ fn lone_carriage_returns_as_newlines(source: &str) -> Option<String> {
 
 /// Tags of one parsed source text, in source order, and the 0-based line of
 /// the first syntax error if any. `Err` only if the grammar/query is broken.
-pub fn extract_tags(
-    language: Language,
-    path: &str,
-    source: &str,
-) -> Result<(Vec<Tag>, Option<u32>), String> {
+pub fn extract_tags(language: Language, path: &str, source: &str) -> Result<(Vec<Tag>, Option<u32>), String> {
     let normalised;
     let source = match lone_carriage_returns_as_newlines(source) {
         Some(text) => {
@@ -344,11 +302,7 @@ pub fn extract_tags(
     let tree = parse(language, source)?;
     let compiled = language.query()?;
     let root = tree.root_node();
-    let first_error_line = if root.has_error() {
-        first_error_line(root)
-    } else {
-        None
-    };
+    let first_error_line = if root.has_error() { first_error_line(root) } else { None };
     let bytes = source.as_bytes();
     let path: Arc<str> = Arc::from(path);
 
@@ -369,9 +323,7 @@ pub fn extract_tags(
         let mut item: Option<Node> = None;
         for capture in query_match.captures() {
             match compiled.captures.get(capture.index as usize) {
-                Some(CaptureMeaning::Name { role, kind }) => {
-                    name = Some((capture.node, *role, *kind))
-                }
+                Some(CaptureMeaning::Name { role, kind }) => name = Some((capture.node, *role, *kind)),
                 Some(CaptureMeaning::Item) => item = Some(capture.node),
                 Some(CaptureMeaning::ImportContainer) => {
                     collect_imports(capture.node, source, &path, &mut names, &mut found)
@@ -422,8 +374,7 @@ pub fn extract_tags(
         if role == Role::Definition && item.is_some() && !ancestors_filled {
             ancestors_of(root, item_node, &mut ancestors);
         }
-        if role == Role::Definition && item.is_some() && inside_function_body(language, &ancestors)
-        {
+        if role == Role::Definition && item.is_some() && inside_function_body(language, &ancestors) {
             // Locals (nested functions, classes in functions) are not API.
             continue;
         }
@@ -438,9 +389,7 @@ pub fn extract_tags(
                 details: TagDetails::boxed(
                     signature(language, kind, item_node, source),
                     match language {
-                        Language::Rust => {
-                            rust_doc(item_node, ancestors.last().copied(), &mut siblings, source)
-                        }
+                        Language::Rust => rust_doc(item_node, ancestors.last().copied(), &mut siblings, source),
                         Language::Python => python_docstring(item_node, source),
                     },
                     scope(language, &ancestors, source),
@@ -466,10 +415,7 @@ pub fn extract_tags(
 
     // Items among the tokens of macro calls outside function bodies.
     let no_item_ranges = merge_ranges(no_item_ranges);
-    let context = MacroItemContext {
-        source,
-        path: &path,
-    };
+    let context = MacroItemContext { source, path: &path };
     for invocation in macro_invocations {
         if within_any(&no_item_ranges, invocation.start_byte()) {
             continue;
@@ -481,9 +427,7 @@ pub fn extract_tags(
 
     let attribute_ranges = merge_ranges(attribute_ranges);
     if !attribute_ranges.is_empty() {
-        found.retain(|found| {
-            found.tag.role == Role::Definition || !within_any(&attribute_ranges, found.name_start)
-        });
+        found.retain(|found| found.tag.role == Role::Definition || !within_any(&attribute_ranges, found.name_start));
     }
 
     // Order by identifier position; at one position keep the most specific
@@ -498,10 +442,7 @@ pub fn extract_tags(
             .then(a.match_order.cmp(&b.match_order))
     });
     found.dedup_by(|later, earlier| later.name_start == earlier.name_start);
-    Ok((
-        found.into_iter().map(|found| found.tag).collect(),
-        first_error_line,
-    ))
+    Ok((found.into_iter().map(|found| found.tag).collect(), first_error_line))
 }
 
 fn priority(role: Role, kind: TagKind) -> u8 {
@@ -675,22 +616,16 @@ fn signature(language: Language, kind: TagKind, item: Node, source: &str) -> Opt
     let indent = indent_before(source, start);
 
     let header = if kind == TagKind::Macro && language == Language::Rust {
-        let name = item
-            .child_by_field_name("name")
-            .and_then(|name| node_text(name, source))?;
+        let name = item.child_by_field_name("name").and_then(|name| node_text(name, source))?;
         format!("macro_rules! {name}")
     } else if let Some(body) = item.child_by_field_name("body") {
         clip_header(source.get(start..body.start_byte())?.trim_end())
     } else {
         let text = node_text(item, source)?.trim_end();
-        let multi_line_fn =
-            matches!(kind, TagKind::Function | TagKind::Method) && text.contains('\n');
+        let multi_line_fn = matches!(kind, TagKind::Function | TagKind::Method) && text.contains('\n');
         if multi_line_fn {
             // A body-less fn signature (trait method) may wrap its parameters.
-            text.lines()
-                .take(MAX_SIGNATURE_LINES)
-                .collect::<Vec<_>>()
-                .join("\n")
+            text.lines().take(MAX_SIGNATURE_LINES).collect::<Vec<_>>().join("\n")
         } else {
             clip_value_line(text)
         }
@@ -741,11 +676,7 @@ fn collect_macro_items<'t, 's>(
     // An explicit stack: token trees nest as deep as the input does.
     let mut trees: Vec<Node<'t>> = Vec::new();
     let mut cursor = invocation.walk();
-    trees.extend(
-        invocation
-            .children(&mut cursor)
-            .filter(|child| child.kind() == "token_tree"),
-    );
+    trees.extend(invocation.children(&mut cursor).filter(|child| child.kind() == "token_tree"));
     let mut tokens: Vec<Node<'t>> = Vec::new();
     while let Some(tree) = trees.pop() {
         tokens.clear();
@@ -769,11 +700,7 @@ fn collect_macro_items<'t, 's>(
                     });
                     // A function's body holds locals, not API: skip it. Other
                     // items' bodies (trait, mod) are visited as trees.
-                    index = if is_function {
-                        end + 1
-                    } else {
-                        index + 1
-                    };
+                    index = if is_function { end + 1 } else { index + 1 };
                 }
                 None => index += 1,
             }
@@ -855,9 +782,7 @@ fn macro_item_at<'s>(
                 break;
             }
             "}" | ")" | "]" if index + 1 == tokens.len() => break,
-            "token_tree"
-                if node_text(*token, source).is_some_and(|text| text.starts_with('{')) =>
-            {
+            "token_tree" if node_text(*token, source).is_some_and(|text| text.starts_with('{')) => {
                 header_end = Some(token.start_byte());
                 end = index;
                 break;
@@ -867,15 +792,9 @@ fn macro_item_at<'s>(
     }
     let item_start = tokens[start].start_byte();
     let item_end = tokens[end].end_byte();
-    let header = source
-        .get(item_start..header_end.unwrap_or(item_end))?
-        .trim_end();
+    let header = source.get(item_start..header_end.unwrap_or(item_end))?.trim_end();
     let has_body = header_end.is_some() && tokens[end].kind() == "token_tree";
-    let header = if has_body || kind == TagKind::Function {
-        clip_header(header)
-    } else {
-        clip_value_line(header)
-    };
+    let header = if has_body || kind == TagKind::Function { clip_header(header) } else { clip_value_line(header) };
     let signature = format!("{}{header}", indent_before(source, item_start));
     let doc = outer_doc_above(&tokens[..start], source).and_then(finish_doc);
     let tag = Tag {
@@ -887,10 +806,7 @@ fn macro_item_at<'s>(
         byte_range: item_start..item_end,
         details: TagDetails::boxed(Some(signature), doc, scope.map(str::to_string)),
     };
-    let item = MacroItem {
-        tag,
-        name_start: name.start_byte(),
-    };
+    let item = MacroItem { tag, name_start: name.start_byte() };
     Some((item, end))
 }
 
@@ -964,12 +880,7 @@ impl<'t> Siblings<'t> {
 
 /// Outer doc comments (`///`, `/** */`) right above the item (attributes in
 /// between are skipped), or inner `//!` docs at the top of a `mod { }` body.
-fn rust_doc<'t>(
-    item: Node<'t>,
-    parent: Option<Node<'t>>,
-    siblings: &mut Siblings<'t>,
-    source: &str,
-) -> Option<String> {
+fn rust_doc<'t>(item: Node<'t>, parent: Option<Node<'t>>, siblings: &mut Siblings<'t>, source: &str) -> Option<String> {
     let before = match parent {
         Some(parent) => siblings.before(parent, item),
         None => &[],
@@ -985,9 +896,7 @@ fn rust_doc<'t>(
                 let text = node_text(child, source)?.trim_end();
                 if let Some(rest) = text.strip_prefix("//!") {
                     lines.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
-                } else if let Some(rest) =
-                    text.strip_prefix("/*!").and_then(|r| r.strip_suffix("*/"))
-                {
+                } else if let Some(rest) = text.strip_prefix("/*!").and_then(|r| r.strip_suffix("*/")) {
                     lines.extend(clean_block_doc(rest));
                 }
             }
@@ -1035,22 +944,16 @@ fn finish_doc(lines: Vec<String>) -> Option<String> {
 fn python_docstring(item: Node, source: &str) -> Option<String> {
     let body = item.child_by_field_name("body")?;
     let mut cursor = body.walk();
-    let first = body
-        .named_children(&mut cursor)
-        .find(|child| child.kind() != "comment")?;
+    let first = body.named_children(&mut cursor).find(|child| child.kind() != "comment")?;
     if first.kind() != "expression_statement" {
         return None;
     }
-    let string = first
-        .named_child(0)
-        .filter(|node| node.kind() == "string")?;
+    let string = first.named_child(0).filter(|node| node.kind() == "string")?;
     let raw = node_text(string, source)?;
     let unprefixed = raw.trim_start_matches(|c: char| c.is_ascii_alphabetic());
-    let inner = ["\"\"\"", "'''", "\"", "'"].iter().find_map(|quote| {
-        unprefixed
-            .strip_prefix(quote)
-            .and_then(|rest| rest.strip_suffix(quote))
-    })?;
+    let inner = ["\"\"\"", "'''", "\"", "'"]
+        .iter()
+        .find_map(|quote| unprefixed.strip_prefix(quote).and_then(|rest| rest.strip_suffix(quote)))?;
     Some(clean_docstring(inner)).filter(|doc| !doc.is_empty())
 }
 
@@ -1070,10 +973,7 @@ fn clean_docstring(text: &str) -> String {
             if index == 0 {
                 line.trim().to_string()
             } else {
-                line.get(indent..)
-                    .unwrap_or(line.trim_start())
-                    .trim_end()
-                    .to_string()
+                line.get(indent..).unwrap_or(line.trim_start()).trim_end().to_string()
             }
         })
         .collect();
@@ -1086,15 +986,15 @@ fn clean_docstring(text: &str) -> String {
 fn scope(language: Language, ancestors: &[Node], source: &str) -> Option<String> {
     for current in ancestors.iter().rev() {
         let name = match (language, current.kind()) {
-            (Language::Rust, "impl_item") => current
-                .child_by_field_name("type")
-                .and_then(|ty| base_type_name(ty, source)),
-            (Language::Rust, "trait_item" | "mod_item") => current
-                .child_by_field_name("name")
-                .and_then(|name| node_text(name, source)),
-            (Language::Python, "class_definition" | "function_definition") => current
-                .child_by_field_name("name")
-                .and_then(|name| node_text(name, source)),
+            (Language::Rust, "impl_item") => {
+                current.child_by_field_name("type").and_then(|ty| base_type_name(ty, source))
+            }
+            (Language::Rust, "trait_item" | "mod_item") => {
+                current.child_by_field_name("name").and_then(|name| node_text(name, source))
+            }
+            (Language::Python, "class_definition" | "function_definition") => {
+                current.child_by_field_name("name").and_then(|name| node_text(name, source))
+            }
             _ => None,
         };
         if let Some(name) = name {
@@ -1108,15 +1008,9 @@ fn scope(language: Language, ancestors: &[Node], source: &str) -> Option<String>
 fn base_type_name<'a>(ty: Node, source: &'a str) -> Option<&'a str> {
     match ty.kind() {
         "type_identifier" => node_text(ty, source),
-        "generic_type" => ty
-            .child_by_field_name("type")
-            .and_then(|inner| base_type_name(inner, source)),
-        "scoped_type_identifier" => ty
-            .child_by_field_name("name")
-            .and_then(|inner| node_text(inner, source)),
-        "reference_type" => ty
-            .child_by_field_name("type")
-            .and_then(|inner| base_type_name(inner, source)),
+        "generic_type" => ty.child_by_field_name("type").and_then(|inner| base_type_name(inner, source)),
+        "scoped_type_identifier" => ty.child_by_field_name("name").and_then(|inner| node_text(inner, source)),
+        "reference_type" => ty.child_by_field_name("type").and_then(|inner| base_type_name(inner, source)),
         _ => node_text(ty, source),
     }
 }

@@ -33,8 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{self, Language};
 use super::{
-    FxHashMap, FxHashSet, NameCounts, Note, NoteReason, RepoMap, Role, Tag, TagDetails, TagKind,
-    MAX_FILE_BYTES,
+    FxHashMap, FxHashSet, NameCounts, Note, NoteReason, RepoMap, Role, Tag, TagDetails, TagKind, MAX_FILE_BYTES,
 };
 
 /// Bump when the cache layout or tag extraction semantics change.
@@ -47,10 +46,7 @@ pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("workspace root {path} is not a readable directory: {source}")]
-    Root {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Root { path: PathBuf, source: std::io::Error },
 }
 
 /// Progress reports for a UI (called from worker threads).
@@ -109,13 +105,7 @@ pub struct WalkResult {
 /// entries skipped), sorted by relative path.
 pub fn walk(root: &Path) -> WalkResult {
     let (files, notes) = walk_with_stats(root);
-    WalkResult {
-        files: files
-            .into_iter()
-            .map(|file| (file.relative, file.absolute))
-            .collect(),
-        notes,
-    }
+    WalkResult { files: files.into_iter().map(|file| (file.relative, file.absolute)).collect(), notes }
 }
 
 /// Size and mtime of a walked file, taken by the (parallel) walk itself.
@@ -137,10 +127,7 @@ struct WalkedFile {
 /// compile its query (tens of ms) while the other workers, done with their
 /// first parse, wait for it; compiling up front overlaps it with parsing.
 fn compile_queries_in_background(files: &[WalkedFile]) {
-    let mut languages: Vec<Language> = files
-        .iter()
-        .filter_map(|file| Language::from_path(&file.relative))
-        .collect();
+    let mut languages: Vec<Language> = files.iter().filter_map(|file| Language::from_path(&file.relative)).collect();
     languages.sort_unstable();
     languages.dedup();
     for language in languages {
@@ -167,10 +154,7 @@ fn walk_with_stats(root: &Path) -> (Vec<WalkedFile>, Vec<Note>) {
             Box::new(|entry| {
                 let found = match entry {
                     Ok(entry) => {
-                        if !entry
-                            .file_type()
-                            .is_some_and(|file_type| file_type.is_file())
-                        {
+                        if !entry.file_type().is_some_and(|file_type| file_type.is_file()) {
                             return ignore::WalkState::Continue;
                         }
                         let relative = relative_path(root, entry.path());
@@ -183,22 +167,11 @@ fn walk_with_stats(root: &Path) -> (Vec<WalkedFile>, Vec<Note>) {
                             size: metadata.len(),
                             mtime_ns: metadata.modified().map(nanos_since_epoch).unwrap_or(0),
                         });
-                        Ok(WalkedFile {
-                            relative,
-                            absolute: entry.into_path(),
-                            stat,
-                        })
+                        Ok(WalkedFile { relative, absolute: entry.into_path(), stat })
                     }
                     Err(error) => {
-                        let path = error_path(&error)
-                            .map(|path| relative_path(root, &path))
-                            .unwrap_or_default();
-                        Err(Note {
-                            path,
-                            reason: NoteReason::Unreadable {
-                                error: error.to_string(),
-                            },
-                        })
+                        let path = error_path(&error).map(|path| relative_path(root, &path)).unwrap_or_default();
+                        Err(Note { path, reason: NoteReason::Unreadable { error: error.to_string() } })
                     }
                 };
                 if let Ok(mut result) = collected.lock() {
@@ -210,15 +183,9 @@ fn walk_with_stats(root: &Path) -> (Vec<WalkedFile>, Vec<Note>) {
                 ignore::WalkState::Continue
             })
         });
-    let (mut files, mut notes) = collected
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (mut files, mut notes) = collected.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
     // Total order (lossy names of two non-UTF-8 paths may be equal).
-    files.sort_unstable_by(|a, b| {
-        a.relative
-            .cmp(&b.relative)
-            .then_with(|| a.absolute.cmp(&b.absolute))
-    });
+    files.sort_unstable_by(|a, b| a.relative.cmp(&b.relative).then_with(|| a.absolute.cmp(&b.absolute)));
     notes.sort();
     (files, notes)
 }
@@ -226,9 +193,7 @@ fn walk_with_stats(root: &Path) -> (Vec<WalkedFile>, Vec<Note>) {
 fn error_path(error: &ignore::Error) -> Option<PathBuf> {
     match error {
         ignore::Error::WithPath { path, .. } => Some(path.clone()),
-        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
-            error_path(err)
-        }
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
         _ => None,
     }
 }
@@ -236,10 +201,8 @@ fn error_path(error: &ignore::Error) -> Option<PathBuf> {
 /// `root`-relative path with `/` separators (lossy for non-UTF-8 names).
 fn relative_path(root: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(root).unwrap_or(path);
-    let parts: Vec<String> = relative
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
-        .collect();
+    let parts: Vec<String> =
+        relative.components().map(|part| part.as_os_str().to_string_lossy().into_owned()).collect();
     parts.join("/")
 }
 
@@ -248,12 +211,7 @@ fn relative_path(root: &Path, path: &Path) -> String {
 pub fn default_cache_dir(root: &Path) -> Option<PathBuf> {
     let canonical = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let digest = blake3::hash(canonical.to_string_lossy().as_bytes()).to_hex();
-    Some(
-        dirs::cache_dir()?
-            .join("sextant")
-            .join("repomap")
-            .join(&digest.as_str()[..16]),
-    )
+    Some(dirs::cache_dir()?.join("sextant").join("repomap").join(&digest.as_str()[..16]))
 }
 
 /// Opens every cache file, before the postcard header.
@@ -343,10 +301,7 @@ fn encode_tags(tags: &[Tag]) -> Vec<u8> {
             names.len() as u64 - 1
         });
         put_varint(&mut body, name);
-        let kind = KIND_CODES
-            .iter()
-            .position(|kind| *kind == tag.kind)
-            .unwrap_or_default();
+        let kind = KIND_CODES.iter().position(|kind| *kind == tag.kind).unwrap_or_default();
         body.push(kind as u8);
         let mut flags = 0;
         for (present, flag) in [
@@ -362,10 +317,7 @@ fn encode_tags(tags: &[Tag]) -> Vec<u8> {
         body.push(flags);
         put_varint(&mut body, u64::from(tag.line));
         put_varint(&mut body, tag.byte_range.start as u64);
-        put_varint(
-            &mut body,
-            tag.byte_range.end.saturating_sub(tag.byte_range.start) as u64,
-        );
+        put_varint(&mut body, tag.byte_range.end.saturating_sub(tag.byte_range.start) as u64);
         for text in [tag.signature(), tag.doc(), tag.scope()].into_iter().flatten() {
             put_str(&mut body, text);
         }
@@ -534,21 +486,14 @@ fn read_cache(cache_dir: &Path) -> Result<Option<LoadedCache>, String> {
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => {
-            return Err(format!(
-                "cannot read the tag cache {}: {error}",
-                path.display()
-            ))
-        }
+        Err(error) => return Err(format!("cannot read the tag cache {}: {error}", path.display())),
     };
-    let corrupt = |problem: &dyn std::fmt::Display| {
-        format!("ignoring a corrupt tag cache {}: {problem}", path.display())
-    };
+    let corrupt =
+        |problem: &dyn std::fmt::Display| format!("ignoring a corrupt tag cache {}: {problem}", path.display());
     let Some(rest) = bytes.strip_prefix(CACHE_MAGIC.as_slice()) else {
         return Err(corrupt(&"not a sextant tag cache"));
     };
-    let (header, blob_region) =
-        postcard::take_from_bytes::<CacheHeader>(rest).map_err(|error| corrupt(&error))?;
+    let (header, blob_region) = postcard::take_from_bytes::<CacheHeader>(rest).map_err(|error| corrupt(&error))?;
     if header.format != CACHE_FORMAT_VERSION || header.query_hash != query_hash() {
         // Stale format or queries: start over silently.
         return Ok(None);
@@ -571,30 +516,18 @@ fn read_cache(cache_dir: &Path) -> Result<Option<LoadedCache>, String> {
     if offset != bytes.len() {
         return Err(corrupt(&"trailing bytes"));
     }
-    Ok(Some(LoadedCache {
-        written_at_ns: header.written_at_ns,
-        entries: header.entries,
-        bytes,
-        blobs,
-    }))
+    Ok(Some(LoadedCache { written_at_ns: header.written_at_ns, entries: header.entries, bytes, blobs }))
 }
 
 /// Writes the cache: tags re-used from `old` are copied as encoded there,
 /// the others are encoded in parallel.
-fn write_cache(
-    cache_dir: &Path,
-    entries: &[CacheEntry],
-    old: Option<&LoadedCache>,
-) -> Result<(), String> {
+fn write_cache(cache_dir: &Path, entries: &[CacheEntry], old: Option<&LoadedCache>) -> Result<(), String> {
     let path = cache_path(cache_dir);
     let blobs: Vec<Option<std::borrow::Cow<'_, [u8]>>> = entries
         .par_iter()
         .map(|entry| {
             let tags = entry.tags.as_ref()?;
-            let copied = entry
-                .encoded
-                .clone()
-                .and_then(|range| old.and_then(|old| old.bytes.get(range)));
+            let copied = entry.encoded.clone().and_then(|range| old.and_then(|old| old.bytes.get(range)));
             Some(match copied {
                 Some(bytes) => std::borrow::Cow::Borrowed(bytes),
                 None => encode_tags(tags).into(),
@@ -618,26 +551,19 @@ fn write_cache(
             })
             .collect(),
     };
-    let header_bytes = postcard::to_allocvec(&header)
-        .map_err(|error| format!("cannot encode the tag cache: {error}"))?;
-    let total = CACHE_MAGIC.len()
-        + header_bytes.len()
-        + blobs.iter().flatten().map(|blob| blob.len()).sum::<usize>();
+    let header_bytes =
+        postcard::to_allocvec(&header).map_err(|error| format!("cannot encode the tag cache: {error}"))?;
+    let total = CACHE_MAGIC.len() + header_bytes.len() + blobs.iter().flatten().map(|blob| blob.len()).sum::<usize>();
     let mut bytes = Vec::with_capacity(total);
     bytes.extend_from_slice(CACHE_MAGIC);
     bytes.extend_from_slice(&header_bytes);
     for blob in blobs.iter().flatten() {
         bytes.extend_from_slice(blob);
     }
-    fs::create_dir_all(cache_dir)
-        .map_err(|error| format!("cannot create {}: {error}", cache_dir.display()))?;
+    fs::create_dir_all(cache_dir).map_err(|error| format!("cannot create {}: {error}", cache_dir.display()))?;
     // Write-then-rename so a concurrent reader never sees half a file.
-    let temporary = cache_dir.join(format!(
-        "tags-v{CACHE_FORMAT_VERSION}.{}.tmp",
-        std::process::id()
-    ));
-    fs::write(&temporary, &bytes)
-        .map_err(|error| format!("cannot write {}: {error}", temporary.display()))?;
+    let temporary = cache_dir.join(format!("tags-v{CACHE_FORMAT_VERSION}.{}.tmp", std::process::id()));
+    fs::write(&temporary, &bytes).map_err(|error| format!("cannot write {}: {error}", temporary.display()))?;
     fs::rename(&temporary, &path).map_err(|error| {
         let _ = fs::remove_file(&temporary);
         format!("cannot replace {}: {error}", path.display())
@@ -650,9 +576,7 @@ fn write_cache(
 }
 
 fn nanos_since_epoch(time: SystemTime) -> u128 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|duration| duration.as_nanos())
-        .unwrap_or(0)
+    time.duration_since(UNIX_EPOCH).map(|duration| duration.as_nanos()).unwrap_or(0)
 }
 
 /// What indexing one file produced.
@@ -674,16 +598,11 @@ pub fn load_or_build(
     options: &IndexOptions,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RepoIndex, IndexError> {
-    fs::read_dir(root).map_err(|source| IndexError::Root {
-        path: root.to_path_buf(),
-        source,
-    })?;
+    fs::read_dir(root).map_err(|source| IndexError::Root { path: root.to_path_buf(), source })?;
     let started = std::time::Instant::now();
     // The walk and the cache read are independent: overlap them.
-    let ((walked_files, walk_notes), cache) = rayon::join(
-        || walk_with_stats(root),
-        || options.cache_dir.as_deref().map(read_cache),
-    );
+    let ((walked_files, walk_notes), cache) =
+        rayon::join(|| walk_with_stats(root), || options.cache_dir.as_deref().map(read_cache));
     tracing::debug!(files = walked_files.len(), elapsed = ?started.elapsed(), "repo map: walked and cache read");
     let total = walked_files.len();
     progress(Progress::Walked { files: total });
@@ -700,37 +619,19 @@ pub fn load_or_build(
     if cache.is_none() {
         compile_queries_in_background(&walked_files);
     }
-    let entries: &[CacheMeta] = cache
-        .as_ref()
-        .map(|cache| cache.entries.as_slice())
-        .unwrap_or(&[]);
-    let by_path: FxHashMap<&str, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(index, entry)| (entry.path.as_str(), index))
-        .collect();
-    let by_hash: FxHashMap<[u8; 32], usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(index, entry)| (entry.hash, index))
-        .collect();
-    let trusted_before_ns = cache
-        .as_ref()
-        .map(|cache| cache.written_at_ns.saturating_sub(RACY_WINDOW.as_nanos()))
-        .unwrap_or(0);
-    let lookup = CacheLookup {
-        cache: cache.as_ref(),
-        by_path,
-        by_hash,
-        trusted_before_ns,
-    };
+    let entries: &[CacheMeta] = cache.as_ref().map(|cache| cache.entries.as_slice()).unwrap_or(&[]);
+    let by_path: FxHashMap<&str, usize> =
+        entries.iter().enumerate().map(|(index, entry)| (entry.path.as_str(), index)).collect();
+    let by_hash: FxHashMap<[u8; 32], usize> =
+        entries.iter().enumerate().map(|(index, entry)| (entry.hash, index)).collect();
+    let trusted_before_ns =
+        cache.as_ref().map(|cache| cache.written_at_ns.saturating_sub(RACY_WINDOW.as_nanos())).unwrap_or(0);
+    let lookup = CacheLookup { cache: cache.as_ref(), by_path, by_hash, trusted_before_ns };
 
     // Largest files first, so no big parse is left to run alone at the end
     // while the other cores idle. Results go back to path order below.
     let mut order: Vec<usize> = (0..total).collect();
-    order.sort_by_key(|&index| {
-        std::cmp::Reverse(walked_files[index].stat.map_or(0, |stat| stat.size))
-    });
+    order.sort_by_key(|&index| std::cmp::Reverse(walked_files[index].stat.map_or(0, |stat| stat.size)));
     let done = AtomicUsize::new(0);
     let indexed: Vec<(usize, FileOutcome)> = order
         .par_iter()
@@ -738,10 +639,7 @@ pub fn load_or_build(
             let file = &walked_files[index];
             let outcome = index_one(&file.relative, &file.absolute, file.stat, &lookup);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-            progress(Progress::Indexed {
-                done: finished,
-                total,
-            });
+            progress(Progress::Indexed { done: finished, total });
             (index, outcome)
         })
         .collect();
@@ -751,10 +649,7 @@ pub fn load_or_build(
     }
     let outcomes = in_path_order.into_iter().flatten();
 
-    let mut stats = IndexStats {
-        files: total,
-        ..IndexStats::default()
-    };
+    let mut stats = IndexStats { files: total, ..IndexStats::default() };
     let mut changed = cache.is_none();
     let mut reused = vec![false; entries.len()];
     let mut new_entries: Vec<CacheEntry> = Vec::with_capacity(total);
@@ -781,10 +676,7 @@ pub fn load_or_build(
             }
         }
     }
-    let walked_paths: FxHashSet<&str> = walked_files
-        .iter()
-        .map(|file| file.relative.as_str())
-        .collect();
+    let walked_paths: FxHashSet<&str> = walked_files.iter().map(|file| file.relative.as_str()).collect();
     stats.dropped = entries
         .iter()
         .zip(&reused)
@@ -816,13 +708,7 @@ pub fn load_or_build(
     notes.sort();
     let map = RepoMap::from_shared_tags(files);
     tracing::debug!(elapsed = ?started.elapsed(), "repo map: in-memory index built");
-    Ok(RepoIndex {
-        root: root.to_path_buf(),
-        map,
-        notes,
-        stats,
-        cache_warning,
-    })
+    Ok(RepoIndex { root: root.to_path_buf(), map, notes, stats, cache_warning })
 }
 
 /// The old cache and its indexes, shared by the indexing workers.
@@ -835,9 +721,7 @@ struct CacheLookup<'a> {
 
 impl CacheLookup<'_> {
     fn entries(&self) -> &[CacheMeta] {
-        self.cache
-            .map(|cache| cache.entries.as_slice())
-            .unwrap_or(&[])
+        self.cache.map(|cache| cache.entries.as_slice()).unwrap_or(&[])
     }
 
     /// Entry `index` re-used for the file at `relative` with this stat, its
@@ -849,11 +733,7 @@ impl CacheLookup<'_> {
         let encoded = cache.blobs.get(index).cloned().flatten();
         let path: Arc<str> = Arc::from(relative);
         let (tags, name_counts) = match &encoded {
-            Some(range) => match cache
-                .bytes
-                .get(range.clone())
-                .map(|bytes| decode_tags(bytes, &path))
-            {
+            Some(range) => match cache.bytes.get(range.clone()).map(|bytes| decode_tags(bytes, &path)) {
                 Some(Some((tags, counts))) => (Some(tags), Some(counts)),
                 Some(None) => {
                     tracing::debug!(path = relative, "repo map: undecodable cache entry");
@@ -867,16 +747,7 @@ impl CacheLookup<'_> {
         if let Some(note) = &mut note {
             note.path = relative.to_string();
         }
-        Some(CacheEntry {
-            path,
-            size,
-            mtime_ns,
-            hash: meta.hash,
-            tags,
-            name_counts,
-            note,
-            encoded,
-        })
+        Some(CacheEntry { path, size, mtime_ns, hash: meta.hash, tags, name_counts, note, encoded })
     }
 }
 
@@ -901,12 +772,7 @@ fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(contents)
 }
 
-fn index_one(
-    relative: &str,
-    absolute: &Path,
-    walked_stat: Option<FileStat>,
-    lookup: &CacheLookup<'_>,
-) -> FileOutcome {
+fn index_one(relative: &str, absolute: &Path, walked_stat: Option<FileStat>, lookup: &CacheLookup<'_>) -> FileOutcome {
     let unreadable = |error: std::io::Error| {
         FileOutcome::Parsed(CacheEntry {
             path: Arc::from(relative),
@@ -917,9 +783,7 @@ fn index_one(
             name_counts: None,
             note: Some(Note {
                 path: relative.to_string(),
-                reason: NoteReason::Unreadable {
-                    error: error.to_string(),
-                },
+                reason: NoteReason::Unreadable { error: error.to_string() },
             }),
             encoded: None,
         })
@@ -927,21 +791,16 @@ fn index_one(
     let FileStat { size, mtime_ns } = match walked_stat {
         Some(stat) => stat,
         None => match fs::metadata(absolute) {
-            Ok(metadata) => FileStat {
-                size: metadata.len(),
-                mtime_ns: metadata.modified().map(nanos_since_epoch).unwrap_or(0),
-            },
+            Ok(metadata) => {
+                FileStat { size: metadata.len(), mtime_ns: metadata.modified().map(nanos_since_epoch).unwrap_or(0) }
+            }
             Err(error) => return unreadable(error),
         },
     };
     let entries = lookup.entries();
     if let Some(&index) = lookup.by_path.get(relative) {
         let entry = &entries[index];
-        if entry.size == size
-            && entry.mtime_ns == mtime_ns
-            && mtime_ns != 0
-            && mtime_ns < lookup.trusted_before_ns
-        {
+        if entry.size == size && entry.mtime_ns == mtime_ns && mtime_ns != 0 && mtime_ns < lookup.trusted_before_ns {
             if let Some(entry) = lookup.reuse(index, relative, size, mtime_ns) {
                 return FileOutcome::Cached { entry, from: index };
             }
@@ -956,10 +815,7 @@ fn index_one(
             hash: [0; 32],
             tags: None,
             name_counts: None,
-            note: Some(Note {
-                path: relative.to_string(),
-                reason: NoteReason::TooLarge { bytes: size },
-            }),
+            note: Some(Note { path: relative.to_string(), reason: NoteReason::TooLarge { bytes: size } }),
             encoded: None,
         });
     }
@@ -968,20 +824,14 @@ fn index_one(
         Err(error) => return unreadable(error),
     };
     let hash = *blake3::hash(&contents).as_bytes();
-    if let Some(&index) = lookup
-        .by_path
-        .get(relative)
-        .filter(|&&index| entries[index].hash == hash)
-        .or_else(|| lookup.by_hash.get(&hash))
+    if let Some(&index) =
+        lookup.by_path.get(relative).filter(|&&index| entries[index].hash == hash).or_else(|| lookup.by_hash.get(&hash))
     {
         let entry = &entries[index];
         let same_stat = entry.size == size && entry.mtime_ns == mtime_ns;
         if let Some(reused) = lookup.reuse(index, relative, size, mtime_ns) {
             return if same_stat {
-                FileOutcome::Cached {
-                    entry: reused,
-                    from: index,
-                }
+                FileOutcome::Cached { entry: reused, from: index }
             } else {
                 // Same content, new stat: refresh the stat so the next run
                 // is fast.
@@ -1029,13 +879,7 @@ mod tests {
             method,
             tag("open", TagKind::Call, Role::Reference, 9, 500..504),
             tag("Path", TagKind::TypeRef, Role::Reference, 3, 70..74),
-            tag(
-                "x",
-                TagKind::MacroCall,
-                Role::Reference,
-                u32::MAX,
-                1 << 30..(1 << 30) + 1,
-            ),
+            tag("x", TagKind::MacroCall, Role::Reference, u32::MAX, 1 << 30..(1 << 30) + 1),
         ]
     }
 
@@ -1054,10 +898,7 @@ mod tests {
         expected.sort();
         counts.sort();
         assert_eq!(counts, expected);
-        assert_eq!(
-            decode_tags(&encode_tags(&[]), &path),
-            Some((Vec::new(), Vec::new()))
-        );
+        assert_eq!(decode_tags(&encode_tags(&[]), &path), Some((Vec::new(), Vec::new())));
     }
 
     #[test]
@@ -1076,11 +917,7 @@ mod tests {
         let path: Arc<str> = Arc::from("src/store.rs");
         let encoded = encode_tags(&sample_tags(&path));
         for length in 0..encoded.len() {
-            assert_eq!(
-                decode_tags(&encoded[..length], &path),
-                None,
-                "prefix {length}"
-            );
+            assert_eq!(decode_tags(&encoded[..length], &path), None, "prefix {length}");
         }
         let mut trailing = encoded.clone();
         trailing.push(0);

@@ -31,8 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use extract::Language;
 pub use index::{
-    default_cache_dir, load_or_build, walk, IndexError, IndexOptions, IndexStats, Progress,
-    RepoIndex, WalkResult,
+    default_cache_dir, load_or_build, walk, IndexError, IndexOptions, IndexStats, Progress, RepoIndex, WalkResult,
 };
 
 /// Files larger than this are not parsed (a [`NoteReason::TooLarge`] note is
@@ -51,10 +50,7 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(path: impl Into<String>, contents: impl Into<Arc<[u8]>>) -> Self {
-        SourceFile {
-            path: path.into(),
-            contents: contents.into(),
-        }
+        SourceFile { path: path.into(), contents: contents.into() }
     }
 }
 
@@ -183,19 +179,11 @@ pub struct TagDetails {
 impl TagDetails {
     /// `None` when there is nothing to keep, so that equal tags are equal
     /// whether they come from a parse or from the cache.
-    pub fn boxed(
-        signature: Option<String>,
-        doc: Option<String>,
-        scope: Option<String>,
-    ) -> Option<Box<TagDetails>> {
+    pub fn boxed(signature: Option<String>, doc: Option<String>, scope: Option<String>) -> Option<Box<TagDetails>> {
         if signature.is_none() && doc.is_none() && scope.is_none() {
             return None;
         }
-        Some(Box::new(TagDetails {
-            signature,
-            doc,
-            scope,
-        }))
+        Some(Box::new(TagDetails { signature, doc, scope }))
     }
 }
 
@@ -281,11 +269,7 @@ impl std::fmt::Display for NoteReason {
             }
             NoteReason::Unreadable { error } => write!(f, "unreadable ({error}), skipped"),
             NoteReason::SyntaxErrors { first_error_line } => {
-                write!(
-                    f,
-                    "syntax errors from line {}, indexed what parsed",
-                    first_error_line + 1
-                )
+                write!(f, "syntax errors from line {}, indexed what parsed", first_error_line + 1)
             }
             NoteReason::UnsupportedLanguage => write!(f, "unsupported language, skipped"),
         }
@@ -448,15 +432,9 @@ fn name_counts(tags: &[Tag]) -> Vec<(&Arc<str>, Role, u32)> {
     let mut counts: FxHashMap<(&str, Role), (&Arc<str>, u32)> = FxHashMap::default();
     counts.reserve(tags.len() / 2);
     for tag in tags {
-        counts
-            .entry((&*tag.name, tag.role))
-            .or_insert((&tag.name, 0))
-            .1 += 1;
+        counts.entry((&*tag.name, tag.role)).or_insert((&tag.name, 0)).1 += 1;
     }
-    counts
-        .into_iter()
-        .map(|((_, role), (name, count))| (name, role, count))
-        .collect()
+    counts.into_iter().map(|((_, role), (name, count))| (name, role, count)).collect()
 }
 
 impl RepoMap {
@@ -495,11 +473,7 @@ impl RepoMap {
     /// A path given twice keeps its last tags (as repeated
     /// [`RepoMap::set_file_tags`] would).
     pub fn from_tags(files: impl IntoIterator<Item = (String, Vec<Tag>)>) -> RepoMap {
-        Self::from_shared_tags(
-            files
-                .into_iter()
-                .map(|(path, tags)| (Arc::from(path), tags, None)),
-        )
+        Self::from_shared_tags(files.into_iter().map(|(path, tags)| (Arc::from(path), tags, None)))
     }
 
     /// [`RepoMap::from_tags`] with shared paths: tags already stamped with
@@ -509,15 +483,11 @@ impl RepoMap {
     pub(crate) fn from_shared_tags(
         files: impl IntoIterator<Item = (Arc<str>, Vec<Tag>, Option<NameCounts>)>,
     ) -> RepoMap {
-        let by_path: BTreeMap<Arc<str>, (Vec<Tag>, Option<NameCounts>)> = files
-            .into_iter()
-            .map(|(path, tags, counts)| (path, (tags, counts)))
-            .collect();
-        let (mut files, known_counts): (Vec<(Arc<str>, Vec<Tag>)>, Vec<Option<NameCounts>>) =
-            by_path
-                .into_iter()
-                .map(|(path, (tags, counts))| ((path, tags), counts))
-                .unzip();
+        let by_path: BTreeMap<Arc<str>, (Vec<Tag>, Option<NameCounts>)> =
+            files.into_iter().map(|(path, tags, counts)| (path, (tags, counts))).collect();
+        type FileTags = (Arc<str>, Vec<Tag>);
+        let (mut files, known_counts): (Vec<FileTags>, Vec<Option<NameCounts>>) =
+            by_path.into_iter().map(|(path, (tags, counts))| ((path, tags), counts)).unzip();
         // Per-file work (stamping paths, counting names) runs in parallel;
         // only the merge into the shared ident index is sequential.
         files.par_iter_mut().for_each(|(path, tags)| {
@@ -533,40 +503,21 @@ impl RepoMap {
                 .par_iter()
                 .zip(&known_counts)
                 .map(|((_, tags), known)| match known {
-                    Some(known) => known
-                        .iter()
-                        .map(|(name, role, count)| (name, *role, *count))
-                        .collect(),
+                    Some(known) => known.iter().map(|(name, role, count)| (name, *role, *count)).collect(),
                     None => name_counts(tags),
                 })
                 .collect();
             // Most names recur across files; sizing for a third of the pairs
             // avoids most rehashing (which re-hashes every string key).
-            map.idents
-                .reserve(counts.iter().map(Vec::len).sum::<usize>() / 3);
+            map.idents.reserve(counts.iter().map(Vec::len).sum::<usize>() / 3);
             for (id, file_counts) in counts.iter().enumerate() {
                 record_name_counts(&mut map.idents, id as u32, file_counts.iter().copied());
             }
         }
         map.next_file_id = files.len() as u32;
-        map.paths_by_id = files
-            .iter()
-            .enumerate()
-            .map(|(id, (path, _))| (id as u32, path.clone()))
-            .collect();
-        map.files = files
-            .into_iter()
-            .enumerate()
-            .map(|(id, (path, tags))| {
-                (
-                    path,
-                    FileEntry {
-                        id: id as u32,
-                        tags,
-                    },
-                )
-            })
-            .collect();
+        map.paths_by_id = files.iter().enumerate().map(|(id, (path, _))| (id as u32, path.clone())).collect();
+        map.files =
+            files.into_iter().enumerate().map(|(id, (path, tags))| (path, FileEntry { id: id as u32, tags })).collect();
         map
     }
 
@@ -649,10 +600,7 @@ impl RepoMap {
 
     /// The tags of one file in source order (empty for unknown paths).
     pub fn file_tags(&self, path: &str) -> &[Tag] {
-        self.files
-            .get(path)
-            .map(|entry| entry.tags.as_slice())
-            .unwrap_or(&[])
+        self.files.get(path).map(|entry| entry.tags.as_slice()).unwrap_or(&[])
     }
 
     /// All definitions named `name`, ordered by path then line.
@@ -673,20 +621,12 @@ impl RepoMap {
             Role::Definition => &ident.definers,
             Role::Reference => &ident.referencers,
         };
-        let mut paths: Vec<&Arc<str>> = per_file
-            .iter()
-            .filter_map(|(id, _)| self.paths_by_id.get(id))
-            .collect();
+        let mut paths: Vec<&Arc<str>> = per_file.iter().filter_map(|(id, _)| self.paths_by_id.get(id)).collect();
         paths.sort();
         paths
             .into_iter()
             .filter_map(|path| self.files.get(path))
-            .flat_map(|entry| {
-                entry
-                    .tags
-                    .iter()
-                    .filter(|tag| tag.role == role && &*tag.name == name)
-            })
+            .flat_map(|entry| entry.tags.iter().filter(|tag| tag.role == role && &*tag.name == name))
             .collect()
     }
 

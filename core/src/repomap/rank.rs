@@ -112,20 +112,12 @@ impl Graph {
         let idents: Vec<GraphIdent> = named
             .iter()
             .map(|&(_, name, ident)| {
-                let mut definers: Vec<u32> = ident
-                    .definers
-                    .iter()
-                    .filter_map(|(id, _)| dense_of.get(*id))
-                    .collect();
+                let mut definers: Vec<u32> = ident.definers.iter().filter_map(|(id, _)| dense_of.get(*id)).collect();
                 definers.sort_unstable();
                 let mut referencers: Vec<(u32, f64)> = ident
                     .referencers
                     .iter()
-                    .filter_map(|(id, count)| {
-                        dense_of
-                            .get(*id)
-                            .map(|index| (index, f64::from(*count).sqrt()))
-                    })
+                    .filter_map(|(id, count)| dense_of.get(*id).map(|index| (index, f64::from(*count).sqrt())))
                     .collect();
                 referencers.sort_unstable_by_key(|(index, _)| *index);
                 GraphIdent {
@@ -136,11 +128,8 @@ impl Graph {
                 }
             })
             .collect();
-        let ident_index: FxHashMap<&str, u32> = idents
-            .iter()
-            .enumerate()
-            .map(|(index, ident)| (&*ident.name, index as u32))
-            .collect();
+        let ident_index: FxHashMap<&str, u32> =
+            idents.iter().enumerate().map(|(index, ident)| (&*ident.name, index as u32)).collect();
         // Per-file definition lists in parallel; `collect` keeps file order.
         let files: Vec<&FileEntry> = map.files.values().collect();
         let definitions: Vec<(u32, u32, u32, u32)> = files
@@ -166,11 +155,7 @@ impl Graph {
             })
             .flatten()
             .collect();
-        Graph {
-            paths,
-            idents,
-            definitions,
-        }
+        Graph { paths, idents, definitions }
     }
 }
 
@@ -200,20 +185,13 @@ impl DenseIndex {
             }
             DenseIndex::Table(table)
         } else {
-            DenseIndex::Map(
-                ids.enumerate()
-                    .map(|(index, id)| (id, index as u32))
-                    .collect(),
-            )
+            DenseIndex::Map(ids.enumerate().map(|(index, id)| (id, index as u32)).collect())
         }
     }
 
     fn get(&self, id: u32) -> Option<u32> {
         match self {
-            DenseIndex::Table(table) => table
-                .get(id as usize)
-                .copied()
-                .filter(|&index| index != u32::MAX),
+            DenseIndex::Table(table) => table.get(id as usize).copied().filter(|&index| index != u32::MAX),
             DenseIndex::Map(map) => map.get(&id).copied(),
         }
     }
@@ -223,23 +201,10 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
     let graph: &'a Graph = map.graph();
     let file_count = graph.paths.len();
     if file_count == 0 {
-        return Ranking {
-            file_ranks: Vec::new(),
-            definitions: Vec::new(),
-        };
+        return Ranking { file_ranks: Vec::new(), definitions: Vec::new() };
     }
-    let find_file = |path: &str| {
-        graph
-            .paths
-            .binary_search_by(|probe| (**probe).cmp(path))
-            .ok()
-    };
-    let find_ident = |name: &str| {
-        graph
-            .idents
-            .binary_search_by(|probe| (*probe.name).cmp(name))
-            .ok()
-    };
+    let find_file = |path: &str| graph.paths.binary_search_by(|probe| (**probe).cmp(path)).ok();
+    let find_ident = |name: &str| graph.idents.binary_search_by(|probe| (*probe.name).cmp(name)).ok();
 
     // Personalisation: focus files and files defining mentioned identifiers.
     let mut personalization = vec![0.0f64; file_count];
@@ -249,11 +214,7 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         }
     }
     let mut mentioned = vec![false; graph.idents.len()];
-    let mentioned_names: BTreeSet<&str> = request
-        .mentioned_idents
-        .iter()
-        .map(String::as_str)
-        .collect();
+    let mentioned_names: BTreeSet<&str> = request.mentioned_idents.iter().map(String::as_str).collect();
     for name in &mentioned_names {
         if let Some(ident) = find_ident(name) {
             mentioned[ident] = true;
@@ -264,13 +225,9 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
     }
     let personal_total: f64 = personalization.iter().sum();
     if personal_total > 0.0 {
-        personalization
-            .iter_mut()
-            .for_each(|value| *value /= personal_total);
+        personalization.iter_mut().for_each(|value| *value /= personal_total);
     } else {
-        personalization
-            .iter_mut()
-            .for_each(|value| *value = 1.0 / file_count as f64);
+        personalization.iter_mut().for_each(|value| *value = 1.0 / file_count as f64);
     }
 
     // Per-request multipliers and each file's total out-weight.
@@ -316,8 +273,7 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         for (ident, &multiplier) in graph.idents.iter().zip(&multipliers) {
             if ident.referencers.is_empty() {
                 for &definer in &ident.definers {
-                    next[definer as usize] +=
-                        share[definer as usize] * SELF_EDGE_WEIGHT * multiplier;
+                    next[definer as usize] += share[definer as usize] * SELF_EDGE_WEIGHT * multiplier;
                 }
             } else {
                 let inflow = inflow(ident, multiplier, &share);
@@ -328,8 +284,8 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         }
         let mut change = 0.0;
         for index in 0..file_count {
-            let value = (1.0 - DAMPING) * personalization[index]
-                + DAMPING * (next[index] + dangling * personalization[index]);
+            let value =
+                (1.0 - DAMPING) * personalization[index] + DAMPING * (next[index] + dangling * personalization[index]);
             change += (value - ranks[index]).abs();
             next[index] = value;
         }
@@ -343,29 +299,15 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
     // Distribute: a definition gets the flow its file receives through its
     // identifier, split evenly over that file's definitions of the ident.
     for index in 0..file_count {
-        share[index] = if out_weight[index] > 0.0 {
-            ranks[index] / out_weight[index]
-        } else {
-            0.0
-        };
+        share[index] = if out_weight[index] > 0.0 { ranks[index] / out_weight[index] } else { 0.0 };
     }
     let inflows: Vec<f64> = graph
         .idents
         .iter()
         .zip(&multipliers)
-        .map(|(ident, &multiplier)| {
-            if ident.referencers.is_empty() {
-                0.0
-            } else {
-                inflow(ident, multiplier, &share)
-            }
-        })
+        .map(|(ident, &multiplier)| if ident.referencers.is_empty() { 0.0 } else { inflow(ident, multiplier, &share) })
         .collect();
-    let file_tags: Vec<&'a [Tag]> = map
-        .files
-        .values()
-        .map(|entry| entry.tags.as_slice())
-        .collect();
+    let file_tags: Vec<&'a [Tag]> = map.files.values().map(|entry| entry.tags.as_slice()).collect();
     let definitions = graph
         .definitions
         .iter()
@@ -387,20 +329,13 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         })
         .collect();
 
-    Ranking {
-        file_ranks: graph.paths.iter().map(|path| &**path).zip(ranks).collect(),
-        definitions,
-    }
+    Ranking { file_ranks: graph.paths.iter().map(|path| &**path).zip(ranks).collect(), definitions }
 }
 
 /// Total rank flowing into an identifier from its referencers.
 fn inflow(ident: &GraphIdent, multiplier: f64, share: &[f64]) -> f64 {
     multiplier
-        * ident
-            .referencers
-            .iter()
-            .map(|&(referencer, sqrt_count)| share[referencer as usize] * sqrt_count)
-            .sum::<f64>()
+        * ident.referencers.iter().map(|&(referencer, sqrt_count)| share[referencer as usize] * sqrt_count).sum::<f64>()
 }
 
 /// Best score first; ties by path, line, name, then byte offset (total).

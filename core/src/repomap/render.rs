@@ -33,11 +33,7 @@ use crate::tokens;
 const MAX_DOC_CHARS: usize = 100;
 
 pub(crate) fn render(map: &RepoMap, request: &MapRequest) -> RenderedMap {
-    let empty = RenderedMap {
-        text: String::new(),
-        tokens: 0,
-        files: Vec::new(),
-    };
+    let empty = RenderedMap { text: String::new(), tokens: 0, files: Vec::new() };
     if request.token_budget == 0 || map.files.is_empty() {
         return empty;
     }
@@ -58,8 +54,7 @@ pub(crate) fn render(map: &RepoMap, request: &MapRequest) -> RenderedMap {
     // compare_ranked is a total order, so the unstable sort is deterministic.
     candidates.sort_unstable_by(compare_ranked);
 
-    let fits =
-        |count: usize| tokens::count(&render_text(&candidates[..count])) <= request.token_budget;
+    let fits = |count: usize| tokens::count(&render_text(&candidates[..count])) <= request.token_budget;
     // Largest prefix that fits: `low` always fits, `high` is the upper bound.
     let (mut low, mut high) = (0usize, candidates.len());
     while low < high {
@@ -85,20 +80,10 @@ pub(crate) fn render(map: &RepoMap, request: &MapRequest) -> RenderedMap {
         .map(|(path, tags)| RankedFile {
             path: path.to_string(),
             rank: file_rank.get(path).copied().unwrap_or(0.0),
-            tags: tags
-                .into_iter()
-                .map(|(tag, score)| RankedTag {
-                    tag: tag.clone(),
-                    score,
-                })
-                .collect(),
+            tags: tags.into_iter().map(|(tag, score)| RankedTag { tag: tag.clone(), score }).collect(),
         })
         .collect();
-    RenderedMap {
-        text,
-        tokens: token_count,
-        files,
-    }
+    RenderedMap { text, tokens: token_count, files }
 }
 
 /// Groups ranked tags by file: files in order of their best tag, tags within a
@@ -114,11 +99,7 @@ fn group_by_file<'t>(ranked: &[(&'t Tag, f64)]) -> Vec<(&'t str, Vec<(&'t Tag, f
         order[slot].1.push((tag, score));
     }
     for (_, tags) in &mut order {
-        tags.sort_by(|a, b| {
-            a.0.line
-                .cmp(&b.0.line)
-                .then(a.0.byte_range.start.cmp(&b.0.byte_range.start))
-        });
+        tags.sort_by(|a, b| a.0.line.cmp(&b.0.line).then(a.0.byte_range.start.cmp(&b.0.byte_range.start)));
     }
     order
 }
@@ -142,10 +123,7 @@ fn render_text(ranked: &[(&Tag, f64)]) -> String {
 
 fn render_tag(text: &mut String, tag: &Tag, language: Option<Language>) {
     let signature = tag.signature().unwrap_or(&tag.name);
-    let indent: String = signature
-        .chars()
-        .take_while(|c| *c == ' ' || *c == '\t')
-        .collect();
+    let indent: String = signature.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
     let doc_line = tag
         .doc()
         .and_then(|doc| doc.lines().map(str::trim).find(|line| !line.is_empty()))

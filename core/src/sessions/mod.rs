@@ -163,8 +163,8 @@ impl SessionStore {
 
     /// A private in-memory database (tests, or when persistence is off).
     pub fn open_in_memory() -> Result<Self> {
-        let conn = Connection::open_in_memory()
-            .map_err(|source| SessionError::Sqlite { path: ":memory:".into(), source })?;
+        let conn =
+            Connection::open_in_memory().map_err(|source| SessionError::Sqlite { path: ":memory:".into(), source })?;
         Self::init(conn, ":memory:".into())
     }
 
@@ -220,11 +220,8 @@ impl SessionStore {
 
     /// Appends a message to a session.
     pub fn append_message(&self, session_id: &str, message: &Message) -> Result<()> {
-        let tool_calls = if message.tool_calls.is_empty() {
-            None
-        } else {
-            serde_json::to_string(&message.tool_calls).ok()
-        };
+        let tool_calls =
+            if message.tool_calls.is_empty() { None } else { serde_json::to_string(&message.tool_calls).ok() };
         let role = role_name(message.role);
         let now = now_secs();
         self.with_conn(|conn| {
@@ -644,11 +641,7 @@ fn insert_edits(tx: &rusqlite::Transaction<'_>, session_id: &str, entries: &[Jou
 }
 
 fn quote_fts_query(query: &str) -> String {
-    query
-        .split_whitespace()
-        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(" ")
+    query.split_whitespace().map(|word| format!("\"{}\"", word.replace('"', "\"\""))).collect::<Vec<_>>().join(" ")
 }
 
 fn role_name(role: Role) -> &'static str {

@@ -239,7 +239,8 @@ pub fn closest_region(content: &str, search: &str) -> Option<ClosestRegion> {
     let mut best: Option<(f64, usize)> = None;
     let mut start = 0;
     while start < starts {
-        let score: f64 = (0..window).map(|k| dice(&file_grams[start + k], &search_grams[k])).sum::<f64>() / window as f64;
+        let score: f64 =
+            (0..window).map(|k| dice(&file_grams[start + k], &search_grams[k])).sum::<f64>() / window as f64;
         if best.is_none_or(|(b, _)| score > b) {
             best = Some((score, start));
         }
@@ -295,7 +296,8 @@ fn dice(a: &[u64], b: &[u64]) -> f64 {
 mod tests {
     use super::*;
 
-    const FILE: &str = "fn alpha() {\n    let total = 1;\n    total + 1\n}\n\nfn beta() {\n    println!(\"beta\");\n}\n";
+    const FILE: &str =
+        "fn alpha() {\n    let total = 1;\n    total + 1\n}\n\nfn beta() {\n    println!(\"beta\");\n}\n";
 
     #[test]
     fn unique_match_is_replaced() {
@@ -307,7 +309,9 @@ mod tests {
     #[test]
     fn mismatch_reports_the_closest_region() {
         let err = apply_search_replace(FILE, "fn beta() {\n    println!(\"gamma\");\n}", "x").expect_err("no match");
-        let EditMismatch::NotFound { closest: Some(region) } = &err else { panic!("expected a closest region: {err:?}") };
+        let EditMismatch::NotFound { closest: Some(region) } = &err else {
+            panic!("expected a closest region: {err:?}")
+        };
         assert_eq!((region.start_line, region.end_line), (6, 8));
         expect_test::expect![[r#"
             edit_file: the search text was not found in src/lib.rs; nothing was written. The closest region is lines 6-8:
@@ -371,7 +375,10 @@ mod tests {
         std::os::unix::fs::symlink(&canary, &path).expect("symlink");
         for force in [false, true] {
             let err = journal.undo(&root, None, force).expect_err("refused");
-            assert!(matches!(&err, UndoError::Unsafe(display, SafeFsError::Symlink { .. }) if display == "a.txt"), "{err}");
+            assert!(
+                matches!(&err, UndoError::Unsafe(display, SafeFsError::Symlink { .. }) if display == "a.txt"),
+                "{err}"
+            );
         }
         assert_eq!(std::fs::read_to_string(&canary).expect("read"), "canary");
         assert_eq!(journal.len(), 1, "the entry stays for a later undo");

@@ -43,7 +43,9 @@ pub fn read_file(
     }
     let first = start.unwrap_or(1).max(1);
     if first > total {
-        return ToolOutput::error(format!("read_file: start_line {first} is past the end of {display} ({total} lines)"));
+        return ToolOutput::error(format!(
+            "read_file: start_line {first} is past the end of {display} ({total} lines)"
+        ));
     }
     let requested_last = end.unwrap_or(total).min(total);
     if requested_last < first {
@@ -63,10 +65,7 @@ pub fn read_file(
     let header = format!("{display} (lines {first}-{shown_last} of {total})\n");
     let mut result = header + &out;
     if shown_last < requested_last {
-        result.push_str(&format!(
-            "[output capped; continue with start_line={} to read more]\n",
-            shown_last + 1
-        ));
+        result.push_str(&format!("[output capped; continue with start_line={} to read more]\n", shown_last + 1));
     }
     ToolOutput::ok(result)
 }
@@ -133,7 +132,8 @@ pub fn glob(workspace: &Workspace, base: &Path, pattern: &str, limits: &ToolLimi
         if !entry.file_type().is_some_and(|t| t.is_file()) {
             continue;
         }
-        let relative_to_base = entry.path().strip_prefix(base).unwrap_or(entry.path()).to_string_lossy().replace('\\', "/");
+        let relative_to_base =
+            entry.path().strip_prefix(base).unwrap_or(entry.path()).to_string_lossy().replace('\\', "/");
         if glob_matches(&matcher, has_slash, &relative_to_base) {
             if found.len() < limits.list_max_entries {
                 found.push(workspace.display(entry.path()));

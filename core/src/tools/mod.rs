@@ -25,14 +25,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::providers::{ToolCall, ToolSpec};
 
+pub use deny::{denied_by, DenyRule};
 pub use edit::{
     apply_search_replace, closest_region, ClosestRegion, EditJournal, EditMismatch, FileEdit, JournalEntry, UndoError,
     UndoneEdit,
 };
-pub use deny::{denied_by, DenyRule};
-pub use shell::{detect_isolation, jail_problem, Isolation, ShellLimits, ShellMode, ShellOutput};
 pub use preview::{escape_controls, has_controls, unified_diff};
 pub use safe_fs::SafeFsError;
+pub use shell::{detect_isolation, jail_problem, Isolation, ShellLimits, ShellMode, ShellOutput};
 pub use symbols::render_map as render_repo_map;
 pub use workspace::{runs_automatically, SandboxError, Workspace};
 
@@ -384,8 +384,11 @@ impl Toolbox {
             names::REPO_MAP => {
                 let focus = args.string_list("focus").map_err(arg_err)?;
                 let mentions = args.string_list("mentions").map_err(arg_err)?;
-                let max_tokens =
-                    args.opt_usize("max_tokens").map_err(arg_err)?.unwrap_or(self.limits.repo_map_tokens).clamp(64, 16_384);
+                let max_tokens = args
+                    .opt_usize("max_tokens")
+                    .map_err(arg_err)?
+                    .unwrap_or(self.limits.repo_map_tokens)
+                    .clamp(64, 16_384);
                 (Action::RepoMap { focus, mentions, max_tokens }, None, "repo map".into(), String::new())
             }
             names::FIND_SYMBOL => {
@@ -464,7 +467,12 @@ impl Toolbox {
                     .map_err(arg_err)?
                     .map(|secs| Duration::from_secs(secs as u64).min(self.limits.shell_max_timeout))
                     .unwrap_or(self.limits.shell.timeout);
-                (Action::Shell { command: command.clone(), timeout }, Some(PermissionKind::Shell), command, String::new())
+                (
+                    Action::Shell { command: command.clone(), timeout },
+                    Some(PermissionKind::Shell),
+                    command,
+                    String::new(),
+                )
             }
             names::UNDO => {
                 let path = match args.opt_string("path").map_err(arg_err)? {
@@ -494,7 +502,10 @@ impl Toolbox {
             }
             other => {
                 let known: Vec<String> = self.specs().into_iter().map(|s| s.name).collect();
-                return Err(ToolOutput::error(format!("unknown tool {other:?}; available tools: {}", known.join(", "))));
+                return Err(ToolOutput::error(format!(
+                    "unknown tool {other:?}; available tools: {}",
+                    known.join(", ")
+                )));
             }
         };
         let runs_later = match &action {
@@ -545,7 +556,11 @@ impl Toolbox {
                 match self.journal.write(self.workspace.root(), path, display, content.as_bytes()) {
                     Ok(()) => ToolOutput::ok(format!(
                         "{} {display} ({} bytes)",
-                        if self.journal.entries().last().is_some_and(|e| e.before.is_some()) { "overwrote" } else { "created" },
+                        if self.journal.entries().last().is_some_and(|e| e.before.is_some()) {
+                            "overwrote"
+                        } else {
+                            "created"
+                        },
                         content.len()
                     )),
                     Err(err) => ToolOutput::error(format!("write_file: cannot write {display}: {err}")),
@@ -628,9 +643,10 @@ impl<'a> Args<'a> {
     fn opt_usize(&self, key: &str) -> Result<Option<usize>, String> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => {
-                n.as_u64().map(|v| Some(v as usize)).ok_or_else(|| format!("argument `{key}` must be a non-negative integer"))
-            }
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(|v| Some(v as usize))
+                .ok_or_else(|| format!("argument `{key}` must be a non-negative integer")),
             Some(Value::String(s)) => {
                 s.trim().parse().map(Some).map_err(|_| format!("argument `{key}` must be a non-negative integer"))
             }
@@ -650,7 +666,9 @@ impl<'a> Args<'a> {
             Some(Value::String(s)) => Ok(vec![s.clone()]),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|item| item.as_str().map(str::to_string).ok_or_else(|| format!("`{key}` must be a list of strings")))
+                .map(|item| {
+                    item.as_str().map(str::to_string).ok_or_else(|| format!("`{key}` must be a list of strings"))
+                })
                 .collect(),
             Some(other) => Err(format!("argument `{key}` must be a list of strings, got {other}")),
         }

@@ -114,7 +114,10 @@ impl<'a> Reader<'a> {
     /// `read`, reusing the parent directory of the previous call when it is the same.
     pub fn read(&mut self, path: &Path, max_bytes: u64) -> Result<Vec<u8>, SafeFsError> {
         let target = Target::new(self.root, path)?;
-        let same = self.last.as_ref().is_some_and(|(dirs, _)| dirs.iter().map(|d| d.as_os_str()).eq(target.dirs.iter().copied()));
+        let same = self
+            .last
+            .as_ref()
+            .is_some_and(|(dirs, _)| dirs.iter().map(|d| d.as_os_str()).eq(target.dirs.iter().copied()));
         if !same {
             let parent = target.walk(false, &mut Vec::new())?;
             self.last = Some((target.dirs.iter().map(|d| d.to_os_string()).collect(), parent));
@@ -359,7 +362,11 @@ fn check_regular(stat: &rustix::fs::Stat, display: &str) -> Result<(), SafeFsErr
 /// Opens a regular file for reading. The type is checked before opening (so
 /// a device is never opened) and again on the descriptor (in case the name
 /// was swapped in between); `O_NONBLOCK` keeps a FIFO from blocking.
-fn open_regular(parent: &OwnedFd, name: &OsStr, display: &str) -> Result<(std::fs::File, rustix::fs::Stat), SafeFsError> {
+fn open_regular(
+    parent: &OwnedFd,
+    name: &OsStr,
+    display: &str,
+) -> Result<(std::fs::File, rustix::fs::Stat), SafeFsError> {
     match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) => check_regular(&stat, display)?,
         Err(Errno::NOENT) => return Err(SafeFsError::NotFound(display.to_string())),
@@ -383,7 +390,8 @@ fn open_regular(parent: &OwnedFd, name: &OsStr, display: &str) -> Result<(std::f
 fn create_temp(dir: &OwnedFd, mode: Mode) -> Result<(std::ffi::OsString, OwnedFd), Errno> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let mut last = Errno::EXIST;
     for _ in 0..16 {
         let count = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -564,7 +572,10 @@ mod tests {
         std::fs::write(&path, vec![b'x'; 101]).expect("write");
         assert!(matches!(read(&f.root, &path, 100), Err(SafeFsError::TooLarge(_, 101, 100))));
         assert!(matches!(read(&f.root, &f.canary, 100), Err(SafeFsError::Outside(_))));
-        assert!(matches!(read(&f.root, &f.root.join("src/../../outside/secret.txt"), 100), Err(SafeFsError::Outside(_))));
+        assert!(matches!(
+            read(&f.root, &f.root.join("src/../../outside/secret.txt"), 100),
+            Err(SafeFsError::Outside(_))
+        ));
         assert!(matches!(read(&f.root, &f.root.join("missing/x"), 100), Err(SafeFsError::NotFound(_))));
         assert_eq!(read_if_exists(&f.root, &f.root.join("missing.txt"), 100).expect("ok"), None);
     }

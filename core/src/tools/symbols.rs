@@ -24,13 +24,15 @@ pub fn build_map(workspace: &Workspace, cache: bool) -> RepoMap {
 }
 
 /// Renders the map within `max_tokens`, personalised by focus files and mentions.
-pub fn render_map(workspace: &Workspace, focus: &[String], mentions: &[String], max_tokens: usize, cache: bool) -> String {
+pub fn render_map(
+    workspace: &Workspace,
+    focus: &[String],
+    mentions: &[String],
+    max_tokens: usize,
+    cache: bool,
+) -> String {
     let map = build_map(workspace, cache);
-    let focus_files = focus
-        .iter()
-        .filter_map(|f| workspace.resolve(f).ok())
-        .map(|p| workspace.display(&p))
-        .collect();
+    let focus_files = focus.iter().filter_map(|f| workspace.resolve(f).ok()).map(|p| workspace.display(&p)).collect();
     let request = MapRequest {
         focus_files,
         mentioned_idents: mentions.to_vec(),
@@ -40,7 +42,13 @@ pub fn render_map(workspace: &Workspace, focus: &[String], mentions: &[String], 
     map.render(&request).text
 }
 
-pub async fn repo_map(workspace: &Workspace, focus: &[String], mentions: &[String], max_tokens: usize, cache: bool) -> ToolOutput {
+pub async fn repo_map(
+    workspace: &Workspace,
+    focus: &[String],
+    mentions: &[String],
+    max_tokens: usize,
+    cache: bool,
+) -> ToolOutput {
     let workspace = workspace.clone();
     let focus = focus.to_vec();
     let mentions = mentions.to_vec();
@@ -63,7 +71,9 @@ pub async fn find_symbol(workspace: &Workspace, name: &str, limits: &ToolLimits)
     let definitions = map.definitions(name);
     let references = map.references(name);
     if definitions.is_empty() && references.is_empty() {
-        return ToolOutput::ok(format!("no definitions or references of `{name}` found (only Rust and Python are indexed)"));
+        return ToolOutput::ok(format!(
+            "no definitions or references of `{name}` found (only Rust and Python are indexed)"
+        ));
     }
     let mut out = String::new();
     let _ = writeln!(out, "definitions of `{name}` ({}):", definitions.len());

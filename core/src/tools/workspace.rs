@@ -37,9 +37,8 @@ impl Workspace {
     /// canonicalised once so later prefix checks compare real paths.
     pub fn new(root: impl AsRef<Path>) -> Result<Self, SandboxError> {
         let root = root.as_ref();
-        let canonical = root
-            .canonicalize()
-            .map_err(|err| SandboxError::BadRoot(root.to_path_buf(), err.to_string()))?;
+        let canonical =
+            root.canonicalize().map_err(|err| SandboxError::BadRoot(root.to_path_buf(), err.to_string()))?;
         if !canonical.is_dir() {
             return Err(SandboxError::BadRoot(root.to_path_buf(), "not a directory".into()));
         }
@@ -188,7 +187,9 @@ pub fn runs_automatically(relative: &str) -> Option<&'static str> {
     let reason = match last {
         ".sextant.toml" => "Sextant loads it as project configuration",
         ".envrc" => "direnv runs .envrc when a shell enters the directory",
-        ".env" => "dotenv loaders (docker compose, pipenv, editors) load .env into the environment of the programs they start",
+        ".env" => {
+            "dotenv loaders (docker compose, pipenv, editors) load .env into the environment of the programs they start"
+        }
         ".pre-commit-config.yaml" => "pre-commit runs the hooks it lists on every git commit",
         ".gitlab-ci.yml" | ".travis.yml" => "CI runs this configuration on push",
         ".devcontainer.json" => "dev container tools run its commands when the folder is opened",
@@ -266,10 +267,8 @@ mod tests {
     fn symlinks_out_are_refused_for_existing_and_new_files() {
         let (dir, ws, outside) = setup();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("escape_dir")).expect("symlink");
-        std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("escape_file"))
-            .expect("symlink");
-        std::os::unix::fs::symlink(outside.path().join("missing.txt"), dir.path().join("dangling"))
-            .expect("symlink");
+        std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("escape_file")).expect("symlink");
+        std::os::unix::fs::symlink(outside.path().join("missing.txt"), dir.path().join("dangling")).expect("symlink");
         assert!(matches!(ws.resolve("escape_file"), Err(SandboxError::SymlinkOutside(..))));
         assert!(matches!(ws.resolve("escape_dir/secret.txt"), Err(SandboxError::SymlinkOutside(..))));
         // A new file under a symlinked directory: the parent is checked.
@@ -317,7 +316,16 @@ mod tests {
         ] {
             assert!(runs_automatically(path).is_some(), "{path}");
         }
-        for path in ["src/lib.rs", "build.rs", "Makefile", "package.json", ".gitignore", ".github/README.md", "git/config", "docs/.envrc.md"] {
+        for path in [
+            "src/lib.rs",
+            "build.rs",
+            "Makefile",
+            "package.json",
+            ".gitignore",
+            ".github/README.md",
+            "git/config",
+            "docs/.envrc.md",
+        ] {
             assert_eq!(runs_automatically(path), None, "{path}");
         }
     }

@@ -118,7 +118,11 @@ impl Provider for ScriptedProvider {
         match turn {
             None => {
                 on_event(StreamEvent::TextDelta("script exhausted".into()));
-                Ok(ChatResponse { message: Message::assistant("script exhausted"), usage, stop_reason: StopReason::EndTurn })
+                Ok(ChatResponse {
+                    message: Message::assistant("script exhausted"),
+                    usage,
+                    stop_reason: StopReason::EndTurn,
+                })
             }
             Some(Turn::Text(reply)) => {
                 for piece in reply.split_inclusive(' ') {

@@ -736,8 +736,7 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) -> an
             ChunkedWriter::begin(&mut stream, content_type, Duration::from_millis(turn.chunk_delay_ms)).await?;
         match &turn.fault {
             Some(Fault::Garbage { garbage }) => {
-                let frame =
-                    if endpoint.is_ollama() { format!("{garbage}\n") } else { format!("data: {garbage}\n\n") };
+                let frame = if endpoint.is_ollama() { format!("{garbage}\n") } else { format!("data: {garbage}\n\n") };
                 writer.send(&frame).await?;
             }
             Some(Fault::StreamError { stream_error, message }) => {
@@ -887,8 +886,10 @@ fn stream_frames(endpoint: Endpoint, turn: &Turn, model: &str, request: &Value) 
         }
         Endpoint::OpenAiCompletions => {
             for piece in &turn.text {
-                frames.push(sse(json!({"id": "cmpl-scripted", "object": "text_completion", "created": 0, "model": model,
-                                       "choices": [{"index": 0, "text": piece, "finish_reason": null}]})));
+                frames.push(sse(
+                    json!({"id": "cmpl-scripted", "object": "text_completion", "created": 0, "model": model,
+                                       "choices": [{"index": 0, "text": piece, "finish_reason": null}]}),
+                ));
             }
             let mut last = json!({"id": "cmpl-scripted", "object": "text_completion", "created": 0, "model": model,
                                   "choices": [{"index": 0, "text": "", "finish_reason": openai_finish_reason(turn)}]});
@@ -951,7 +952,8 @@ fn stream_frames(endpoint: Endpoint, turn: &Turn, model: &str, request: &Value) 
         }
         Endpoint::OllamaGenerate => {
             for piece in &turn.text {
-                frames.push(ndjson(json!({"model": model, "created_at": CREATED_AT, "response": piece, "done": false})));
+                frames
+                    .push(ndjson(json!({"model": model, "created_at": CREATED_AT, "response": piece, "done": false})));
             }
             frames.push(ndjson(ollama_final(turn, model, json!({"response": ""}))));
         }
@@ -996,8 +998,10 @@ fn full_body(endpoint: Endpoint, turn: &Turn, model: &str) -> Value {
                 message["tool_calls"] = turn
                     .tool_calls
                     .iter()
-                    .map(|call| json!({"id": call.id, "type": "function",
-                                       "function": {"name": call.name, "arguments": call.arguments.to_string()}}))
+                    .map(|call| {
+                        json!({"id": call.id, "type": "function",
+                                       "function": {"name": call.name, "arguments": call.arguments.to_string()}})
+                    })
                     .collect();
             }
             let mut body = json!({"id": "chatcmpl-scripted", "object": "chat.completion", "created": 0, "model": model,
@@ -1058,7 +1062,10 @@ mod tests {
         assert_eq!(script.turns.len(), 5);
         assert_eq!(script.turns[0].text, vec!["hi"]);
         assert_eq!(script.turns[1].fault, Some(Fault::Truncate));
-        assert_eq!(script.turns[2].fault, Some(Fault::Status { status: 429, retry_after: Some("1".into()), body: None }));
+        assert_eq!(
+            script.turns[2].fault,
+            Some(Fault::Status { status: 429, retry_after: Some("1".into()), body: None })
+        );
         assert_eq!(script.turns[3].fault, Some(Fault::Garbage { garbage: "<html>".into() }));
         assert!(script.fallback.is_some());
         let matched = Script::from_json(r#"[{"text": "x", "match": {"path": "/api/generate"}}]"#).expect("match");
@@ -1070,7 +1077,8 @@ mod tests {
 
     #[test]
     fn arguments_split_into_requested_pieces() {
-        let call = ScriptedToolCall { id: "c".into(), name: "f".into(), arguments: json!({"path": "a.rs"}), chunks: Some(3) };
+        let call =
+            ScriptedToolCall { id: "c".into(), name: "f".into(), arguments: json!({"path": "a.rs"}), chunks: Some(3) };
         let pieces = call.argument_pieces();
         assert_eq!(pieces.len(), 3);
         assert_eq!(pieces.concat(), r#"{"path":"a.rs"}"#);

@@ -99,11 +99,8 @@ fn binary_rejects_a_bad_script() {
     let dir = tempfile_dir();
     let script = dir.join("bad.json");
     std::fs::write(&script, r#"[{"txet": "typo"}]"#).expect("write");
-    let output = Command::new(env!("CARGO_BIN_EXE_scripted-provider"))
-        .arg("--script")
-        .arg(&script)
-        .output()
-        .expect("run");
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_scripted-provider")).arg("--script").arg(&script).output().expect("run");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid script"));
     let _ = std::fs::remove_dir_all(&dir);

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use candle_core::quantized::gguf_file::Content;
 use tokio_util::sync::CancellationToken;
 
-pub use generate::{GenerationParams, Generated};
+pub use generate::{Generated, GenerationParams};
 pub use model::LlamaConfig;
 pub use pull::{
     find_model, install_model, verify_gguf, Carrier, EntryName, Expected, ModelSpec, PartSource, DEFAULT_MODEL_ID,
@@ -39,8 +39,8 @@ pub use pull::{
 
 use super::fim::{self, FimFamily};
 use super::{
-    ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role,
-    StopReason, StreamEvent, ToolCall, ToolSpec, Usage,
+    ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role, StopReason,
+    StreamEvent, ToolCall, ToolSpec, Usage,
 };
 use model::Llama;
 use tokenizer::TextTokenizer;
@@ -281,9 +281,10 @@ impl EmbeddedProvider {
     pub fn benchmark(&self, prompt_tokens: usize, decode_tokens: usize) -> Result<BenchFigures, ProviderError> {
         let model = &self.engine.model;
         let _turn = self.engine.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let filler = self.engine.tokenizer.encode(
-            "The quick brown fox jumps over the lazy dog while the compiler checks every borrow. ",
-        )?;
+        let filler = self
+            .engine
+            .tokenizer
+            .encode("The quick brown fox jumps over the lazy dog while the compiler checks every borrow. ")?;
         if filler.is_empty() {
             return Err(ProviderError::Embedded("the tokenizer produced no tokens".into()));
         }
@@ -351,9 +352,8 @@ impl EmbeddedProvider {
         while let Some(text) = receiver.recv().await {
             on_text(text);
         }
-        let generated = worker
-            .await
-            .map_err(|err| ProviderError::Embedded(format!("the generation thread failed: {err}")))??;
+        let generated =
+            worker.await.map_err(|err| ProviderError::Embedded(format!("the generation thread failed: {err}")))??;
         Ok(generated)
     }
 }
@@ -373,11 +373,8 @@ struct ChatMl {
 }
 
 fn render_chatml(messages: &[Message], tools: &[ToolSpec], family: PromptFamily) -> ChatMl {
-    let mut system_text: Vec<&str> = messages
-        .iter()
-        .filter(|m| m.role == Role::System)
-        .map(|m| m.content.as_str())
-        .collect();
+    let mut system_text: Vec<&str> =
+        messages.iter().filter(|m| m.role == Role::System).map(|m| m.content.as_str()).collect();
     if system_text.is_empty() {
         system_text.push(family.default_system_prompt());
     }
@@ -454,7 +451,9 @@ fn qwen_turns(conversation: &[&Message]) -> String {
                 for call in &message.tool_calls {
                     let name = spaced_json(&serde_json::Value::String(call.name.clone()));
                     let arguments = spaced_json(&call.arguments);
-                    turns.push_str(&format!("\n<tool_call>\n{{\"name\": {name}, \"arguments\": {arguments}}}\n</tool_call>"));
+                    turns.push_str(&format!(
+                        "\n<tool_call>\n{{\"name\": {name}, \"arguments\": {arguments}}}\n</tool_call>"
+                    ));
                 }
                 turns.push_str("<|im_end|>\n");
             }
@@ -504,10 +503,18 @@ fn spaced_json(value: &serde_json::Value) -> String {
     struct Spaced;
     impl serde_json::ser::Formatter for Spaced {
         fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
-            if first { Ok(()) } else { out.write_all(b", ") }
+            if first {
+                Ok(())
+            } else {
+                out.write_all(b", ")
+            }
         }
         fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
-            if first { Ok(()) } else { out.write_all(b", ") }
+            if first {
+                Ok(())
+            } else {
+                out.write_all(b", ")
+            }
         }
         fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
             out.write_all(b": ")
@@ -582,7 +589,12 @@ fn describe_tools(tools: &[ToolSpec]) -> String {
     // schemas: a schema costs ~100 prompt tokens per tool, and the small
     // model reads prompts at tens of tokens per second.
     for tool in tools {
-        text.push_str(&format!("- {}({}): {}\n", tool.name, argument_names(&tool.parameters), first_sentence(&tool.description)));
+        text.push_str(&format!(
+            "- {}({}): {}\n",
+            tool.name,
+            argument_names(&tool.parameters),
+            first_sentence(&tool.description)
+        ));
     }
     text
 }
@@ -701,34 +713,29 @@ impl Provider for EmbeddedProvider {
                         PromptFamily::SmolLm => start.starts_with('{') || start.starts_with('`'),
                         PromptFamily::Qwen => start.starts_with(['<', '{', '`']),
                     };
-                    mode = if opens_call {
-                        ToolReplyMode::MaybeToolCall
-                    } else {
-                        ToolReplyMode::Text
-                    };
+                    mode = if opens_call { ToolReplyMode::MaybeToolCall } else { ToolReplyMode::Text };
                 }
                 if mode == ToolReplyMode::Text {
                     on_event(StreamEvent::TextDelta(std::mem::take(&mut held)));
                 }
             })
             .await?;
-        let usage = Usage { input_tokens: generated.prompt_tokens as u64, output_tokens: generated.output_tokens as u64 };
+        let usage =
+            Usage { input_tokens: generated.prompt_tokens as u64, output_tokens: generated.output_tokens as u64 };
 
         let parsed_calls = if !has_tools || generated.stop_reason == StopReason::Cancelled {
             None
         } else if family == PromptFamily::Qwen {
             // The 0.5B sometimes writes the call as a bare (fenced) JSON
             // object instead of a <tool_call> block: accepted too.
-            Some(parse_qwen_tool_calls(&generated.text))
-                .filter(|(_, calls)| !calls.is_empty())
-                .or_else(|| {
-                    // An unknown name counts only in the call shape, so a JSON answer is not taken for a call.
-                    parse_json_call(&generated.text)
-                        .filter(|(name, _)| {
-                            request.tools.iter().any(|tool| tool.name == *name) || generated.text.contains("\"arguments\"")
-                        })
-                        .map(|call| (String::new(), vec![call]))
-                })
+            Some(parse_qwen_tool_calls(&generated.text)).filter(|(_, calls)| !calls.is_empty()).or_else(|| {
+                // An unknown name counts only in the call shape, so a JSON answer is not taken for a call.
+                parse_json_call(&generated.text)
+                    .filter(|(name, _)| {
+                        request.tools.iter().any(|tool| tool.name == *name) || generated.text.contains("\"arguments\"")
+                    })
+                    .map(|call| (String::new(), vec![call]))
+            })
         } else {
             parse_tool_call(&generated.text, &request.tools).map(|call| (String::new(), vec![call]))
         };
@@ -787,9 +794,11 @@ impl Provider for EmbeddedProvider {
         // by id; the request's own stops stay text.
         let (end_tokens, text_stops): (Vec<Option<u32>>, Vec<String>) = stops
             .into_iter()
-            .map(|stop| match tokenizer.token_id(&stop).filter(|_| FimFamily::Qwen.stop_tokens().contains(&stop.as_str())) {
-                Some(id) => (Some(id), String::new()),
-                None => (None, stop),
+            .map(|stop| {
+                match tokenizer.token_id(&stop).filter(|_| FimFamily::Qwen.stop_tokens().contains(&stop.as_str())) {
+                    Some(id) => (Some(id), String::new()),
+                    None => (None, stop),
+                }
             })
             .unzip();
         let params = GenerationParams {
@@ -802,7 +811,10 @@ impl Provider for EmbeddedProvider {
         let generated = self.generate(prompt, params, cancel, &mut |_| {}).await?;
         Ok(Completion {
             text: generated.text,
-            usage: Usage { input_tokens: generated.prompt_tokens as u64, output_tokens: generated.output_tokens as u64 },
+            usage: Usage {
+                input_tokens: generated.prompt_tokens as u64,
+                output_tokens: generated.output_tokens as u64,
+            },
             stop_reason: generated.stop_reason,
         })
     }
@@ -819,7 +831,8 @@ mod tests {
     #[test]
     fn tool_call_reply_is_parsed() {
         let tools = [tool("read_file")];
-        let parsed = parse_tool_call("```json\n{\"tool\": \"read_file\", \"arguments\": {\"path\": \"a.rs\"}}\n```", &tools);
+        let parsed =
+            parse_tool_call("```json\n{\"tool\": \"read_file\", \"arguments\": {\"path\": \"a.rs\"}}\n```", &tools);
         assert_eq!(parsed, Some(("read_file".into(), serde_json::json!({"path": "a.rs"}))));
         assert_eq!(parse_tool_call("{\"tool\": \"other\", \"arguments\": {}}", &tools), None);
         assert_eq!(parse_tool_call("Sure! {\"tool\": \"read_file\"} is what I'd call", &tools), None);
@@ -858,13 +871,17 @@ mod tests {
             PromptFamily::SmolLm,
         );
         assert!(chatml.system.contains("SmolLM"));
-        assert_eq!(chatml.turns, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n");
+        assert_eq!(
+            chatml.turns,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
+        );
         assert_eq!(chatml.open_turn, ASSISTANT_HEADER);
     }
 
     #[test]
     fn qwen_tool_calls_are_parsed_and_bad_ones_say_why() {
-        let reply = "Let me look.\n<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"a.rs\"}}\n</tool_call>\n\
+        let reply =
+            "Let me look.\n<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"a.rs\"}}\n</tool_call>\n\
                      <tool_call>\n{\"name\": \"grep\", \"arguments\": \"{\\\"pattern\\\": \\\"fn\\\"}\"}\n</tool_call>";
         let (text, calls) = parse_qwen_tool_calls(reply);
         assert_eq!(text, "Let me look.");
@@ -892,7 +909,8 @@ mod tests {
 
     #[test]
     fn qwen_chatml_follows_its_template() {
-        let call = ToolCall { id: "c1".into(), name: "read_file".into(), arguments: serde_json::json!({"path": "a.rs"}) };
+        let call =
+            ToolCall { id: "c1".into(), name: "read_file".into(), arguments: serde_json::json!({"path": "a.rs"}) };
         let messages = [
             Message::user("Read a.rs"),
             Message { tool_calls: vec![call], ..Message::assistant("") },

@@ -20,8 +20,8 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 use sextant_kernels::{
-    add_in_place, causal_attention, rms_norm, rope_table, rotate_pairs, silu_gate, AttentionShape, KvLayer,
-    BlockFormat, QMatrix,
+    add_in_place, causal_attention, rms_norm, rope_table, rotate_pairs, silu_gate, AttentionShape, BlockFormat,
+    KvLayer, QMatrix,
 };
 
 use super::EmbeddedError;
@@ -74,9 +74,8 @@ impl LlamaConfig {
         };
         let key = |name: &str| format!("{arch}.{name}");
         let get_u32 = |key: &str| -> Result<usize, EmbeddedError> {
-            let value = metadata
-                .get(key)
-                .ok_or_else(|| EmbeddedError::Format(format!("GGUF metadata lacks `{key}`")))?;
+            let value =
+                metadata.get(key).ok_or_else(|| EmbeddedError::Format(format!("GGUF metadata lacks `{key}`")))?;
             Ok(value.to_u32().map_err(EmbeddedError::candle)? as usize)
         };
         let get_f32 = |key: &str, default: f32| -> Result<f32, EmbeddedError> {
@@ -199,11 +198,7 @@ impl KvCache {
 /// Prompt tokens are processed in chunks so activations stay cache-sized.
 const PREFILL_CHUNK: usize = 128;
 
-fn read_tensor<R: Read + Seek>(
-    content: &Content,
-    reader: &mut R,
-    name: &str,
-) -> Result<QTensor, EmbeddedError> {
+fn read_tensor<R: Read + Seek>(content: &Content, reader: &mut R, name: &str) -> Result<QTensor, EmbeddedError> {
     content
         .tensor(reader, name, &Device::Cpu)
         .map_err(|err| EmbeddedError::Format(format!("cannot read tensor `{name}`: {err}")))
@@ -274,32 +269,20 @@ fn read_vector<R: Read + Seek>(
         .and_then(|t| t.to_vec1::<f32>())
         .map_err(EmbeddedError::candle)?;
     if values.len() != len {
-        return Err(EmbeddedError::Format(format!(
-            "tensor `{name}` has {} values, expected {len}",
-            values.len()
-        )));
+        return Err(EmbeddedError::Format(format!("tensor `{name}` has {} values, expected {len}", values.len())));
     }
     Ok(values)
 }
 
 impl Llama {
-    pub fn from_gguf<R: Read + Seek>(
-        content: &Content,
-        reader: &mut R,
-    ) -> Result<Self, EmbeddedError> {
+    pub fn from_gguf<R: Read + Seek>(content: &Content, reader: &mut R) -> Result<Self, EmbeddedError> {
         let config = LlamaConfig::from_metadata(&content.metadata)?;
         let width = config.embedding_length;
         let kv_width = config.head_count_kv * config.head_dim;
         let token_embeddings = read_matrix(content, reader, "token_embd.weight", None, width)?;
         let output_norm = read_vector(content, reader, "output_norm.weight", width)?;
         let output = if content.tensor_infos.contains_key("output.weight") {
-            Some(read_matrix(
-                content,
-                reader,
-                "output.weight",
-                Some(token_embeddings.rows()),
-                width,
-            )?)
+            Some(read_matrix(content, reader, "output.weight", Some(token_embeddings.rows()), width)?)
         } else {
             None
         };
@@ -308,27 +291,23 @@ impl Llama {
             .get("blk.0.ffn_gate.weight")
             .and_then(|info| info.shape.dims2().ok())
             .map(|(rows, _)| rows)
-            .ok_or_else(|| {
-                EmbeddedError::Format("GGUF file lacks a usable `blk.0.ffn_gate.weight`".into())
-            })?;
+            .ok_or_else(|| EmbeddedError::Format("GGUF file lacks a usable `blk.0.ffn_gate.weight`".into()))?;
         let mut layers = Vec::with_capacity(config.block_count);
         for index in 0..config.block_count {
             let name = |part: &str| format!("blk.{index}.{part}.weight");
             let qkv_bias = match config.architecture {
                 Architecture::Llama => None,
                 Architecture::Qwen2 => {
-                    let mut bias = |part: &str, len: usize| {
-                        read_vector(content, reader, &format!("blk.{index}.{part}.bias"), len)
-                    };
+                    let mut bias =
+                        |part: &str, len: usize| read_vector(content, reader, &format!("blk.{index}.{part}.bias"), len);
                     let mut stacked = bias("attn_q", width)?;
                     stacked.extend(bias("attn_k", kv_width)?);
                     stacked.extend(bias("attn_v", kv_width)?);
                     Some(stacked)
                 }
             };
-            let mut matrix = |part: &str, rows: usize, cols: usize| {
-                read_matrix(content, reader, &name(part), Some(rows), cols)
-            };
+            let mut matrix =
+                |part: &str, rows: usize, cols: usize| read_matrix(content, reader, &name(part), Some(rows), cols);
             let qkv = Projection::new(vec![
                 matrix("attn_q", width, width)?,
                 matrix("attn_k", kv_width, width)?,
@@ -353,22 +332,9 @@ impl Llama {
             });
         }
         let half = config.head_dim / 2;
-        let inverse_frequencies = (0..half)
-            .map(|i| {
-                1.0 / config
-                    .rope_freq_base
-                    .powf((2 * i) as f32 / config.head_dim as f32)
-            })
-            .collect();
-        Ok(Llama {
-            config,
-            token_embeddings,
-            layers,
-            output_norm,
-            output,
-            inverse_frequencies,
-            feed_forward_length,
-        })
+        let inverse_frequencies =
+            (0..half).map(|i| 1.0 / config.rope_freq_base.powf((2 * i) as f32 / config.head_dim as f32)).collect();
+        Ok(Llama { config, token_embeddings, layers, output_norm, output, inverse_frequencies, feed_forward_length })
     }
 
     /// A cache able to hold `capacity` positions (clamped to the context length).
@@ -390,20 +356,14 @@ impl Llama {
     /// logits for the next token (a vector of `vocab_size`).
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, EmbeddedError> {
         if tokens.is_empty() {
-            return Err(EmbeddedError::Format(
-                "forward pass called with no tokens".into(),
-            ));
+            return Err(EmbeddedError::Format("forward pass called with no tokens".into()));
         }
         if cache.len + tokens.len() > cache.capacity {
-            return Err(EmbeddedError::ContextFull {
-                capacity: cache.capacity,
-            });
+            return Err(EmbeddedError::ContextFull { capacity: cache.capacity });
         }
         let vocab = self.token_embeddings.rows();
         if let Some(bad) = tokens.iter().find(|&&token| token as usize >= vocab) {
-            return Err(EmbeddedError::Format(format!(
-                "token id {bad} is outside the {vocab}-token vocabulary"
-            )));
+            return Err(EmbeddedError::Format(format!("token id {bad} is outside the {vocab}-token vocabulary")));
         }
         // Run on a pool thread: a parallel loop started from outside the
         // pool parks the caller until it ends (~120 loops per token), while
@@ -419,12 +379,7 @@ impl Llama {
 
     fn logits(&self, hidden: &[f32]) -> Vec<f32> {
         let mut normed = vec![0f32; hidden.len()];
-        rms_norm(
-            hidden,
-            &self.output_norm,
-            self.config.rms_norm_eps as f32,
-            &mut normed,
-        );
+        rms_norm(hidden, &self.output_norm, self.config.rms_norm_eps as f32, &mut normed);
         let output = self.output.as_ref().unwrap_or(&self.token_embeddings);
         let mut logits = vec![0f32; output.rows()];
         output.matvec(&normed, &mut logits);
@@ -479,10 +434,7 @@ impl Llama {
                 rms_norm(row, &layer.ffn_norm, eps, out);
             }
             layer.gate_up.matmul(&normed, count, &mut gate_up);
-            for (both, out) in gate_up
-                .chunks_exact(2 * ffn)
-                .zip(activated.chunks_exact_mut(ffn))
-            {
+            for (both, out) in gate_up.chunks_exact(2 * ffn).zip(activated.chunks_exact_mut(ffn)) {
                 let (gate, up) = both.split_at(ffn);
                 silu_gate(gate, up, out);
             }
@@ -521,7 +473,8 @@ mod tests {
         rotate_halves(&mut halves, &rotation);
         let mut interleaved: Vec<f32> = (0..4).flat_map(|i| [head[i], head[i + 4]]).collect();
         rotate_pairs(&mut interleaved, &rotation);
-        let back: Vec<f32> = (0..8).map(|j| if j < 4 { interleaved[2 * j] } else { interleaved[2 * (j - 4) + 1] }).collect();
+        let back: Vec<f32> =
+            (0..8).map(|j| if j < 4 { interleaved[2 * j] } else { interleaved[2 * (j - 4) + 1] }).collect();
         assert_eq!(halves, back);
         assert_ne!(halves, head, "position 3 must rotate");
     }

@@ -120,9 +120,7 @@ impl ModelSpec {
                 .iter()
                 .find(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|name| name.starts_with(&stem)))
                 .cloned()
-                .ok_or_else(|| {
-                    EmbeddedError::Format(format!("no wheel of {package} {version} in {}", dir.display()))
-                })
+                .ok_or_else(|| EmbeddedError::Format(format!("no wheel of {package} {version} in {}", dir.display())))
         };
         match self.carrier {
             Carrier::Wheel { package, version } => Ok(vec![PartSource {
@@ -183,9 +181,7 @@ fn open_entry<'a>(
     }
     .map(str::to_string)
     .ok_or_else(|| EmbeddedError::Format(format!("{wheel} holds no {:?}", source.entry)))?;
-    archive
-        .by_name(&name)
-        .map_err(|err| EmbeddedError::Format(format!("cannot read {name} from {wheel}: {err}")))
+    archive.by_name(&name).map_err(|err| EmbeddedError::Format(format!("cannot read {name} from {wheel}: {err}")))
 }
 
 fn open_archive(wheel: &Path) -> Result<zip::ZipArchive<File>, EmbeddedError> {
@@ -225,10 +221,7 @@ fn assemble(
     partial: &Path,
     on_progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(), EmbeddedError> {
-    let mut archives = parts
-        .iter()
-        .map(|source| open_archive(&source.wheel))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut archives = parts.iter().map(|source| open_archive(&source.wheel)).collect::<Result<Vec<_>, _>>()?;
     let mut total = 0u64;
     for (archive, source) in archives.iter_mut().zip(parts) {
         total += open_entry(archive, source)?.size();
@@ -249,9 +242,9 @@ fn assemble(
         let mut entry = open_entry(archive, source)?;
         loop {
             // A cut-off or corrupt archive fails here (zip checks each entry's CRC).
-            let read = entry.read(&mut buffer).map_err(|err| {
-                EmbeddedError::Format(format!("cannot read {}: {err}", source.wheel.display()))
-            })?;
+            let read = entry
+                .read(&mut buffer)
+                .map_err(|err| EmbeddedError::Format(format!("cannot read {}: {err}", source.wheel.display())))?;
             if read == 0 {
                 break;
             }
@@ -295,7 +288,7 @@ pub fn verify_gguf(path: &Path, size: u64) -> Result<(), EmbeddedError> {
         let block = info.ggml_dtype.block_size() as u64;
         let bytes = (elements / block.max(1)) * info.ggml_dtype.type_size() as u64;
         let end = content.tensor_data_offset.checked_add(info.offset).and_then(|start| start.checked_add(bytes));
-        if elements % block.max(1) != 0 || end.is_none_or(|end| end > len) {
+        if !elements.is_multiple_of(block.max(1)) || end.is_none_or(|end| end > len) {
             return Err(EmbeddedError::Format(format!(
                 "{}: tensor `{name}` ({:?}, {elements} values at offset {}) lies outside the file",
                 path.display(),
@@ -332,7 +325,7 @@ mod tests {
         out.extend_from_slice(&claimed.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes()); // f32
         out.extend_from_slice(&0u64.to_le_bytes()); // offset
-        while out.len() % 32 != 0 {
+        while !out.len().is_multiple_of(32) {
             out.push(0);
         }
         for i in 0..values {
@@ -344,7 +337,8 @@ mod tests {
     fn wheel(dir: &Path, package: &str, entry: &str, bytes: &[u8]) -> PathBuf {
         let path = dir.join(format!("{}-1.0-py3-none-any.whl", package.replace('-', "_")));
         let mut writer = zip::ZipWriter::new(File::create(&path).expect("create wheel"));
-        writer.start_file(format!("{}/__init__.py", package.replace('-', "_")), zip::write::SimpleFileOptions::default())
+        writer
+            .start_file(format!("{}/__init__.py", package.replace('-', "_")), zip::write::SimpleFileOptions::default())
             .expect("zip entry");
         writer
             .start_file(format!("{}/{entry}", package.replace('-', "_")), zip::write::SimpleFileOptions::default())
@@ -497,15 +491,15 @@ mod tests {
         let downloads = tempfile::tempdir().expect("tempdir");
         let gguf = tiny_gguf(64, 64);
         wheel(downloads.path(), "llm-tiny", "tiny.gguf", &gguf);
-        let spec = ModelSpec {
-            carrier: Carrier::Wheel { package: "llm-tiny", version: "1.0" },
-            ..spec(&gguf, 1).0
-        };
+        let spec = ModelSpec { carrier: Carrier::Wheel { package: "llm-tiny", version: "1.0" }, ..spec(&gguf, 1).0 };
         let parts = spec.locate_parts(downloads.path()).expect("found");
-        assert_eq!(parts, vec![PartSource {
-            wheel: downloads.path().join("llm_tiny-1.0-py3-none-any.whl"),
-            entry: EntryName::GgufFile("tiny.gguf".into())
-        }]);
+        assert_eq!(
+            parts,
+            vec![PartSource {
+                wheel: downloads.path().join("llm_tiny-1.0-py3-none-any.whl"),
+                entry: EntryName::GgufFile("tiny.gguf".into())
+            }]
+        );
     }
 
     #[test]

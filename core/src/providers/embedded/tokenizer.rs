@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use candle_core::quantized::gguf_file::Value;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::unicode::NFC;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
-use tokenizers::normalizers::unicode::NFC;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
@@ -32,7 +32,8 @@ const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 /// Qwen2's pre-tokenizer split (its tokenizer.json `Split` pattern): words
 /// with one leading non-letter, single digits, punctuation runs with their
 /// newlines, and whitespace runs.
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 pub struct TextTokenizer {
     inner: Tokenizer,
@@ -46,10 +47,7 @@ fn string_array<'a>(metadata: &'a HashMap<String, Value>, key: &str) -> Result<V
         .ok_or_else(|| EmbeddedError::Format(format!("GGUF metadata lacks `{key}`")))?
         .to_vec()
         .map_err(EmbeddedError::candle)?;
-    values
-        .iter()
-        .map(|value| value.to_string().map(String::as_str).map_err(EmbeddedError::candle))
-        .collect()
+    values.iter().map(|value| value.to_string().map(String::as_str).map_err(EmbeddedError::candle)).collect()
 }
 
 impl TextTokenizer {
@@ -139,10 +137,7 @@ impl TextTokenizer {
 
     /// Token ids of `text`; special-token markup in `text` becomes its id.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, EmbeddedError> {
-        let encoding = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|err| EmbeddedError::Tokenizer(err.to_string()))?;
+        let encoding = self.inner.encode_fast(text, false).map_err(|err| EmbeddedError::Tokenizer(err.to_string()))?;
         Ok(encoding.get_ids().to_vec())
     }
 

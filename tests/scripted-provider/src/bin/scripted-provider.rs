@@ -18,8 +18,7 @@ struct Options {
     requests_log: Option<PathBuf>,
 }
 
-const USAGE: &str =
-    "usage: scripted-provider --script script.json [--port N] [--port-file FILE] [--requests-log FILE]";
+const USAGE: &str = "usage: scripted-provider --script script.json [--port N] [--port-file FILE] [--requests-log FILE]";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
     let mut script = None;
