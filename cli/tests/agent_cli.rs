@@ -86,14 +86,7 @@ async fn run_without_flags_is_denied_and_json_reports_it() {
     assert_eq!(env.read("src/lib.rs"), before);
     assert!(!env.workspace().join("shell_was_here").exists());
     // The model was told why.
-    let last = &env.server.requests()[2].body["messages"];
-    let tool_texts: Vec<&str> = last
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter(|m| m["role"] == "tool")
-        .filter_map(|m| m["content"].as_str())
-        .collect();
+    let tool_texts = support::tool_texts(&env.server.requests()[2].body);
     assert!(tool_texts[0].starts_with("permission denied"), "{tool_texts:?}");
 }
 
@@ -137,14 +130,7 @@ async fn escapes_and_deny_listed_commands_are_refused() {
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(!env.dir.path().join("outside/planted.txt").exists());
     assert_eq!(std::fs::read_to_string(env.dir.path().join("outside/secret.txt")).expect("secret"), "top secret\n");
-    let messages = &env.server.requests()[4].body["messages"];
-    let tool_texts: Vec<&str> = messages
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter(|m| m["role"] == "tool")
-        .filter_map(|m| m["content"].as_str())
-        .collect();
+    let tool_texts = support::tool_texts(&env.server.requests()[4].body);
     assert!(tool_texts[0].contains("escapes the workspace"), "{}", tool_texts[0]);
     assert!(tool_texts[1].contains("outside the workspace"), "{}", tool_texts[1]);
     assert!(tool_texts[2].contains("deny list"), "{}", tool_texts[2]);

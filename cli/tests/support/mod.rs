@@ -84,9 +84,12 @@ pub async fn finish(mut child: tokio::process::Child, stdin: &str, limit: Durati
 
 /// The tool results the model got, in order (from the last request).
 pub fn tool_results(server: &ScriptedServer) -> Vec<String> {
-    let requests = server.requests();
-    let Some(last) = requests.last() else { return Vec::new() };
-    last.body["messages"]
+    server.requests().last().map(|request| tool_texts(&request.body)).unwrap_or_default()
+}
+
+/// The tool results in one request body, in order.
+pub fn tool_texts(body: &serde_json::Value) -> Vec<String> {
+    body["messages"]
         .as_array()
         .map(|messages| {
             messages
