@@ -52,6 +52,24 @@ const DEFAULT_CHAT_MAX_TOKENS: usize = 512;
 const DEFAULT_FIM_MAX_TOKENS: usize = 64;
 /// Fixed so that sampled output is reproducible run to run.
 const SAMPLING_SEED: u64 = 0x5E7_7A17;
+
+/// The token loop's settings for one request: greedy unless a temperature
+/// is asked for, always the same seed, so a request repeats its answer.
+fn generation_params(
+    max_new: usize,
+    temperature: Option<f32>,
+    stop: Vec<String>,
+    end_tokens: Vec<u32>,
+) -> GenerationParams {
+    GenerationParams {
+        max_new_tokens: max_new,
+        temperature: temperature.unwrap_or(0.0),
+        seed: SAMPLING_SEED,
+        stop,
+        end_tokens,
+    }
+}
+
 /// SmolLM2's chat template uses this when the conversation has no system turn.
 const SMOLLM_SYSTEM_PROMPT: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
 /// Qwen2.5's chat template uses this when the conversation has no system turn.
@@ -689,13 +707,7 @@ impl Provider for EmbeddedProvider {
     ) -> Result<ChatResponse, ProviderError> {
         let max_new = self.max_new_tokens(request.max_tokens, DEFAULT_CHAT_MAX_TOKENS);
         let prompt = self.build_prompt(request, max_new)?;
-        let params = GenerationParams {
-            max_new_tokens: max_new,
-            temperature: request.temperature.unwrap_or(0.0),
-            seed: SAMPLING_SEED,
-            stop: request.stop.clone(),
-            end_tokens: Vec::new(),
-        };
+        let params = generation_params(max_new, request.temperature, request.stop.clone(), Vec::new());
         let has_tools = !request.tools.is_empty();
         let family = self.engine.family;
         let mut mode = if has_tools { ToolReplyMode::Undecided } else { ToolReplyMode::Text };
@@ -766,13 +778,7 @@ impl Provider for EmbeddedProvider {
         let max_new = self.max_new_tokens(request.max_tokens, DEFAULT_FIM_MAX_TOKENS);
         if !self.has_native_fim() {
             let prompt = self.build_prompt(&fim_prompt::chat_hole_filler(request), max_new)?;
-            let params = GenerationParams {
-                max_new_tokens: max_new,
-                temperature: request.temperature.unwrap_or(0.0),
-                seed: SAMPLING_SEED,
-                stop: request.stop.clone(),
-                end_tokens: Vec::new(),
-            };
+            let params = generation_params(max_new, request.temperature, request.stop.clone(), Vec::new());
             let generated = self.generate(prompt, params, cancel, &mut |_| {}).await?;
             return Ok(Completion {
                 text: fim_prompt::extract_completion(&generated.text, request),
@@ -801,13 +807,8 @@ impl Provider for EmbeddedProvider {
                 }
             })
             .unzip();
-        let params = GenerationParams {
-            max_new_tokens: max_new,
-            temperature: request.temperature.unwrap_or(0.0),
-            seed: SAMPLING_SEED,
-            stop: text_stops.into_iter().filter(|stop| !stop.is_empty()).collect(),
-            end_tokens: end_tokens.into_iter().flatten().collect(),
-        };
+        let stop = text_stops.into_iter().filter(|stop| !stop.is_empty()).collect();
+        let params = generation_params(max_new, request.temperature, stop, end_tokens.into_iter().flatten().collect());
         let generated = self.generate(prompt, params, cancel, &mut |_| {}).await?;
         Ok(Completion {
             text: generated.text,
