@@ -157,6 +157,17 @@ pub fn chat_hole_filler(request: &FimRequest) -> ChatRequest {
     }
 }
 
+/// A chat request as plain text, one `[role]` header per message: what a
+/// chat model was shown, for `showLastPrompt`.
+pub fn render_chat(request: &ChatRequest) -> String {
+    request
+        .messages
+        .iter()
+        .map(|message| format!("[{}]\n{}", format!("{:?}", message.role).to_lowercase(), message.content))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
 /// The code in a chat model's hole-filling reply: the body of the first
 /// fenced block if there is one (an unterminated fence runs to the end),
 /// otherwise the reply itself; any echoed `<HOLE>` marker is removed.

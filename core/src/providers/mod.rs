@@ -164,6 +164,9 @@ pub struct Completion {
     pub text: String,
     pub usage: Usage,
     pub stop_reason: StopReason,
+    /// The exact text the model was given after templating (FIM markers,
+    /// repo-level context, or the rendered chat), for `showLastPrompt`.
+    pub prompt: Option<String>,
 }
 
 /// Everything that can go wrong talking to a model. Messages are written for
@@ -193,6 +196,11 @@ pub enum ProviderError {
 /// Receives streamed events. Called on the task driving the request.
 pub type EventSink<'a> = &'a mut (dyn FnMut(StreamEvent) + Send);
 
+/// Receives completion text as it streams in. Returning false says the
+/// caller has what it needs (the hole is filled), which stops generation
+/// without wasting more tokens; the text passed so far is kept.
+pub type TextSink<'a> = &'a mut (dyn FnMut(&str) -> bool + Send);
+
 /// A model backend.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -210,4 +218,18 @@ pub trait Provider: Send + Sync {
     /// Fill-in-the-middle completion (native FIM where the model supports it,
     /// otherwise a chat "fill the hole" prompt).
     async fn complete(&self, request: &FimRequest, cancel: &CancellationToken) -> Result<Completion, ProviderError>;
+    /// [`Provider::complete`], streaming the text to `on_text` as it arrives
+    /// and stopping when `on_text` returns false (then `stop_reason` is
+    /// `StopSequence` and `text` ends with the last piece passed). Providers
+    /// that cannot stream deliver the whole text as one piece.
+    async fn complete_streaming(
+        &self,
+        request: &FimRequest,
+        cancel: &CancellationToken,
+        on_text: TextSink<'_>,
+    ) -> Result<Completion, ProviderError> {
+        let completion = self.complete(request, cancel).await?;
+        on_text(&completion.text);
+        Ok(completion)
+    }
 }

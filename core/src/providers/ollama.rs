@@ -184,6 +184,7 @@ impl OllamaProvider {
             text,
             usage,
             stop_reason: stop_reason(reply.get("done_reason").and_then(Value::as_str), false),
+            prompt: Some(prompt_for_estimate.to_string()),
         })
     }
 }

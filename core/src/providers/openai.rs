@@ -239,6 +239,10 @@ impl OpenAiProvider {
             text,
             usage,
             stop_reason: stop_reason(choice.get("finish_reason").and_then(Value::as_str), false),
+            prompt: Some(match suffix {
+                Some(suffix) => format!("{prompt}\n--- suffix ---\n{suffix}"),
+                None => prompt.to_string(),
+            }),
         })
     }
 }
@@ -255,6 +259,7 @@ pub(crate) async fn complete_via_chat(
         text: cut_at_stops(&fim::extract_completion(&response.message.content), &request.stop),
         usage: response.usage,
         stop_reason: response.stop_reason,
+        prompt: Some(fim::render_chat(&chat)),
     })
 }
 

@@ -777,9 +777,9 @@ impl Provider for EmbeddedProvider {
     async fn complete(&self, request: &FimRequest, cancel: &CancellationToken) -> Result<Completion, ProviderError> {
         let max_new = self.max_new_tokens(request.max_tokens, DEFAULT_FIM_MAX_TOKENS);
         if !self.has_native_fim() {
-            let prompt = self.build_prompt(&fim_prompt::chat_hole_filler(request), max_new)?;
+            let prompt_ids = self.build_prompt(&fim_prompt::chat_hole_filler(request), max_new)?;
             let params = generation_params(max_new, request.temperature, request.stop.clone(), Vec::new());
-            let generated = self.generate(prompt, params, cancel, &mut |_| {}).await?;
+            let generated = self.generate(prompt_ids.clone(), params, cancel, &mut |_| {}).await?;
             return Ok(Completion {
                 text: fim_prompt::extract_completion(&generated.text, request),
                 usage: Usage {
@@ -787,6 +787,7 @@ impl Provider for EmbeddedProvider {
                     output_tokens: generated.output_tokens as u64,
                 },
                 stop_reason: generated.stop_reason,
+                prompt: Some(self.engine.tokenizer.decode(&prompt_ids)?),
             });
         }
         let (text, stops) = fim::build_prompt(FimFamily::Qwen, request);
@@ -817,6 +818,7 @@ impl Provider for EmbeddedProvider {
                 output_tokens: generated.output_tokens as u64,
             },
             stop_reason: generated.stop_reason,
+            prompt: Some(text),
         })
     }
 }
