@@ -340,3 +340,23 @@ async fn a_provider_failure_mid_run_still_reports_the_edits() {
     assert!(out.stderr.contains("changed: src/lib.rs"), "{}", out.stderr);
     assert!(out.stderr.contains("stopped: the model request failed after 2 steps"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn max_tokens_flag_bounds_every_model_reply() {
+    let env = Env::new(vec![
+        Turn::text(["short."]).with_usage(5, 1),
+        Turn::text(["also short."]).with_usage(5, 1),
+        Turn::text(["unbounded."]).with_usage(5, 1),
+    ])
+    .await;
+    let out = env.sextant(&["run", "-p", "be brief", "--max-tokens", "7", "--no-session"], "").await;
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let out = env.sextant(&["chat", "--max-tokens", "9", "--no-session"], "hi\n").await;
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let out = env.sextant(&["run", "-p", "no flag", "--no-session"], "").await;
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let sent: Vec<Value> = env.server.requests().iter().map(|request| request.body["max_tokens"].clone()).collect();
+    assert_eq!(sent, vec![json!(7), json!(9), Value::Null]);
+    let out = env.sextant(&["run", "-p", "x", "--max-tokens", "0"], "").await;
+    assert_eq!(out.code, Some(2), "a zero budget is a usage error: {}", out.stderr);
+}

@@ -128,3 +128,18 @@ async fn missing_ollama_model_says_what_to_pull() {
     assert!(stderr.contains("Run `ollama pull qwen2.5-coder:1.5b`"), "stderr: {stderr}");
     assert_eq!(server.requests()[0].path, "/api/chat");
 }
+
+#[tokio::test]
+async fn ask_max_tokens_flag_reaches_the_request() {
+    let repo = fixture_repo();
+    let server = ScriptedServer::start(Script::new(vec![Turn::text(["Short."])])).await.expect("server");
+    let env = [
+        ("SEXTANT_PROVIDER", "openai".to_string()),
+        ("SEXTANT_BASE_URL", format!("{}/v1", server.url())),
+        ("SEXTANT_MODEL", "test-model".to_string()),
+        ("OPENAI_API_KEY", KEY.to_string()),
+    ];
+    let output = run_ask(repo.path(), &["What is a ledger?", "--max-tokens", "33"], &env).await;
+    assert_eq!(output.code, Some(0), "stderr: {}", output.stderr);
+    assert_eq!(server.requests()[0].body["max_tokens"], serde_json::json!(33));
+}

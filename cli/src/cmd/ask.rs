@@ -28,6 +28,10 @@ pub struct Args {
     /// with the small embedded model).
     #[arg(long)]
     pub tokens: Option<usize>,
+    /// Most tokens the answer may have (default: `max_tokens` of the
+    /// configuration, else the provider's own limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: Option<u32>,
     /// Repository root (default: the enclosing git repository, else the current directory).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -61,6 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // Loading the embedded model and indexing are CPU/disk-bound: keep them
     // off the async runtime, and do both at once.
+    let max_tokens = args.max_tokens.or(config.max_tokens);
     let provider_task = tokio::task::spawn_blocking(move || providers::build(&config, Purpose::Chat));
     let map_root = root.clone();
     let map_task = tokio::task::spawn_blocking(move || {
@@ -81,7 +86,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let map = index.map.render(&map_request);
     let files = fit_files(&files, &args.question, budget.file_tokens);
-    let request = build_request(&args.question, &map.text, &files);
+    let mut request = build_request(&args.question, &map.text, &files);
+    request.max_tokens = max_tokens;
     if std::io::stderr().is_terminal() {
         // A small local model can take a while to read the prompt before the
         // first word appears: say that something is happening.

@@ -57,6 +57,10 @@ pub struct CommonArgs {
     /// (default: [agent] repo_map_tokens, else 1024).
     #[arg(long)]
     pub map_tokens: Option<usize>,
+    /// Most tokens each model reply may have (default: `max_tokens` of
+    /// the configuration, else the provider's own limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: Option<u32>,
     /// Do not record the session in the session database.
     #[arg(long)]
     pub no_session: bool,
@@ -155,6 +159,9 @@ pub fn build_agent(
     }
     if let Some(tokens) = common.map_tokens {
         options.repo_map_tokens = tokens;
+    }
+    if let Some(tokens) = common.max_tokens {
+        options.max_tokens = Some(tokens);
     }
     // A project file can never set this key (config::project drops `dangerously_*`).
     let unjailed = common.dangerously_allow_unjailed_shell
