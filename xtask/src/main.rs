@@ -7,12 +7,16 @@
 //!   (rustfmt.toml), then the whole test suite (cargo tests, which drive the
 //!   real clients, after the VS Code extension's build, unit tests and package).
 //! - `bench <what>`: benchmarks that print figures beside a peer.
+//! - `peer llama-cpp`: build llama.cpp's `llama-bench` and `llama-server`
+//!   from pinned sources, the peer of `bench embedded` and `bench infill`
+//!   (not part of `setup`: it takes over 25 minutes on 2 cores).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod peer;
 mod setup;
 
 fn main() -> Result<()> {
@@ -31,7 +35,8 @@ fn main() -> Result<()> {
             cmd.arg("bench").args(&args[1..]);
             run(&mut cmd)
         }
-        _ => bail!("usage: cargo xtask <setup|test|bench [ARGS]>"),
+        Some("peer") => peer::main(&root, &args[1..]),
+        _ => bail!("usage: cargo xtask <setup|test|bench [ARGS]|peer llama-cpp>"),
     }
 }
 

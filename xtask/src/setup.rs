@@ -26,14 +26,14 @@ pub fn all(root: &Path) -> Result<()> {
 /// The embedded models the tests run, by `sextant models pull` id and file
 /// name: Qwen2.5-Coder-0.5B (the default, ~490 MB) and SmolLM2-135M
 /// (~100 MB; most embedded tests pin its outputs).
-const EMBEDDED_MODELS: &[(&str, &str)] = &[
+pub const EMBEDDED_MODELS: &[(&str, &str)] = &[
     ("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
     ("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 ];
 
 /// Where `sextant` keeps downloaded models: the user cache directory (the
 /// same rule as `dirs::cache_dir`).
-fn models_dir() -> Option<PathBuf> {
+pub fn models_dir() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let cache = if cfg!(target_os = "macos") {
         home?.join("Library/Caches")
