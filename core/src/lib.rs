@@ -4,6 +4,7 @@
 //! and get data back. See ARCHITECTURE.md for the code map.
 
 pub mod agent;
+pub mod completion;
 pub mod config;
 pub mod providers;
 pub mod repomap;
