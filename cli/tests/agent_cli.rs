@@ -360,3 +360,39 @@ async fn max_tokens_flag_bounds_every_model_reply() {
     let out = env.sextant(&["run", "-p", "x", "--max-tokens", "0"], "").await;
     assert_eq!(out.code, Some(2), "a zero budget is a usage error: {}", out.stderr);
 }
+
+#[tokio::test]
+async fn doctor_checks_the_embedded_model_id_and_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workspace = dir.path().join("workspace");
+    std::fs::create_dir_all(&workspace).expect("mkdir");
+    let doctor = |model: &str| {
+        let mut command = support::hermetic_command(dir.path(), &workspace);
+        command.args(["doctor", "--offline"]).env("SEXTANT_PROVIDER", "embedded").env("SEXTANT_MODEL", model);
+        support::finish(command.spawn().expect("spawn sextant doctor"), "", Duration::from_secs(60))
+    };
+    let out = doctor("qwen9-giant").await;
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("FAIL  model") && out.stdout.contains("unknown embedded model `qwen9-giant`"),
+        "{}",
+        out.stdout
+    );
+
+    // Not installed: says what to run.
+    let out = doctor("smollm2-135m").await;
+    assert!(out.stdout.contains("sextant models pull smollm2-135m"), "{}", out.stdout);
+
+    // A partial copy under the installed name fails the check instead of the first request.
+    let models = dir.path().join("cache/sextant/models");
+    std::fs::create_dir_all(&models).expect("mkdir");
+    std::fs::write(models.join("SmolLM2-135M-Instruct.Q4_1.gguf"), b"GGUF\x03\0\0\0 only the start").expect("write");
+    let out = doctor("smollm2-135m").await;
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("expected 98362432")
+            && out.stdout.contains("reinstall it with `sextant models pull smollm2-135m`"),
+        "{}",
+        out.stdout
+    );
+}

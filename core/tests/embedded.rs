@@ -365,3 +365,194 @@ async fn qwen_calls_a_tool_in_its_own_format() {
     assert_eq!(call.arguments, serde_json::json!({"path": "src/main.rs"}));
     assert!(events.iter().any(|event| matches!(event, StreamEvent::ToolCall(c) if c == call)));
 }
+
+/// Qwen2.5-Coder-1.5B (28 layers, d = 1536, Q4_K and Q6_K only) runs on the
+/// same engine. `cargo xtask setup` does not pull it (1.1 GB), so without
+/// `sextant models pull qwen2.5-coder-1.5b` this test says so and returns.
+#[tokio::test]
+async fn qwen_1_5b_native_fim_completes_the_expression() {
+    let path = installed("qwen2.5-coder-1.5b");
+    if !path.is_file() {
+        eprintln!("skipped: {} is not installed (`sextant models pull qwen2.5-coder-1.5b`)", path.display());
+        return;
+    }
+    let model = load("qwen2.5-coder-1.5b");
+    assert_eq!((model.config().block_count, model.config().embedding_length), (28, 1536));
+    assert!(model.has_native_fim());
+    let request = FimRequest {
+        prefix: "def add(a, b):\n    return ".into(),
+        suffix: "\n".into(),
+        path: Some("math.py".into()),
+        max_tokens: Some(4),
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let completion = model.complete(&request, &CancellationToken::new()).await.expect("complete");
+    assert_eq!(completion.text.lines().next(), Some("a + b"), "{completion:?}");
+}
+
+/// The sink gets the completion as it is generated; saying stop ends
+/// generation at once, and the text ends with the piece that said it.
+#[tokio::test]
+async fn qwen_streaming_completion_stops_when_the_listener_has_enough() {
+    let request = FimRequest {
+        prefix: "def add(a, b):\n    return ".into(),
+        suffix: "\n".into(),
+        path: Some("math.py".into()),
+        max_tokens: Some(16),
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let mut pieces: Vec<String> = Vec::new();
+    let completion = qwen()
+        .complete_streaming(&request, &CancellationToken::new(), &mut |piece| {
+            pieces.push(piece.to_string());
+            !pieces.concat().contains('b')
+        })
+        .await
+        .expect("complete");
+    assert_eq!(completion.stop_reason, StopReason::StopSequence, "{completion:?}");
+    assert_eq!(completion.text, pieces.concat());
+    assert_eq!(completion.text, "a + b", "{pieces:?}");
+    // The worker may have sampled one more token before it saw the answer.
+    assert!(completion.usage.output_tokens <= 4, "{completion:?}");
+    let prompt = completion.prompt.expect("the prompt is reported");
+    assert!(prompt.starts_with("<|fim_prefix|>def add") && prompt.ends_with("<|fim_middle|>"), "{prompt}");
+}
+
+/// SmolLM2 has no FIM tokens: its chat hole-filler streams too, without
+/// the blanks its prompt was healed of.
+#[tokio::test]
+async fn chat_fim_streams_and_stops_when_the_listener_has_enough() {
+    let request = FimRequest {
+        prefix: "def add(a, b):\n    return ".into(),
+        suffix: "\n\nprint(add(1, 2))\n".into(),
+        path: Some("math.py".into()),
+        max_tokens: Some(16),
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let mut pieces: Vec<String> = Vec::new();
+    let completion = provider()
+        .complete_streaming(&request, &CancellationToken::new(), &mut |piece| {
+            pieces.push(piece.to_string());
+            !pieces.concat().contains('+')
+        })
+        .await
+        .expect("complete");
+    assert_eq!(completion.stop_reason, StopReason::StopSequence, "{completion:?}");
+    assert!(pieces.concat().ends_with('+') || pieces.last().is_some_and(|p| p.contains('+')), "{pieces:?}");
+    assert_eq!(completion.text, pieces.concat().trim_end(), "{pieces:?}");
+    assert!(completion.text.starts_with('a'), "no healed blank in front: {:?}", completion.text);
+}
+
+fn fim_ids(prefix: &str, suffix: &str) -> Vec<u32> {
+    let request = FimRequest { prefix: prefix.into(), suffix: suffix.into(), ..Default::default() };
+    qwen().fim_prompt_ids(&request).expect("prompt")
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// KV prefix reuse: the next keystroke's request forwards only the tokens
+/// after the longest common prefix, and gives exactly what a cold cache
+/// gives; a conversation's next turn reuses the previous turn's reply.
+#[test]
+fn qwen_warm_cache_gives_the_cold_output_and_forwards_only_new_tokens() {
+    let model = qwen();
+    let params = model.default_params(6, None);
+    let cancel = CancellationToken::new();
+    let run = |prompt: &[u32]| model.generate_ids(prompt, &params, &cancel, &mut |_| true).expect("generate");
+    let before = fim_ids("def scale(v, k):\n    return [x * k for x in v]\n\ndef add(a, b):\n    return a", "\n");
+    let after = fim_ids("def scale(v, k):\n    return [x * k for x in v]\n\ndef add(a, b):\n    return a ", "\n");
+    let shared = common_prefix(&before, &after);
+    assert!(shared > 10 && shared < before.len(), "the prompts share a prefix: {shared} of {}", before.len());
+
+    model.clear_cache();
+    let first = run(&before);
+    assert_eq!(first.reused_prompt_tokens, 0, "a cleared cache starts cold");
+    let warm = run(&after);
+    assert_eq!(warm.reused_prompt_tokens, shared, "{warm:?}");
+    assert_eq!(warm.forwarded_prompt_tokens, after.len() - shared);
+    model.clear_cache();
+    let cold = run(&after);
+    assert_eq!(cold.forwarded_prompt_tokens, after.len());
+    assert_eq!(warm.tokens, cold.tokens, "warm {:?} vs cold {:?}", warm.text, cold.text);
+    assert_eq!(warm.text, cold.text);
+
+    // The same prompt again reuses all of it but the last token, whose
+    // logits start the reply; a prompt that extends the last reply (an
+    // agent's next turn) reuses the reply too.
+    let again = run(&after);
+    assert_eq!(again.reused_prompt_tokens, after.len() - 1);
+    assert_eq!(again.tokens, cold.tokens);
+    let mut extended = after.clone();
+    extended.extend_from_slice(&again.tokens[..again.tokens.len() - 1]);
+    extended.extend(model.tokenize("\n\n# done").expect("encode"));
+    let next_turn = run(&extended);
+    assert_eq!(next_turn.reused_prompt_tokens, after.len() + again.tokens.len() - 1, "{next_turn:?}");
+}
+
+/// A cancelled request stops between prefill chunks, and the chunks it did
+/// forward stay cached for the next request.
+#[test]
+fn qwen_cancelled_prefill_stops_between_chunks_and_its_work_is_reused() {
+    let model = qwen();
+    let prefix: String =
+        (0..24).map(|i| format!("    total += values[{i}] * weights[{i}]\n")).collect::<Vec<_>>().concat();
+    let prompt = fim_ids(&format!("def dot(values, weights):\n    total = 0\n{prefix}"), "\n    return total\n");
+    assert!(prompt.len() > 8 * 32, "{} tokens: long enough that cancelling mid-way is certain", prompt.len());
+    let params = model.default_params(2, None);
+    model.clear_cache();
+    let cancel = CancellationToken::new();
+    let cancelled = std::thread::scope(|scope| {
+        let canceller = cancel.clone();
+        scope.spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            canceller.cancel();
+        });
+        model.generate_ids(&prompt, &params, &cancel, &mut |_| true).expect("generate")
+    });
+    assert_eq!(cancelled.stop_reason, StopReason::Cancelled);
+    assert_eq!(cancelled.output_tokens, 0);
+    let forwarded = cancelled.forwarded_prompt_tokens;
+    assert!(forwarded < prompt.len(), "cancelling stopped the prefill: {forwarded} of {}", prompt.len());
+    assert_eq!(forwarded % 32, 0, "it stopped between chunks");
+    let next = model.generate_ids(&prompt, &params, &CancellationToken::new(), &mut |_| true).expect("generate");
+    assert_eq!(next.reused_prompt_tokens, forwarded, "{next:?}");
+    assert_eq!(next.forwarded_prompt_tokens, prompt.len() - forwarded);
+}
+
+/// Prompt-lookup speculation gives exactly plain greedy decoding's tokens
+/// in fewer sequential forward passes when the completion copies its
+/// context.
+#[test]
+fn qwen_speculative_decoding_matches_greedy_in_fewer_steps() {
+    let model = qwen();
+    let prompt = fim_ids(
+        "points = [\n    Point(x=0, y=0, label=\"origin\"),\n    Point(x=1, y=1, label=\"one\"),\n    Point(x=2, ",
+        "\n]\n",
+    );
+    let mut plain = model.default_params(20, None);
+    plain.draft_tokens = 0;
+    let speculative = model.default_params(20, None);
+    assert!(speculative.draft_tokens > 0);
+    let cancel = CancellationToken::new();
+    model.clear_cache();
+    let reference = model.generate_ids(&prompt, &plain, &cancel, &mut |_| true).expect("generate");
+    model.clear_cache();
+    let mut streamed = String::new();
+    let fast = model
+        .generate_ids(&prompt, &speculative, &cancel, &mut |piece| {
+            streamed.push_str(piece);
+            true
+        })
+        .expect("generate");
+    assert_eq!(fast.tokens, reference.tokens, "{:?} vs {:?}", fast.text, reference.text);
+    assert_eq!(fast.text, reference.text);
+    assert_eq!(streamed, fast.text);
+    assert_eq!(reference.decode_steps, reference.output_tokens - 1, "one pass per token without drafts");
+    assert!(fast.accepted_draft_tokens > 0, "{fast:?}");
+    assert!(fast.decode_steps < reference.decode_steps, "{} vs {} steps", fast.decode_steps, reference.decode_steps);
+}

@@ -93,15 +93,43 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// A catalogue model must have its catalogue size and a readable GGUF
+/// structure (a partial copy fails here, not at the first request); another
+/// GGUF file only its structure.
+fn embedded_model_check(path: &std::path::Path) -> Check {
+    let spec = path.file_name().and_then(|name| embedded::MODELS.iter().find(|spec| name == spec.file_name));
+    let size = match (spec, std::fs::metadata(path)) {
+        (Some(spec), _) => spec.size,
+        (None, Ok(metadata)) => metadata.len(),
+        (None, Err(err)) => return check("model", Status::Fail, format!("cannot read {}: {err}", path.display())),
+    };
+    let name = spec.map(|spec| spec.display_name).unwrap_or("GGUF model");
+    match embedded::verify_gguf(path, size) {
+        Ok(()) => check("model", Status::Ok, format!("{name} at {} ({} MB)", path.display(), size / 1_000_000)),
+        Err(err) => check(
+            "model",
+            Status::Fail,
+            format!(
+                "{err}; reinstall it with `sextant models pull{}`",
+                spec.map(|s| format!(" {}", s.id)).unwrap_or_default()
+            ),
+        ),
+    }
+}
+
 /// "provider" (reachable) and "model" (present) checks.
 async fn provider_checks(config: &Config, offline: bool) -> Vec<Check> {
     let resolved = config.resolve(Purpose::Chat);
     if resolved.kind == ProviderKind::Embedded {
-        let path = resolved.embedded_model_path.clone().unwrap_or_else(embedded::default_model_path);
-        let model = if path.is_file() {
-            check("model", Status::Ok, format!("embedded model at {}", path.display()))
-        } else {
-            check("model", Status::Fail, embedded::missing_model_message(&path))
+        let model = match resolved
+            .embedded_model_path
+            .clone()
+            .map(Ok)
+            .unwrap_or_else(|| embedded::resolve_model_path(&resolved.model))
+        {
+            Err(err) => check("model", Status::Fail, err.to_string()),
+            Ok(path) if !path.is_file() => check("model", Status::Fail, embedded::missing_model_message(&path)),
+            Ok(path) => embedded_model_check(&path),
         };
         return vec![check("provider", Status::Ok, "embedded (local, no network)"), model];
     }
