@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use super::http::{
     join_url, parse_arguments, prompt_text, snippet, usage_or_estimate, HttpTransport, RemoteOptions, SseReader,
 };
-use super::openai::{complete_via_chat, reply_text};
+use super::openai::{complete_via_chat, complete_via_chat_streaming, reply_text};
 use super::{
     ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role, StopReason,
-    StreamEvent, ToolCall,
+    StreamEvent, TextSink, ToolCall,
 };
 
 /// The API version this client speaks.
@@ -266,6 +266,15 @@ impl Provider for AnthropicProvider {
 
     async fn complete(&self, request: &FimRequest, cancel: &CancellationToken) -> Result<Completion, ProviderError> {
         complete_via_chat(self, request, cancel).await
+    }
+
+    async fn complete_streaming(
+        &self,
+        request: &FimRequest,
+        cancel: &CancellationToken,
+        on_text: TextSink<'_>,
+    ) -> Result<Completion, ProviderError> {
+        complete_via_chat_streaming(self, request, cancel, on_text).await
     }
 }
 

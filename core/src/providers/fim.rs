@@ -190,11 +190,72 @@ pub fn extract_completion(reply: &str) -> String {
     code.replace(HOLE, "")
 }
 
+/// [`extract_completion`] applied while a chat reply streams in: each push
+/// returns the code that became certain (a reply that may still turn out to
+/// open a fence, a possible closing fence and a partial `<HOLE>` marker are
+/// held back until the next piece decides them).
+#[derive(Debug, Default)]
+pub struct HoleReplyStream {
+    reply: String,
+    passed: String,
+}
+
+impl HoleReplyStream {
+    pub fn push(&mut self, piece: &str) -> String {
+        self.reply.push_str(piece);
+        let opening = self.reply.trim_start();
+        if opening.len() < 3 && "```".starts_with(opening) {
+            return String::new();
+        }
+        if let Some(fence) = self.reply.find("```") {
+            // The info string is not known until its line ends.
+            if !self.reply[fence + 3..].contains('\n') {
+                return String::new();
+            }
+        }
+        let code = extract_completion(&self.reply);
+        let mut certain = code.len();
+        // A last line that may be a closing fence, with the newline before it.
+        let last_line_start = code.rfind('\n').map_or(0, |i| i + 1);
+        let last_line = code[last_line_start..].trim_start();
+        if last_line.len() < 3 && "```".starts_with(last_line) {
+            certain = last_line_start.saturating_sub(1);
+        }
+        for len in 1..HOLE.len() {
+            if code[..certain].ends_with(&HOLE[..len]) {
+                certain -= len;
+                break;
+            }
+        }
+        let certain = &code[..certain];
+        match certain.strip_prefix(self.passed.as_str()) {
+            Some(new) if !new.is_empty() => {
+                let new = new.to_string();
+                self.passed.push_str(&new);
+                new
+            }
+            _ => String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use expect_test::{expect, Expect};
 
     use super::*;
+
+    #[test]
+    fn hole_reply_stream_passes_only_certain_code() {
+        let mut stream = HoleReplyStream::default();
+        let pieces = ["``", "`py", "thon\nx = ", "1\n", "y = 2", "\n`", "``\nDone."];
+        let out: Vec<String> = pieces.iter().map(|p| stream.push(p)).collect();
+        assert_eq!(out, vec!["", "", "x = ", "1", "\ny = 2", "", ""]);
+        let mut plain = HoleReplyStream::default();
+        let out: Vec<String> = ["a + ", "b<HO", "LE>", " + c"].iter().map(|p| plain.push(p)).collect();
+        assert_eq!(out.concat(), "a + b + c");
+        assert_eq!(extract_completion("a + b<HOLE> + c"), "a + b + c");
+    }
 
     fn request() -> FimRequest {
         FimRequest {

@@ -502,6 +502,26 @@ mod tests {
     }
 
     #[test]
+    fn stop_scanner_holds_back_split_stops() {
+        let mut scanner = StopScanner::new(&["<|endoftext|>".to_string(), "\n\n".to_string()]);
+        let mut out = Vec::new();
+        for piece in ["a = 1", "<|end", "of", "text|>b"] {
+            out.push(scanner.push(piece));
+        }
+        assert_eq!(
+            out,
+            vec![("a = 1".to_string(), false), (String::new(), false), (String::new(), false), (String::new(), true)]
+        );
+        assert_eq!(scanner.finish(), "");
+        let mut scanner = StopScanner::new(&["<|endoftext|>".to_string()]);
+        assert_eq!(scanner.push("x <|en"), ("x ".to_string(), false));
+        assert_eq!(scanner.push("d"), (String::new(), false));
+        assert_eq!(scanner.push(" no"), ("<|end no".to_string(), false));
+        assert_eq!(scanner.push("x<"), ("x".to_string(), false));
+        assert_eq!(scanner.finish(), "<");
+    }
+
+    #[test]
     fn join_url_normalises_slashes() {
         assert_eq!(join_url("http://h/v1/", "/chat/completions"), "http://h/v1/chat/completions");
         assert_eq!(join_url("http://h", "api/chat"), "http://h/api/chat");
@@ -571,6 +591,66 @@ pub fn cut_at_stops(text: &str, stops: &[String]) -> String {
     match end {
         Some(end) => text[..end].to_string(),
         None => text.to_string(),
+    }
+}
+
+/// Streamed completion text checked against stop sequences that may arrive
+/// split across pieces: text that could still be the start of a stop is held
+/// back until the next piece decides it.
+#[derive(Debug, Default)]
+pub struct StopScanner {
+    stops: Vec<String>,
+    raw: String,
+    /// Bytes of `raw` already released.
+    released: usize,
+    stopped: bool,
+}
+
+impl StopScanner {
+    pub fn new(stops: &[String]) -> Self {
+        StopScanner { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), ..Self::default() }
+    }
+
+    /// Adds a piece; returns the text now safe to pass on and whether a stop
+    /// sequence was reached (then nothing after it is ever released).
+    pub fn push(&mut self, piece: &str) -> (String, bool) {
+        if self.stopped {
+            return (String::new(), true);
+        }
+        self.raw.push_str(piece);
+        let search_from = self.released.saturating_sub(self.stops.iter().map(String::len).max().unwrap_or(0));
+        let search_from = (0..=search_from).rev().find(|i| self.raw.is_char_boundary(*i)).unwrap_or(0);
+        let hit = self.stops.iter().filter_map(|s| self.raw[search_from..].find(s.as_str())).min();
+        if let Some(hit) = hit {
+            self.stopped = true;
+            let end = (search_from + hit).max(self.released);
+            let out = self.raw[self.released..end].to_string();
+            self.released = end;
+            return (out, true);
+        }
+        // Hold back the longest tail that is a proper start of some stop.
+        let mut safe_end = self.raw.len();
+        for stop in &self.stops {
+            for (len, _) in stop.char_indices().skip(1) {
+                if self.raw.ends_with(&stop[..len]) {
+                    safe_end = safe_end.min(self.raw.len() - len);
+                }
+            }
+        }
+        let safe_end = safe_end.max(self.released);
+        let out = self.raw[self.released..safe_end].to_string();
+        self.released = safe_end;
+        (out, false)
+    }
+
+    /// The stream ended: whatever was held back (no stop followed it).
+    pub fn finish(&mut self) -> String {
+        if self.stopped {
+            return String::new();
+        }
+        let out = self.raw[self.released..].to_string();
+        self.released = self.raw.len();
+        out
     }
 }
 

@@ -8,11 +8,13 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::fim::{self, FimMode};
-use super::http::{cut_at_stops, join_url, prompt_text, usage_or_estimate, HttpTransport, NdjsonReader, RemoteOptions};
-use super::openai::{complete_via_chat, reply_text};
+use super::http::{
+    cut_at_stops, join_url, prompt_text, usage_or_estimate, HttpTransport, NdjsonReader, RemoteOptions, StopScanner,
+};
+use super::openai::{complete_via_chat, complete_via_chat_streaming, reply_text};
 use super::{
     ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role, StopReason,
-    StreamEvent, ToolCall,
+    StreamEvent, TextSink, ToolCall,
 };
 
 /// Where Ollama listens unless `OLLAMA_HOST` or the config says otherwise.
@@ -156,36 +158,133 @@ impl OllamaProvider {
         })
     }
 
-    /// `POST /api/generate` (not streamed).
+    /// `POST /api/generate`; streamed (NDJSON) when `on_text` is given,
+    /// which can stop it early.
     async fn generate(
         &self,
-        body: Value,
+        mut body: Value,
         stops: &[String],
-        prompt_for_estimate: &str,
+        sent_prompt: &str,
         cancel: &CancellationToken,
+        on_text: Option<TextSink<'_>>,
     ) -> Result<Completion, ProviderError> {
+        body["stream"] = json!(on_text.is_some());
         let response = self.post("api/generate", &body, cancel).await?;
-        let reply = self.transport.read_json(response, cancel).await?;
-        if let Some(error) = self.error_in_body(&reply) {
-            return Err(error);
+        let Some(on_text) = on_text else {
+            let reply = self.transport.read_json(response, cancel).await?;
+            if let Some(error) = self.error_in_body(&reply) {
+                return Err(error);
+            }
+            let raw = reply
+                .get("response")
+                .and_then(Value::as_str)
+                .ok_or_else(|| self.transport.bad_response("the generate reply has no `response`"))?;
+            let text = cut_at_stops(raw, stops);
+            let usage = usage_or_estimate(
+                reply.get("prompt_eval_count").and_then(Value::as_u64),
+                reply.get("eval_count").and_then(Value::as_u64),
+                sent_prompt,
+                &text,
+            );
+            return Ok(Completion {
+                text,
+                usage,
+                stop_reason: stop_reason(reply.get("done_reason").and_then(Value::as_str), false),
+                prompt: Some(sent_prompt.to_string()),
+            });
+        };
+        let mut lines = NdjsonReader::new(&self.transport, response);
+        let mut scanner = StopScanner::new(stops);
+        let mut text = String::new();
+        let mut last: Option<Value> = None;
+        let mut caller_stopped = false;
+        let mut hit_stop = false;
+        while let Some(value) = lines.next_value(cancel).await? {
+            if let Some(error) = self.error_in_body(&value) {
+                return Err(error);
+            }
+            let piece = value.get("response").and_then(Value::as_str).unwrap_or_default();
+            let (released, stop) = scanner.push(piece);
+            hit_stop = stop;
+            if !released.is_empty() {
+                text.push_str(&released);
+                if !on_text(&released) {
+                    caller_stopped = true;
+                    break;
+                }
+            }
+            if value.get("done").and_then(Value::as_bool) == Some(true) {
+                last = Some(value);
+                break;
+            }
+            if hit_stop {
+                break;
+            }
         }
-        let raw = reply
-            .get("response")
-            .and_then(Value::as_str)
-            .ok_or_else(|| self.transport.bad_response("the generate reply has no `response`"))?;
-        let text = cut_at_stops(raw, stops);
-        let usage = usage_or_estimate(
-            reply.get("prompt_eval_count").and_then(Value::as_u64),
-            reply.get("eval_count").and_then(Value::as_u64),
-            prompt_for_estimate,
-            &text,
-        );
-        Ok(Completion {
-            text,
-            usage,
-            stop_reason: stop_reason(reply.get("done_reason").and_then(Value::as_str), false),
-            prompt: Some(prompt_for_estimate.to_string()),
-        })
+        // Dropping the reader closes the connection: Ollama stops generating.
+        drop(lines);
+        if !caller_stopped && !hit_stop {
+            if last.is_none() {
+                return Err(self.transport.bad_response("the stream ended before `\"done\": true` (truncated reply)"));
+            }
+            let rest = scanner.finish();
+            if !rest.is_empty() {
+                text.push_str(&rest);
+                caller_stopped = !on_text(&rest);
+            }
+        }
+        let count = |key: &str| last.as_ref().and_then(|l| l.get(key)).and_then(Value::as_u64);
+        let usage = usage_or_estimate(count("prompt_eval_count"), count("eval_count"), sent_prompt, &text);
+        let stop_reason = match (caller_stopped, hit_stop) {
+            (true, _) => StopReason::StopSequence,
+            (false, true) => StopReason::EndTurn,
+            _ => stop_reason(last.as_ref().and_then(|l| l.get("done_reason")).and_then(Value::as_str), false),
+        };
+        Ok(Completion { text, usage, stop_reason, prompt: Some(sent_prompt.to_string()) })
+    }
+
+    async fn complete_with(
+        &self,
+        request: &FimRequest,
+        cancel: &CancellationToken,
+        on_text: Option<TextSink<'_>>,
+    ) -> Result<Completion, ProviderError> {
+        match self.options.fim_mode {
+            FimMode::Auto | FimMode::Suffix => {
+                let mut body = json!({
+                    "model": self.options.model,
+                    "prompt": request.prefix,
+                    "suffix": request.suffix,
+                });
+                let options = self.generation_options(request.max_tokens, request.temperature, &request.stop);
+                if options.as_object().is_some_and(|o| !o.is_empty()) {
+                    body["options"] = options;
+                }
+                // Ollama applies the model's own template; this is what it was given.
+                let sent = format!("{}\n--- suffix ---\n{}", request.prefix, request.suffix);
+                self.generate(body, &request.stop, &sent, cancel, on_text).await
+            }
+            FimMode::Template => {
+                let family = self.options.fim_family().ok_or_else(|| {
+                    ProviderError::Config(format!(
+                        "no FIM template is known for model `{}`: set `fim_template` or use `fim = \"suffix\"`",
+                        self.options.model
+                    ))
+                })?;
+                let (prompt, stops) = fim::build_prompt(family, request);
+                let body = json!({
+                    "model": self.options.model,
+                    "prompt": prompt,
+                    "raw": true,
+                    "options": self.generation_options(request.max_tokens, request.temperature, &stops),
+                });
+                self.generate(body, &stops, &prompt, cancel, on_text).await
+            }
+            FimMode::Chat => match on_text {
+                Some(on_text) => complete_via_chat_streaming(self, request, cancel, on_text).await,
+                None => complete_via_chat(self, request, cancel).await,
+            },
+        }
     }
 }
 
@@ -209,40 +308,16 @@ impl Provider for OllamaProvider {
     }
 
     async fn complete(&self, request: &FimRequest, cancel: &CancellationToken) -> Result<Completion, ProviderError> {
-        match self.options.fim_mode {
-            FimMode::Auto | FimMode::Suffix => {
-                let mut body = json!({
-                    "model": self.options.model,
-                    "prompt": request.prefix,
-                    "suffix": request.suffix,
-                    "stream": false,
-                });
-                let options = self.generation_options(request.max_tokens, request.temperature, &request.stop);
-                if options.as_object().is_some_and(|o| !o.is_empty()) {
-                    body["options"] = options;
-                }
-                let estimate = format!("{}{}", request.prefix, request.suffix);
-                self.generate(body, &request.stop, &estimate, cancel).await
-            }
-            FimMode::Template => {
-                let family = self.options.fim_family().ok_or_else(|| {
-                    ProviderError::Config(format!(
-                        "no FIM template is known for model `{}`: set `fim_template` or use `fim = \"suffix\"`",
-                        self.options.model
-                    ))
-                })?;
-                let (prompt, stops) = fim::build_prompt(family, request);
-                let body = json!({
-                    "model": self.options.model,
-                    "prompt": prompt,
-                    "raw": true,
-                    "stream": false,
-                    "options": self.generation_options(request.max_tokens, request.temperature, &stops),
-                });
-                self.generate(body, &stops, &prompt, cancel).await
-            }
-            FimMode::Chat => complete_via_chat(self, request, cancel).await,
-        }
+        self.complete_with(request, cancel, None).await
+    }
+
+    async fn complete_streaming(
+        &self,
+        request: &FimRequest,
+        cancel: &CancellationToken,
+        on_text: TextSink<'_>,
+    ) -> Result<Completion, ProviderError> {
+        self.complete_with(request, cancel, Some(on_text)).await
     }
 }
 

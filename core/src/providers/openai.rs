@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 use super::fim::{self, FimMode};
 use super::http::{
     cut_at_stops, join_url, parse_arguments, prompt_text, usage_or_estimate, HttpTransport, RemoteOptions, SseReader,
+    StopScanner,
 };
 use super::{
     ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role, StopReason,
-    StreamEvent, ToolCall,
+    StreamEvent, TextSink, ToolCall,
 };
 
 pub struct OpenAiProvider {
@@ -196,7 +197,8 @@ impl OpenAiProvider {
         })
     }
 
-    /// `POST /completions` with a raw prompt (and optional suffix).
+    /// `POST /completions` with a raw prompt (and optional suffix); streamed
+    /// (SSE) when `on_text` is given, which can stop it early.
     async fn legacy_completion(
         &self,
         prompt: &str,
@@ -204,8 +206,9 @@ impl OpenAiProvider {
         stops: &[String],
         request: &FimRequest,
         cancel: &CancellationToken,
+        on_text: Option<TextSink<'_>>,
     ) -> Result<Completion, ProviderError> {
-        let mut body = json!({"model": self.options.model, "prompt": prompt, "stream": false});
+        let mut body = json!({"model": self.options.model, "prompt": prompt, "stream": on_text.is_some()});
         if let Some(suffix) = suffix {
             body["suffix"] = json!(suffix);
         }
@@ -218,32 +221,119 @@ impl OpenAiProvider {
         if !stops.is_empty() {
             body["stop"] = json!(stops);
         }
+        let sent_prompt = match suffix {
+            Some(suffix) => format!("{prompt}\n--- suffix ---\n{suffix}"),
+            None => prompt.to_string(),
+        };
+        let estimate_prompt = format!("{prompt}{}", suffix.unwrap_or_default());
         let response = self.post("completions", &body, cancel).await?;
-        let reply = self.transport.read_json(response, cancel).await?;
-        self.check_error(&reply)?;
-        let choice = reply
-            .pointer("/choices/0")
-            .ok_or_else(|| self.transport.bad_response("the completion reply has no `choices`"))?;
-        let raw = choice
-            .get("text")
-            .and_then(Value::as_str)
-            .ok_or_else(|| self.transport.bad_response("the completion choice has no `text`"))?;
-        let text = cut_at_stops(raw, stops);
-        let usage = usage_or_estimate(
-            reply.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
-            reply.pointer("/usage/completion_tokens").and_then(Value::as_u64),
-            &format!("{prompt}{}", suffix.unwrap_or_default()),
-            &text,
-        );
-        Ok(Completion {
-            text,
-            usage,
-            stop_reason: stop_reason(choice.get("finish_reason").and_then(Value::as_str), false),
-            prompt: Some(match suffix {
-                Some(suffix) => format!("{prompt}\n--- suffix ---\n{suffix}"),
-                None => prompt.to_string(),
-            }),
-        })
+        let Some(on_text) = on_text else {
+            let reply = self.transport.read_json(response, cancel).await?;
+            self.check_error(&reply)?;
+            let choice = reply
+                .pointer("/choices/0")
+                .ok_or_else(|| self.transport.bad_response("the completion reply has no `choices`"))?;
+            let raw = choice
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(|| self.transport.bad_response("the completion choice has no `text`"))?;
+            let text = cut_at_stops(raw, stops);
+            let usage = usage_or_estimate(
+                reply.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
+                reply.pointer("/usage/completion_tokens").and_then(Value::as_u64),
+                &estimate_prompt,
+                &text,
+            );
+            return Ok(Completion {
+                text,
+                usage,
+                stop_reason: stop_reason(choice.get("finish_reason").and_then(Value::as_str), false),
+                prompt: Some(sent_prompt),
+            });
+        };
+        let mut events = SseReader::new(&self.transport, response);
+        let mut scanner = StopScanner::new(stops);
+        let mut text = String::new();
+        let mut finish_reason: Option<String> = None;
+        let (mut input_tokens, mut output_tokens) = (None, None);
+        let mut ended = false;
+        let mut caller_stopped = false;
+        while let Some(event) = events.next_event(cancel).await? {
+            if event.data.trim() == "[DONE]" {
+                ended = true;
+                break;
+            }
+            let chunk: Value = serde_json::from_str(&event.data).map_err(|err| {
+                self.transport
+                    .bad_response(format!("invalid stream chunk ({err}): {}", super::http::snippet(&event.data)))
+            })?;
+            self.check_error(&chunk)?;
+            if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+                input_tokens = usage.get("prompt_tokens").and_then(Value::as_u64).or(input_tokens);
+                output_tokens = usage.get("completion_tokens").and_then(Value::as_u64).or(output_tokens);
+            }
+            let Some(choice) = chunk.pointer("/choices/0") else { continue };
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                finish_reason = Some(reason.to_string());
+            }
+            let piece = choice.get("text").and_then(Value::as_str).unwrap_or_default();
+            let (released, hit_stop) = scanner.push(piece);
+            if !released.is_empty() {
+                text.push_str(&released);
+                if !on_text(&released) {
+                    caller_stopped = true;
+                    break;
+                }
+            }
+            if hit_stop {
+                finish_reason = Some("stop".into());
+                ended = true;
+                break;
+            }
+        }
+        if !caller_stopped {
+            if !ended && finish_reason.is_none() {
+                return Err(self.transport.bad_response("the stream ended before `data: [DONE]` (truncated reply)"));
+            }
+            let rest = scanner.finish();
+            if !rest.is_empty() {
+                text.push_str(&rest);
+                caller_stopped = !on_text(&rest);
+            }
+        }
+        // Dropping the reader closes the connection: the server stops generating.
+        drop(events);
+        let usage = usage_or_estimate(input_tokens, output_tokens, &estimate_prompt, &text);
+        let stop_reason =
+            if caller_stopped { StopReason::StopSequence } else { stop_reason(finish_reason.as_deref(), false) };
+        Ok(Completion { text, usage, stop_reason, prompt: Some(sent_prompt) })
+    }
+
+    async fn complete_with(
+        &self,
+        request: &FimRequest,
+        cancel: &CancellationToken,
+        on_text: Option<TextSink<'_>>,
+    ) -> Result<Completion, ProviderError> {
+        let family = self.options.fim_family();
+        match (self.options.fim_mode, family) {
+            (FimMode::Template, Some(family)) | (FimMode::Auto, Some(family)) => {
+                let (prompt, stops) = fim::build_prompt(family, request);
+                self.legacy_completion(&prompt, None, &stops, request, cancel, on_text).await
+            }
+            (FimMode::Template, None) => Err(ProviderError::Config(format!(
+                "no FIM template is known for model `{}`: set `fim_template` or use `fim = \"suffix\"` / `\"chat\"`",
+                self.options.model
+            ))),
+            (FimMode::Suffix, _) => {
+                self.legacy_completion(&request.prefix, Some(&request.suffix), &request.stop, request, cancel, on_text)
+                    .await
+            }
+            (FimMode::Chat, _) | (FimMode::Auto, None) => match on_text {
+                Some(on_text) => complete_via_chat_streaming(self, request, cancel, on_text).await,
+                None => complete_via_chat(self, request, cancel).await,
+            },
+        }
     }
 }
 
@@ -261,6 +351,74 @@ pub(crate) async fn complete_via_chat(
         stop_reason: response.stop_reason,
         prompt: Some(fim::render_chat(&chat)),
     })
+}
+
+/// [`complete_via_chat`] streamed: the code of the reply (fences and an
+/// echoed hole marker taken out as they arrive) goes to `on_text`; when it
+/// says stop, the chat request is cancelled, which drops its connection.
+pub(crate) async fn complete_via_chat_streaming(
+    provider: &dyn Provider,
+    request: &FimRequest,
+    cancel: &CancellationToken,
+    on_text: TextSink<'_>,
+) -> Result<Completion, ProviderError> {
+    let chat = fim::chat_hole_filler(request);
+    let stop_chat = cancel.child_token();
+    let mut code = fim::HoleReplyStream::default();
+    let mut scanner = StopScanner::new(&request.stop);
+    let mut passed = String::new();
+    let mut caller_stopped = false;
+    let mut on_event = |event: StreamEvent| {
+        let StreamEvent::TextDelta(piece) = event else { return };
+        if caller_stopped {
+            return;
+        }
+        let (released, hit_stop) = scanner.push(&code.push(&piece));
+        if !released.is_empty() {
+            passed.push_str(&released);
+            if !on_text(&released) {
+                caller_stopped = true;
+                stop_chat.cancel();
+            }
+        }
+        if hit_stop && !caller_stopped {
+            caller_stopped = true;
+            stop_chat.cancel();
+        }
+    };
+    let result = provider.chat(&chat, &mut on_event, &stop_chat).await;
+    let prompt = Some(fim::render_chat(&chat));
+    match result {
+        Err(ProviderError::Cancelled) if caller_stopped && !cancel.is_cancelled() => {
+            let usage = usage_or_estimate(None, None, &prompt_text(&chat), &passed);
+            Ok(Completion { text: passed, usage, stop_reason: StopReason::StopSequence, prompt })
+        }
+        Err(error) => Err(error),
+        Ok(response) => {
+            let text = cut_at_stops(&fim::extract_completion(&response.message.content), &request.stop);
+            if caller_stopped {
+                return Ok(Completion {
+                    text: passed,
+                    usage: response.usage,
+                    stop_reason: StopReason::StopSequence,
+                    prompt,
+                });
+            }
+            // What was held back (a possible closing fence that was not one).
+            if let Some(rest) = text.strip_prefix(passed.as_str()).filter(|rest| !rest.is_empty()) {
+                if !on_text(rest) {
+                    let text = format!("{passed}{rest}");
+                    return Ok(Completion {
+                        text,
+                        usage: response.usage,
+                        stop_reason: StopReason::StopSequence,
+                        prompt,
+                    });
+                }
+            }
+            Ok(Completion { text, usage: response.usage, stop_reason: response.stop_reason, prompt })
+        }
+    }
 }
 
 #[async_trait]
@@ -287,21 +445,16 @@ impl Provider for OpenAiProvider {
     }
 
     async fn complete(&self, request: &FimRequest, cancel: &CancellationToken) -> Result<Completion, ProviderError> {
-        let family = self.options.fim_family();
-        match (self.options.fim_mode, family) {
-            (FimMode::Template, Some(family)) | (FimMode::Auto, Some(family)) => {
-                let (prompt, stops) = fim::build_prompt(family, request);
-                self.legacy_completion(&prompt, None, &stops, request, cancel).await
-            }
-            (FimMode::Template, None) => Err(ProviderError::Config(format!(
-                "no FIM template is known for model `{}`: set `fim_template` or use `fim = \"suffix\"` / `\"chat\"`",
-                self.options.model
-            ))),
-            (FimMode::Suffix, _) => {
-                self.legacy_completion(&request.prefix, Some(&request.suffix), &request.stop, request, cancel).await
-            }
-            (FimMode::Chat, _) | (FimMode::Auto, None) => complete_via_chat(self, request, cancel).await,
-        }
+        self.complete_with(request, cancel, None).await
+    }
+
+    async fn complete_streaming(
+        &self,
+        request: &FimRequest,
+        cancel: &CancellationToken,
+        on_text: TextSink<'_>,
+    ) -> Result<Completion, ProviderError> {
+        self.complete_with(request, cancel, Some(on_text)).await
     }
 }
 

@@ -6,7 +6,11 @@
 //! - OpenAI: `POST …/chat/completions` (SSE when `"stream": true`, tool calls as
 //!   `tool_calls` deltas with arguments split across chunks, usage chunk when
 //!   `stream_options.include_usage`) and `POST …/completions` (legacy
-//!   completions; `prompt` + optional `suffix`, answered with the scripted text).
+//!   completions; `prompt` + optional `suffix`, answered with the scripted
+//!   text, streamed as SSE `text_completion` chunks when `"stream": true`).
+//!   `ScriptedServer::frames` says how many streamed frames each reply got
+//!   written before the client hung up, so tests can prove a client stopped
+//!   generation early.
 //! - Anthropic: `POST …/v1/messages` (SSE events `message_start`,
 //!   `content_block_start`, `content_block_delta` with `text_delta` or
 //!   `input_json_delta`, `content_block_stop`, `message_delta` with usage,
@@ -341,8 +345,20 @@ struct State {
     turns: VecDeque<Turn>,
     fallback: Option<Turn>,
     requests: Vec<RecordedRequest>,
+    /// Per request (same index as `requests`): streamed frames written so far
+    /// and how many the reply has in all.
+    frames: Vec<FrameCount>,
     /// Where to append each request as a JSON line (binary's `--requests-log`).
     request_log: Option<std::path::PathBuf>,
+}
+
+/// How much of a streamed reply reached the client's socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameCount {
+    /// Frames written before the client hung up (or all of them).
+    pub sent: usize,
+    /// Frames the scripted reply has (0 for a reply that was not streamed).
+    pub total: usize,
 }
 
 /// A running scripted server. It stops when dropped.
@@ -377,6 +393,7 @@ impl ScriptedServer {
             turns: script.turns.into(),
             fallback: script.fallback,
             requests: Vec::new(),
+            frames: Vec::new(),
             request_log,
         }));
         let accept_state = state.clone();
@@ -405,6 +422,13 @@ impl ScriptedServer {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state).requests.clone()
+    }
+
+    /// Per request, in arrival order: how many streamed frames were written
+    /// before the client closed the connection, out of how many. A client
+    /// that stops a stream early (it has what it needs) shows `sent < total`.
+    pub fn frames(&self) -> Vec<FrameCount> {
+        lock(&self.state).frames.clone()
     }
 
     /// Appends turns to the queue.
@@ -557,6 +581,8 @@ struct ChunkedWriter<'a> {
     stream: &'a mut TcpStream,
     chunk_delay: Duration,
     first: bool,
+    /// Where frames written are counted: the state and the request's index.
+    counter: Option<(Arc<Mutex<State>>, usize)>,
 }
 
 impl<'a> ChunkedWriter<'a> {
@@ -566,7 +592,7 @@ impl<'a> ChunkedWriter<'a> {
         );
         stream.write_all(head.as_bytes()).await?;
         stream.flush().await?;
-        Ok(ChunkedWriter { stream, chunk_delay, first: true })
+        Ok(ChunkedWriter { stream, chunk_delay, first: true, counter: None })
     }
 
     async fn send(&mut self, data: &str) -> std::io::Result<()> {
@@ -579,7 +605,13 @@ impl<'a> ChunkedWriter<'a> {
         }
         let frame = format!("{:x}\r\n{data}\r\n", data.len());
         self.stream.write_all(frame.as_bytes()).await?;
-        self.stream.flush().await
+        self.stream.flush().await?;
+        if let Some((state, index)) = &self.counter {
+            if let Some(count) = lock(state).frames.get_mut(*index) {
+                count.sent += 1;
+            }
+        }
+        Ok(())
     }
 
     async fn finish(self) -> std::io::Result<()> {
@@ -674,18 +706,20 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) -> an
         raw_body: body_text,
     };
     let endpoint = Endpoint::from_path(&raw.path);
-    let turn = {
+    let (turn, request_index) = {
         let mut state = lock(&state);
+        let request_index = state.requests.len();
         if let Some(log) = &state.request_log {
             append_request_log(log, &recorded);
         }
         state.requests.push(recorded.clone());
+        state.frames.push(FrameCount::default());
         if raw.method == "POST" && endpoint.is_some() {
             let position = state.turns.iter().position(|turn| turn.accepts(&recorded));
             let queued = position.and_then(|index| state.turns.remove(index));
-            Some(queued.or_else(|| state.fallback.clone()))
+            (Some(queued.or_else(|| state.fallback.clone())), request_index)
         } else {
-            None
+            (None, request_index)
         }
     };
 
@@ -732,8 +766,12 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) -> an
     if streaming {
         let frames = stream_frames(endpoint, &turn, &model, &recorded.body);
         let content_type = if endpoint.is_ollama() { "application/x-ndjson" } else { "text/event-stream" };
+        if let Some(count) = lock(&state).frames.get_mut(request_index) {
+            count.total = frames.len();
+        }
         let mut writer =
             ChunkedWriter::begin(&mut stream, content_type, Duration::from_millis(turn.chunk_delay_ms)).await?;
+        writer.counter = Some((state.clone(), request_index));
         match &turn.fault {
             Some(Fault::Garbage { garbage }) => {
                 let frame = if endpoint.is_ollama() { format!("{garbage}\n") } else { format!("data: {garbage}\n\n") };
