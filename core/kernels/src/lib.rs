@@ -237,6 +237,40 @@ impl QMatrix {
         });
     }
 
+    /// `out[t] = W xs[t]` for a few tokens (`xs`: `tokens x cols`, `out`:
+    /// `tokens x rows`), each value computed exactly as [`QMatrix::matvec`]
+    /// computes it (the same row kernel, bit for bit), while each weight row
+    /// is read from memory once for all tokens. For verifying speculative
+    /// drafts: decoding is memory-bound, so a few tokens cost little more
+    /// than one, and the result equals decoding them one at a time.
+    pub fn matvec_batch(&self, xs: &[f32], tokens: usize, out: &mut [f32]) {
+        assert_eq!(xs.len(), tokens * self.cols, "activations must be tokens x width");
+        assert_eq!(out.len(), tokens * self.rows, "output must be tokens x height");
+        if tokens <= 1 {
+            return self.matvec(xs, out);
+        }
+        let kernel = RowKernel::detect();
+        let activations: Vec<Activation> =
+            xs.chunks_exact(self.cols).map(|x| Activation::new(x, kernel, self.format)).collect();
+        let rows_per_task = rows_per_task(self.rows);
+        // Row-major by weight row first, so tasks own disjoint slices.
+        let mut by_row = vec![0f32; self.rows * tokens];
+        by_row.par_chunks_mut(rows_per_task * tokens).enumerate().for_each(|(task, by_row)| {
+            let first = task * rows_per_task;
+            for (offset, values) in by_row.chunks_exact_mut(tokens).enumerate() {
+                let row = self.row_bytes(first + offset);
+                for (value, activation) in values.iter_mut().zip(&activations) {
+                    *value = kernel.dot(self.format, row, activation);
+                }
+            }
+        });
+        for (row, values) in by_row.chunks_exact(tokens).enumerate() {
+            for (token, &value) in values.iter().enumerate() {
+                out[token * self.rows + row] = value;
+            }
+        }
+    }
+
     /// `out[t] = W xs[t]` for `tokens` activation vectors laid out one after
     /// another (`xs`: `tokens x cols`, `out`: `tokens x rows`). Each task
     /// expands a few rows to f32 once and multiplies them with every token
@@ -659,6 +693,29 @@ mod tests {
                 let mut single = vec![0f32; rows];
                 matrix.matvec(x, &mut single);
                 assert_close(&batched[token * rows..(token + 1) * rows], &single);
+            }
+        }
+    }
+
+    #[test]
+    fn batched_matvec_is_bit_identical_to_one_matvec_per_token() {
+        let tokens = 5;
+        for (format, cols) in [
+            (BlockFormat::Q4_1, 96),
+            (BlockFormat::Q8_0, 96),
+            (BlockFormat::Q5_0, 96),
+            (BlockFormat::Q4K, 512),
+            (BlockFormat::Q6K, 512),
+        ] {
+            let (rows, matrix) = (45, random_matrix(format, 45, cols, 11));
+            let xs = values(tokens * cols, 12);
+            let mut batched = vec![0f32; tokens * rows];
+            matrix.matvec_batch(&xs, tokens, &mut batched);
+            for (token, x) in xs.chunks_exact(cols).enumerate() {
+                let mut single = vec![0f32; rows];
+                matrix.matvec(x, &mut single);
+                assert_eq!(&batched[token * rows..(token + 1) * rows], &single[..], "{format:?} token {token}");
+                assert_close(&single, &reference(&matrix, x));
             }
         }
     }

@@ -136,6 +136,8 @@ pub enum StopReason {
     StopSequence,
     ToolUse,
     Cancelled,
+    /// The output fell into a loop (the same tokens or line over and over).
+    Repetition,
 }
 
 /// Incremental events delivered while a response streams in.

@@ -56,10 +56,16 @@ pub fn chat_hole_filler(request: &FimRequest) -> ChatRequest {
     }
 }
 
+/// The blanks cut from the end of the pre-filled prefix, which the reply
+/// starts with.
+pub fn healed_blanks(request: &FimRequest) -> &str {
+    &request.prefix[request.prefix.trim_end_matches(HEALED).len()..]
+}
+
 /// The code to insert: the model's continuation, cut where it starts to
 /// repeat the code after the cursor.
 pub fn extract_completion(reply: &str, request: &FimRequest) -> String {
-    let blanks = &request.prefix[request.prefix.trim_end_matches(HEALED).len()..];
+    let blanks = healed_blanks(request);
     let mut text = reply.strip_prefix(blanks).unwrap_or(reply).to_string();
     if let Some(at) = text.find(FENCE) {
         text.truncate(at);

@@ -1,10 +1,26 @@
 //! The token loop: prefill, then sample one token at a time, streaming text
-//! out and stopping on end-of-turn tokens, stop strings, the token budget or
-//! cancellation.
+//! out and stopping on end-of-turn tokens, stop strings, the token budget, a
+//! listener that has what it needs, a repetition loop or cancellation.
+//!
+//! Requests share one [`Session`]: the KV cache of the previous request and
+//! the tokens it holds. A new request keeps the longest common token prefix
+//! and forwards only the rest (llama.cpp's server calls it `cache_prompt`),
+//! so the next keystroke of a completion, or the next turn of a
+//! conversation, costs only its new tokens. The rest of the prompt is
+//! forwarded in chunks with cancellation checked between them: a superseded
+//! request stops early, and what it forwarded stays for the next one.
+//!
+//! Greedy decoding speculates with prompt-lookup drafts: the tokens that
+//! followed the latest earlier occurrence of the context's last n-gram
+//! (completions copy their surroundings often) are verified in one pass
+//! whose products are bit-identical to decoding one token at a time
+//! ([`Llama::forward_each`]), so the output is exactly plain greedy's.
+
+use std::collections::VecDeque;
 
 use tokio_util::sync::CancellationToken;
 
-use super::model::Llama;
+use super::model::{KvCache, Llama};
 use super::tokenizer::TextTokenizer;
 use super::EmbeddedError;
 use crate::providers::StopReason;
@@ -20,42 +36,152 @@ pub struct GenerationParams {
     /// ones (FIM's `<|fim_pad|>`, `<|file_sep|>`, ...: decoding drops
     /// control tokens, so they cannot be stop strings).
     pub end_tokens: Vec<u32>,
+    /// Most prompt-lookup draft tokens verified per step (greedy only;
+    /// 0 = no speculation). The output is the same either way.
+    pub draft_tokens: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generated {
     pub text: String,
+    /// The generated token ids (end-of-turn tokens excluded).
+    pub tokens: Vec<u32>,
     pub prompt_tokens: usize,
     pub output_tokens: usize,
     pub stop_reason: StopReason,
+    /// Leading prompt tokens whose keys and values were already cached by
+    /// the previous request (not forwarded again).
+    pub reused_prompt_tokens: usize,
+    /// Prompt tokens run through the model for this request.
+    pub forwarded_prompt_tokens: usize,
+    /// Sequential forward passes while decoding (one per generated token
+    /// without speculation; fewer when drafts are accepted).
+    pub decode_steps: usize,
+    /// Draft tokens proposed and accepted by the verification.
+    pub drafted_tokens: usize,
+    pub accepted_draft_tokens: usize,
+}
+
+/// The KV cache kept from one request to the next, and the tokens it holds.
+#[derive(Default)]
+pub struct Session {
+    cache: Option<KvCache>,
+    /// The token of every cached position, in order
+    /// (`tokens.len() == cache.positions()`).
+    tokens: Vec<u32>,
+}
+
+/// A fresh cache is made at least this large, so growing requests (typing,
+/// agent turns) keep reusing it. Its memory is mapped only as it fills.
+const MIN_CACHE_POSITIONS: usize = 4096;
+
+/// Prompt tokens forwarded between two cancellation checks: a superseded
+/// request stops within about this many tokens' work.
+pub const PREFILL_CANCEL_CHUNK: usize = 32;
+
+impl Session {
+    /// Forgets the cached tokens (the next request starts cold).
+    pub fn clear(&mut self) {
+        self.tokens.clear();
+        if let Some(cache) = &mut self.cache {
+            cache.truncate(0);
+        }
+    }
+
+    /// Makes the cache ready for `prompt` plus `extra` more positions and
+    /// returns how many leading prompt tokens it already holds: the longest
+    /// common prefix, but never the whole prompt (the last prompt token is
+    /// always forwarded: its logits predict the first new token).
+    fn prepare(&mut self, model: &Llama, prompt: &[u32], extra: usize) -> Result<usize, EmbeddedError> {
+        let needed = (prompt.len() + extra).min(model.config.context_length);
+        let usable = self.cache.as_ref().filter(|cache| cache.positions() == self.tokens.len());
+        match usable {
+            Some(cache) if cache.capacity() >= needed => {}
+            _ => {
+                let old_capacity = self.cache.as_ref().map_or(0, KvCache::capacity);
+                self.tokens.clear();
+                // Freed before the new one is allocated.
+                self.cache = None;
+                self.cache = Some(model.new_cache(needed.max(MIN_CACHE_POSITIONS).max(2 * old_capacity))?);
+            }
+        }
+        let common = common_prefix(&self.tokens, prompt).min(prompt.len().saturating_sub(1));
+        self.tokens.truncate(common);
+        if let Some(cache) = &mut self.cache {
+            cache.truncate(common);
+        }
+        Ok(common)
+    }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Sampling keeps only this many most likely tokens: a 135M model's long tail
 /// is mostly noise.
 const TOP_K: usize = 40;
 
-/// Runs generation on the calling thread. `on_text` receives text as it
-/// becomes final and returns false when nobody listens any more (which
-/// cancels generation).
+/// Runs generation on the calling thread, continuing from what `session`
+/// holds. `on_text` receives text as it becomes final and returns false
+/// when the listener has what it needs: generation stops at once with
+/// `StopSequence`, and the text ends with that piece.
 pub fn generate(
     model: &Llama,
     tokenizer: &TextTokenizer,
+    session: &mut Session,
     prompt: &[u32],
     params: &GenerationParams,
     cancel: &CancellationToken,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Generated, EmbeddedError> {
-    let mut cache = model.new_cache(prompt.len() + params.max_new_tokens)?;
+    if prompt.is_empty() {
+        return Err(EmbeddedError::Format("generation needs at least one prompt token".into()));
+    }
+    let mut run = Generated {
+        text: String::new(),
+        tokens: Vec::new(),
+        prompt_tokens: prompt.len(),
+        output_tokens: 0,
+        stop_reason: StopReason::Cancelled,
+        reused_prompt_tokens: 0,
+        forwarded_prompt_tokens: 0,
+        decode_steps: 0,
+        drafted_tokens: 0,
+        accepted_draft_tokens: 0,
+    };
+    if cancel.is_cancelled() {
+        return Ok(run);
+    }
+    let greedy = params.temperature <= 0.0 || !params.temperature.is_finite();
+    let draft_limit = if greedy { params.draft_tokens } else { 0 };
+    run.reused_prompt_tokens = session.prepare(model, prompt, params.max_new_tokens + draft_limit + 1)?;
+    let Session { cache, tokens: cached } = session;
+    let cache = cache.as_mut().ok_or_else(|| EmbeddedError::Format("the KV cache was not prepared".into()))?;
+
+    let fresh = &prompt[run.reused_prompt_tokens..];
+    let mut logits = Vec::new();
+    for (index, chunk) in fresh.chunks(PREFILL_CANCEL_CHUNK).enumerate() {
+        if cancel.is_cancelled() {
+            return Ok(run);
+        }
+        if (index + 1) * PREFILL_CANCEL_CHUNK >= fresh.len() {
+            logits = model.forward(chunk, cache)?;
+        } else {
+            model.prefill(chunk, cache)?;
+        }
+        cached.extend_from_slice(chunk);
+        run.forwarded_prompt_tokens += chunk.len();
+    }
+
     let stops: Vec<&str> = params.stop.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
     let mut rng = SplitMix64(params.seed);
     let mut output_ids: Vec<u32> = Vec::new();
     let mut text = String::new();
     let mut emitted = 0usize;
-
-    if cancel.is_cancelled() {
-        return Ok(finish(text, prompt.len(), 0, StopReason::Cancelled));
-    }
-    let mut logits = model.forward(prompt, &mut cache)?;
+    // Logits already computed by a verification for the tokens after the
+    // next ones (accepted drafts), in order.
+    let mut verified: VecDeque<Vec<f32>> = VecDeque::new();
     let stop_reason = loop {
         if cancel.is_cancelled() {
             break StopReason::Cancelled;
@@ -82,34 +208,129 @@ pub fn generate(
         let safe = stable_len(&text, &stops);
         if safe > emitted {
             if let Some(fresh) = text.get(emitted..safe) {
-                if !on_text(fresh) {
-                    break StopReason::Cancelled;
-                }
+                let wanted = on_text(fresh);
                 emitted = safe;
+                if !wanted {
+                    break StopReason::StopSequence;
+                }
             }
         }
-        if cache.positions() >= model.config.context_length || output_ids.len() >= params.max_new_tokens {
+        if ends_in_token_loop(&output_ids) || ends_in_repeated_line(&text) {
+            break StopReason::Repetition;
+        }
+        if output_ids.len() >= params.max_new_tokens {
             break StopReason::MaxTokens;
         }
-        logits = model.forward(&[next], &mut cache)?;
-    };
-    // Flush text held back for a stop string that never completed.
-    if stop_reason != StopReason::StopSequence && stop_reason != StopReason::Cancelled {
-        let end = text.trim_end_matches('\u{FFFD}').len();
-        if let Some(rest) = text.get(emitted..end) {
-            if !rest.is_empty() {
-                on_text(rest);
-            }
+        if let Some(next_logits) = verified.pop_front() {
+            logits = next_logits;
+            continue;
         }
-        text.truncate(end);
-    } else if stop_reason == StopReason::Cancelled {
-        text.truncate(emitted);
+        let room = cache.capacity().saturating_sub(cache.positions());
+        if room == 0 {
+            break StopReason::MaxTokens;
+        }
+        run.decode_steps += 1;
+        let wanted = draft_limit.min(room - 1).min(params.max_new_tokens - output_ids.len());
+        cached.push(next);
+        let drafts = if wanted > 0 { lookup_draft(cached, wanted) } else { Vec::new() };
+        if drafts.is_empty() {
+            logits = model.forward(&[next], cache)?;
+            continue;
+        }
+        let mut batch = Vec::with_capacity(1 + drafts.len());
+        batch.push(next);
+        batch.extend_from_slice(&drafts);
+        let all = model.forward_each(&batch, cache)?;
+        let rows: Vec<&[f32]> = all.chunks_exact(all.len() / batch.len()).collect();
+        let accepted = drafts.iter().zip(&rows).take_while(|(&draft, row)| argmax(row) == draft).count();
+        run.drafted_tokens += drafts.len();
+        run.accepted_draft_tokens += accepted;
+        // Roll back past the rejected drafts.
+        cache.truncate(cache.positions() - (drafts.len() - accepted));
+        cached.extend_from_slice(&drafts[..accepted]);
+        logits = rows[0].to_vec();
+        verified.extend(rows[1..=accepted].iter().map(|row| row.to_vec()));
+    };
+    match stop_reason {
+        // The listener's or a stop string's end: exactly what was passed on.
+        StopReason::StopSequence | StopReason::Cancelled => text.truncate(emitted),
+        // Flush text held back for a stop string that never completed.
+        _ => {
+            let end = text.trim_end_matches('\u{FFFD}').len();
+            if let Some(rest) = text.get(emitted..end) {
+                if !rest.is_empty() {
+                    on_text(rest);
+                }
+            }
+            text.truncate(end);
+        }
     }
-    Ok(finish(text, prompt.len(), output_ids.len(), stop_reason))
+    run.text = text;
+    run.output_tokens = output_ids.len();
+    run.tokens = output_ids;
+    run.stop_reason = stop_reason;
+    Ok(run)
 }
 
-fn finish(text: String, prompt_tokens: usize, output_tokens: usize, stop_reason: StopReason) -> Generated {
-    Generated { text, prompt_tokens, output_tokens, stop_reason }
+/// The longest n-gram looked up for drafts, and the shortest.
+const DRAFT_NGRAM: std::ops::RangeInclusive<usize> = 1..=3;
+
+/// Prompt-lookup drafting: up to `max` tokens that followed the latest
+/// earlier occurrence of the context's last n tokens, for the longest n in
+/// [`DRAFT_NGRAM`] that occurs earlier (none when no suffix recurs).
+fn lookup_draft(context: &[u32], max: usize) -> Vec<u32> {
+    let len = context.len();
+    for n in DRAFT_NGRAM.rev() {
+        if len <= n {
+            continue;
+        }
+        let tail = &context[len - n..];
+        // Latest first: code near the cursor is the likeliest to be copied.
+        if let Some(start) = (0..len - n).rev().find(|&start| &context[start..start + n] == tail) {
+            let from = start + n;
+            return context[from..len.min(from + max)].to_vec();
+        }
+    }
+    Vec::new()
+}
+
+/// A period repeated back to back this many times is a loop...
+const LOOP_COPIES: usize = 3;
+/// ... when the copies span at least this many tokens (shorter periods need
+/// more copies: `0, 0, 0,` is an array, not a loop) ...
+const LOOP_MIN_TOKENS: usize = 24;
+/// ... for periods up to this long.
+const LOOP_MAX_PERIOD: usize = 32;
+
+/// Whether `tokens` ends in a loop: its last `n` tokens repeated back to
+/// back at least [`LOOP_COPIES`] times, over [`LOOP_MIN_TOKENS`] or more.
+fn ends_in_token_loop(tokens: &[u32]) -> bool {
+    (1..=LOOP_MAX_PERIOD).any(|period| {
+        let copies = LOOP_COPIES.max(LOOP_MIN_TOKENS.div_ceil(period));
+        let span = period * copies;
+        if tokens.len() < span {
+            return false;
+        }
+        let tail = &tokens[tokens.len() - span..];
+        tail.chunks_exact(period).all(|copy| copy == &tail[span - period..])
+    })
+}
+
+/// Whether the last [`LOOP_COPIES`] complete lines of `text` are the same
+/// line with some content (a brace or `pass` repeats legitimately).
+fn ends_in_repeated_line(text: &str) -> bool {
+    let Some(complete) = text.strip_suffix('\n') else {
+        return false;
+    };
+    let mut lines = complete.rsplit('\n');
+    let Some(last) = lines.next() else {
+        return false;
+    };
+    let content = last.trim();
+    if content.chars().filter(|c| c.is_alphanumeric()).count() < 4 {
+        return false;
+    }
+    lines.take(LOOP_COPIES - 1).filter(|line| *line == last).count() == LOOP_COPIES - 1
 }
 
 /// Byte offset of the first stop string in `text`, searching only where a new
@@ -144,20 +365,23 @@ fn stable_len(text: &str, stops: &[&str]) -> usize {
     keep
 }
 
+/// The first largest logit (greedy decoding and draft verification agree
+/// on ties).
+pub fn argmax(logits: &[f32]) -> u32 {
+    logits
+        .iter()
+        .enumerate()
+        .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .0 as u32
+}
+
 fn sample(logits: &[f32], temperature: f32, rng: &mut SplitMix64) -> u32 {
-    let argmax = || {
-        logits
-            .iter()
-            .enumerate()
-            .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
-            .0 as u32
-    };
     if temperature <= 0.0 || !temperature.is_finite() {
-        return argmax();
+        return argmax(logits);
     }
     let mut candidates: Vec<(usize, f32)> = logits.iter().copied().enumerate().filter(|(_, v)| v.is_finite()).collect();
     if candidates.is_empty() {
-        return argmax();
+        return argmax(logits);
     }
     let k = TOP_K.min(candidates.len());
     candidates.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
@@ -172,7 +396,7 @@ fn sample(logits: &[f32], temperature: f32, rng: &mut SplitMix64) -> u32 {
             return candidate.0 as u32;
         }
     }
-    candidates.last().map(|c| c.0 as u32).unwrap_or_else(argmax)
+    candidates.last().map(|c| c.0 as u32).unwrap_or_else(|| argmax(logits))
 }
 
 /// Small deterministic PRNG: the same seed gives the same sampled text.
@@ -212,6 +436,7 @@ mod tests {
     fn greedy_picks_the_largest_logit() {
         let mut rng = SplitMix64(1);
         assert_eq!(sample(&[0.1, 3.0, -1.0], 0.0, &mut rng), 1);
+        assert_eq!(argmax(&[2.0, 5.0, 5.0]), 1, "the first of equal logits");
     }
 
     #[test]
@@ -222,5 +447,57 @@ mod tests {
             (0..20).map(|_| sample(&logits, 1.0, &mut rng)).collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
+    }
+
+    #[test]
+    fn longest_common_prefix_is_counted() {
+        assert_eq!(common_prefix(&[1, 2, 3, 4], &[1, 2, 5]), 2);
+        assert_eq!(common_prefix(&[], &[1]), 0);
+        assert_eq!(common_prefix(&[1, 2], &[1, 2, 3]), 2);
+    }
+
+    #[test]
+    fn token_loops_are_detected() {
+        // A 5-token period three times over (15 tokens) is short of the
+        // minimum span; five copies (25 tokens) are a loop.
+        let period = [7, 8, 9, 10, 11];
+        let three: Vec<u32> = [1, 2].iter().chain(period.iter().cycle().take(15)).copied().collect();
+        assert!(!ends_in_token_loop(&three));
+        let five: Vec<u32> = [1, 2].iter().chain(period.iter().cycle().take(25)).copied().collect();
+        assert!(ends_in_token_loop(&five));
+        // Long periods need only three copies.
+        let long: Vec<u32> = (0..12).cycle().take(36).collect();
+        assert!(ends_in_token_loop(&long));
+        assert!(!ends_in_token_loop(&long[..35]), "the third copy is incomplete");
+        // An array of zeros, `0, 0, 0, 0` (period 2), is not a loop yet.
+        let zeros: Vec<u32> = [15, 11].iter().cycle().take(16).copied().collect();
+        assert!(!ends_in_token_loop(&zeros));
+        assert!(ends_in_token_loop(&[15u32, 11].repeat(12)));
+        // Periods longer than 32 are not looked for; distinct tokens never loop.
+        assert!(!ends_in_token_loop(&(0..40).cycle().take(120).collect::<Vec<u32>>()));
+        assert!(!ends_in_token_loop(&(0..200).collect::<Vec<u32>>()));
+    }
+
+    #[test]
+    fn repeated_lines_are_detected() {
+        assert!(ends_in_repeated_line("x = 1\n    print(x)\n    print(x)\n    print(x)\n"));
+        assert!(!ends_in_repeated_line("    print(x)\n    print(x)\n    print(x)"), "the last line is not complete");
+        assert!(!ends_in_repeated_line("    print(x)\n    print(y)\n    print(x)\n"));
+        assert!(!ends_in_repeated_line("print(x)\n    print(x)\n    print(x)\n"), "indentation differs");
+        assert!(!ends_in_repeated_line("}\n}\n}\n"), "closing braces repeat legitimately");
+        assert!(!ends_in_repeated_line("\n\n\n"));
+    }
+
+    #[test]
+    fn drafts_follow_the_latest_occurrence_of_the_longest_suffix() {
+        // `2 3` occurs at 1 and 4: the latest (4) is followed by 9 8 2.
+        let context = [4, 2, 3, 5, 2, 3, 9, 8, 2, 3];
+        assert_eq!(lookup_draft(&context, 3), vec![9, 8, 2]);
+        assert_eq!(lookup_draft(&context, 8), vec![9, 8, 2, 3], "drafts stop at the end of the context");
+        // The 3-gram `1 2 3` wins over the later 1-gram `3`.
+        let context = [1, 2, 3, 7, 8, 3, 6, 1, 2, 3];
+        assert_eq!(lookup_draft(&context, 2), vec![7, 8]);
+        assert_eq!(lookup_draft(&[1, 2, 3], 4), Vec::<u32>::new(), "no suffix recurs");
+        assert_eq!(lookup_draft(&[5], 4), Vec::<u32>::new());
     }
 }

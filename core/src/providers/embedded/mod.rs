@@ -13,6 +13,8 @@
 //!
 //! Invariant: the model is loaded once and shared (`Arc`); generation runs on
 //! a blocking thread, one request at a time, never on the async executor.
+//! The engine keeps the KV cache of the last request (`generate::Session`):
+//! a request sharing a token prefix with it forwards only the rest.
 
 mod fim_prompt;
 mod generate;
@@ -23,6 +25,7 @@ mod tokenizer;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,7 +33,7 @@ use async_trait::async_trait;
 use candle_core::quantized::gguf_file::Content;
 use tokio_util::sync::CancellationToken;
 
-pub use generate::{Generated, GenerationParams};
+pub use generate::{Generated, GenerationParams, PREFILL_CANCEL_CHUNK};
 pub use model::LlamaConfig;
 pub use pull::{
     find_model, install_model, verify_gguf, Carrier, EntryName, Expected, ModelSpec, PartSource, DEFAULT_MODEL_ID,
@@ -40,7 +43,7 @@ pub use pull::{
 use super::fim::{self, FimFamily};
 use super::{
     ChatRequest, ChatResponse, Completion, EventSink, FimRequest, Message, Provider, ProviderError, Role, StopReason,
-    StreamEvent, ToolCall, ToolSpec, Usage,
+    StreamEvent, TextSink, ToolCall, ToolSpec, Usage,
 };
 use model::Llama;
 use tokenizer::TextTokenizer;
@@ -50,6 +53,8 @@ pub const MODEL_PATH_ENV: &str = "SEXTANT_MODEL_PATH";
 
 const DEFAULT_CHAT_MAX_TOKENS: usize = 512;
 const DEFAULT_FIM_MAX_TOKENS: usize = 64;
+/// Prompt-lookup draft tokens verified per greedy decoding step.
+const DRAFT_TOKENS: usize = 8;
 /// Fixed so that sampled output is reproducible run to run.
 const SAMPLING_SEED: u64 = 0x5E7_7A17;
 
@@ -67,6 +72,7 @@ fn generation_params(
         seed: SAMPLING_SEED,
         stop,
         end_tokens,
+        draft_tokens: DRAFT_TOKENS,
     }
 }
 
@@ -185,8 +191,10 @@ struct Engine {
     model: Llama,
     tokenizer: TextTokenizer,
     family: PromptFamily,
-    /// Serialises generations: two at once would only halve each one's speed.
-    turn: Mutex<()>,
+    /// The KV cache of the last request, reused by the next one. The lock
+    /// also serialises generations: two at once would only halve each
+    /// one's speed.
+    session: Mutex<generate::Session>,
 }
 
 impl Engine {
@@ -197,8 +205,10 @@ impl Engine {
         cancel: &CancellationToken,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generated, EmbeddedError> {
-        let _turn = self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        generate::generate(&self.model, &self.tokenizer, prompt, params, cancel, on_text)
+        // A panic mid-pass leaves the session's token count behind its cache,
+        // which `Session::prepare` notices and starts cold.
+        let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        generate::generate(&self.model, &self.tokenizer, &mut session, prompt, params, cancel, on_text)
     }
 }
 
@@ -248,7 +258,7 @@ impl EmbeddedProvider {
                 model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "embedded".into())
             });
         Ok(EmbeddedProvider {
-            engine: Arc::new(Engine { model, tokenizer, family, turn: Mutex::new(()) }),
+            engine: Arc::new(Engine { model, tokenizer, family, session: Mutex::new(generate::Session::default()) }),
             model_name,
             load_time: started.elapsed(),
         })
@@ -294,11 +304,35 @@ impl EmbeddedProvider {
         Ok(self.build_prompt(request, max_new)?)
     }
 
+    /// Generates from `prompt` on the calling thread, continuing from the
+    /// KV cache the previous request left (see [`Generated`]'s counters).
+    /// `on_text` returning false stops generation (`StopSequence`).
+    pub fn generate_ids(
+        &self,
+        prompt: &[u32],
+        params: &GenerationParams,
+        cancel: &CancellationToken,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generated, ProviderError> {
+        Ok(self.engine.run(prompt, params, cancel, on_text)?)
+    }
+
+    /// Forgets the cached KV prefix: the next request starts cold.
+    pub fn clear_cache(&self) {
+        self.engine.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
+
+    /// The settings `complete` and `chat` generate with (greedy: temperature
+    /// `None`), for callers of [`EmbeddedProvider::generate_ids`].
+    pub fn default_params(&self, max_new_tokens: usize, temperature: Option<f32>) -> GenerationParams {
+        generation_params(max_new_tokens, temperature, Vec::new(), Vec::new())
+    }
+
     /// Times prefill of `prompt_tokens` tokens and greedy decoding of
     /// `decode_tokens` more (end-of-turn ignored), on the calling thread.
     pub fn benchmark(&self, prompt_tokens: usize, decode_tokens: usize) -> Result<BenchFigures, ProviderError> {
         let model = &self.engine.model;
-        let _turn = self.engine.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _turn = self.engine.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let filler = self
             .engine
             .tokenizer
@@ -353,25 +387,42 @@ impl EmbeddedProvider {
     }
 
     /// Generates on a blocking thread, forwarding text to `on_text` on the
-    /// calling task as it arrives.
+    /// calling task as it arrives. When `on_text` returns false the worker
+    /// stops at its next token, nothing more is passed on, and the result
+    /// is `StopSequence` with the text passed so far.
     async fn generate(
         &self,
         prompt: Vec<u32>,
         params: GenerationParams,
         cancel: &CancellationToken,
-        on_text: &mut (dyn FnMut(String) + Send),
+        on_text: &mut (dyn FnMut(String) -> bool + Send),
     ) -> Result<Generated, ProviderError> {
         let engine = Arc::clone(&self.engine);
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let listening = Arc::new(AtomicBool::new(true));
+        let worker_listening = Arc::clone(&listening);
         let worker_cancel = cancel.clone();
         let worker = tokio::task::spawn_blocking(move || {
-            engine.run(&prompt, &params, &worker_cancel, &mut |text| sender.send(text.to_string()).is_ok())
+            engine.run(&prompt, &params, &worker_cancel, &mut |text| {
+                sender.send(text.to_string()).is_ok() && worker_listening.load(Ordering::Relaxed)
+            })
         });
+        let mut passed = String::new();
         while let Some(text) = receiver.recv().await {
-            on_text(text);
+            if !listening.load(Ordering::Relaxed) {
+                continue;
+            }
+            passed.push_str(&text);
+            if !on_text(text) {
+                listening.store(false, Ordering::Relaxed);
+            }
         }
-        let generated =
+        let mut generated =
             worker.await.map_err(|err| ProviderError::Embedded(format!("the generation thread failed: {err}")))??;
+        if !listening.load(Ordering::Relaxed) {
+            generated.text = passed;
+            generated.stop_reason = StopReason::StopSequence;
+        }
         Ok(generated)
     }
 }
@@ -716,7 +767,7 @@ impl Provider for EmbeddedProvider {
             .generate(prompt, params, cancel, &mut |text| {
                 if mode == ToolReplyMode::Text {
                     on_event(StreamEvent::TextDelta(text));
-                    return;
+                    return true;
                 }
                 held.push_str(&text);
                 let start = held.trim_start();
@@ -730,6 +781,7 @@ impl Provider for EmbeddedProvider {
                 if mode == ToolReplyMode::Text {
                     on_event(StreamEvent::TextDelta(std::mem::take(&mut held)));
                 }
+                true
             })
             .await?;
         let usage =
@@ -775,11 +827,38 @@ impl Provider for EmbeddedProvider {
     }
 
     async fn complete(&self, request: &FimRequest, cancel: &CancellationToken) -> Result<Completion, ProviderError> {
+        self.complete_streaming(request, cancel, &mut |_| true).await
+    }
+
+    async fn complete_streaming(
+        &self,
+        request: &FimRequest,
+        cancel: &CancellationToken,
+        on_text: TextSink<'_>,
+    ) -> Result<Completion, ProviderError> {
         let max_new = self.max_new_tokens(request.max_tokens, DEFAULT_FIM_MAX_TOKENS);
         if !self.has_native_fim() {
             let prompt_ids = self.build_prompt(&fim_prompt::chat_hole_filler(request), max_new)?;
             let params = generation_params(max_new, request.temperature, request.stop.clone(), Vec::new());
-            let generated = self.generate(prompt_ids.clone(), params, cancel, &mut |_| {}).await?;
+            // The reply repeats the blanks the prompt's prefix was healed of:
+            // the listener sees the text after them.
+            let blanks = fim_prompt::healed_blanks(request);
+            let mut reply = String::new();
+            let mut passed = 0usize;
+            let generated = self
+                .generate(prompt_ids.clone(), params, cancel, &mut |piece| {
+                    reply.push_str(&piece);
+                    if passed == 0 {
+                        if blanks.starts_with(reply.as_str()) && reply.len() < blanks.len() {
+                            return true;
+                        }
+                        passed = if reply.starts_with(blanks) { blanks.len() } else { 0 };
+                    }
+                    let fresh = &reply[passed..];
+                    passed = reply.len();
+                    fresh.is_empty() || on_text(fresh)
+                })
+                .await?;
             return Ok(Completion {
                 text: fim_prompt::extract_completion(&generated.text, request),
                 usage: Usage {
@@ -810,7 +889,7 @@ impl Provider for EmbeddedProvider {
             .unzip();
         let stop = text_stops.into_iter().filter(|stop| !stop.is_empty()).collect();
         let params = generation_params(max_new, request.temperature, stop, end_tokens.into_iter().flatten().collect());
-        let generated = self.generate(prompt, params, cancel, &mut |_| {}).await?;
+        let generated = self.generate(prompt, params, cancel, &mut |piece| on_text(&piece)).await?;
         Ok(Completion {
             text: generated.text,
             usage: Usage {

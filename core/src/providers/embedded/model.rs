@@ -11,7 +11,9 @@
 //! products and per-layer steps live in the `sextant-kernels` crate
 //! (block-quantized weights, f32 activations).
 //! Invariant: a forward pass either fails before touching the cache or
-//! advances it by exactly the tokens it was given.
+//! advances it by exactly the tokens it was given; `KvCache::truncate` only
+//! forgets positions (the attention never reads past the cache length, so
+//! stale keys beyond it are never seen).
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -135,21 +137,41 @@ impl Projection {
     }
 
     /// `out` (tokens x all rows) = `xs` (tokens x cols) times each part.
-    fn matmul(&self, xs: &[f32], tokens: usize, out: &mut [f32]) {
+    fn matmul(&self, xs: &[f32], tokens: usize, out: &mut [f32], products: Products) {
         match self {
-            Projection::Stacked(matrix) => matrix.matmul(xs, tokens, out),
+            Projection::Stacked(matrix) => products.apply(matrix, xs, tokens, out),
             Projection::Parts { parts, rows } => {
                 let mut offset = 0;
                 for part in parts {
                     let height = part.rows();
                     let mut part_out = vec![0f32; tokens * height];
-                    part.matmul(xs, tokens, &mut part_out);
+                    products.apply(part, xs, tokens, &mut part_out);
                     for (row, piece) in out.chunks_exact_mut(*rows).zip(part_out.chunks_exact(height)) {
                         row[offset..offset + height].copy_from_slice(piece);
                     }
                     offset += height;
                 }
             }
+        }
+    }
+}
+
+/// How a chunk's weight products are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Products {
+    /// Expand rows to f32 once and run a GEMM with every token (prefill).
+    Matmul,
+    /// The decoding kernel for each token, weights read once for all of them:
+    /// bit-identical to forwarding the tokens one at a time (speculative
+    /// verification must give exactly what plain decoding gives).
+    PerToken,
+}
+
+impl Products {
+    fn apply(self, matrix: &QMatrix, xs: &[f32], tokens: usize, out: &mut [f32]) {
+        match self {
+            Products::Matmul => matrix.matmul(xs, tokens, out),
+            Products::PerToken => matrix.matvec_batch(xs, tokens, out),
         }
     }
 }
@@ -192,6 +214,17 @@ impl KvCache {
     /// Positions filled so far.
     pub fn positions(&self) -> usize {
         self.len
+    }
+
+    /// Positions the cache can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets every position from `len` on (no-op when it holds fewer), so
+    /// the next forward pass continues after position `len - 1`.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
     }
 }
 
@@ -355,6 +388,45 @@ impl Llama {
     /// Feeds `tokens` after what the cache already holds and returns the
     /// logits for the next token (a vector of `vocab_size`).
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, EmbeddedError> {
+        self.check(tokens, cache)?;
+        // Run on a pool thread: a parallel loop started from outside the
+        // pool parks the caller until it ends (~120 loops per token), while
+        // inside it the caller takes a share of the work and sleeps nowhere.
+        rayon::scope(|_| {
+            let mut hidden = Vec::new();
+            for chunk in tokens.chunks(PREFILL_CHUNK) {
+                hidden = self.forward_chunk(chunk, cache, Products::Matmul);
+            }
+            let last = hidden.split_off(hidden.len() - self.config.embedding_length);
+            Ok(self.logits(&last, 1))
+        })
+    }
+
+    /// Feeds `tokens` like [`Llama::forward`] without computing logits
+    /// (a prompt chunk followed by more prompt).
+    pub fn prefill(&self, tokens: &[u32], cache: &mut KvCache) -> Result<(), EmbeddedError> {
+        self.check(tokens, cache)?;
+        rayon::scope(|_| {
+            for chunk in tokens.chunks(PREFILL_CHUNK) {
+                self.forward_chunk(chunk, cache, Products::Matmul);
+            }
+        });
+        Ok(())
+    }
+
+    /// Feeds a few `tokens` and returns the logits after each of them
+    /// (`tokens x vocab_size`), every value exactly what forwarding the
+    /// tokens one at a time with [`Llama::forward`] gives, at about the cost
+    /// of one token (decoding is memory-bound): speculative verification.
+    pub fn forward_each(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, EmbeddedError> {
+        self.check(tokens, cache)?;
+        rayon::scope(|_| {
+            let hidden = self.forward_chunk(tokens, cache, Products::PerToken);
+            Ok(self.logits(&hidden, tokens.len()))
+        })
+    }
+
+    fn check(&self, tokens: &[u32], cache: &KvCache) -> Result<(), EmbeddedError> {
         if tokens.is_empty() {
             return Err(EmbeddedError::Format("forward pass called with no tokens".into()));
         }
@@ -365,30 +437,27 @@ impl Llama {
         if let Some(bad) = tokens.iter().find(|&&token| token as usize >= vocab) {
             return Err(EmbeddedError::Format(format!("token id {bad} is outside the {vocab}-token vocabulary")));
         }
-        // Run on a pool thread: a parallel loop started from outside the
-        // pool parks the caller until it ends (~120 loops per token), while
-        // inside it the caller takes a share of the work and sleeps nowhere.
-        rayon::scope(|_| {
-            let mut last_hidden = Vec::new();
-            for chunk in tokens.chunks(PREFILL_CHUNK) {
-                last_hidden = self.forward_chunk(chunk, cache);
-            }
-            Ok(self.logits(&last_hidden))
-        })
+        Ok(())
     }
 
-    fn logits(&self, hidden: &[f32]) -> Vec<f32> {
+    /// Logits of `count` hidden states (`count x width`), one after another;
+    /// each computed by the decoding kernel, as for a single token.
+    fn logits(&self, hidden: &[f32], count: usize) -> Vec<f32> {
+        let width = self.config.embedding_length;
         let mut normed = vec![0f32; hidden.len()];
-        rms_norm(hidden, &self.output_norm, self.config.rms_norm_eps as f32, &mut normed);
+        for (row, out) in hidden.chunks_exact(width).zip(normed.chunks_exact_mut(width)) {
+            rms_norm(row, &self.output_norm, self.config.rms_norm_eps as f32, out);
+        }
         let output = self.output.as_ref().unwrap_or(&self.token_embeddings);
-        let mut logits = vec![0f32; output.rows()];
-        output.matvec(&normed, &mut logits);
+        let mut logits = vec![0f32; count * output.rows()];
+        output.matvec_batch(&normed, count, &mut logits);
         logits
     }
 
     /// Runs `tokens` (already checked against the vocabulary and the cache
-    /// capacity) through every layer; returns the last token's hidden state.
-    fn forward_chunk(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
+    /// capacity) through every layer; returns every token's hidden state
+    /// (`tokens x width`).
+    fn forward_chunk(&self, tokens: &[u32], cache: &mut KvCache, products: Products) -> Vec<f32> {
         let cfg = &self.config;
         let (count, width, start) = (tokens.len(), cfg.embedding_length, cache.len);
         let kv_width = cfg.head_count_kv * cfg.head_dim;
@@ -411,7 +480,7 @@ impl Llama {
             for (row, out) in x.chunks_exact(width).zip(normed.chunks_exact_mut(width)) {
                 rms_norm(row, &layer.attn_norm, eps, out);
             }
-            layer.qkv.matmul(&normed, count, &mut qkv);
+            layer.qkv.matmul(&normed, count, &mut qkv, products);
             let rotate: fn(&mut [f32], &[f32]) = match cfg.architecture {
                 Architecture::Llama => rotate_pairs,
                 Architecture::Qwen2 => rotate_halves,
@@ -428,21 +497,21 @@ impl Llama {
                 layer_cache.store(start + t, key, value);
             }
             causal_attention(&qkv, qkv_width, layer_cache, start, count, &mut attended);
-            layer.wo.matmul(&attended, count, &mut projected);
+            products.apply(&layer.wo, &attended, count, &mut projected);
             add_in_place(&mut x, &projected);
             for (row, out) in x.chunks_exact(width).zip(normed.chunks_exact_mut(width)) {
                 rms_norm(row, &layer.ffn_norm, eps, out);
             }
-            layer.gate_up.matmul(&normed, count, &mut gate_up);
+            layer.gate_up.matmul(&normed, count, &mut gate_up, products);
             for (both, out) in gate_up.chunks_exact(2 * ffn).zip(activated.chunks_exact_mut(ffn)) {
                 let (gate, up) = both.split_at(ffn);
                 silu_gate(gate, up, out);
             }
-            layer.w_down.matmul(&activated, count, &mut projected);
+            products.apply(&layer.w_down, &activated, count, &mut projected);
             add_in_place(&mut x, &projected);
         }
         cache.len = start + count;
-        x.split_off((count - 1) * width)
+        x
     }
 }
 
