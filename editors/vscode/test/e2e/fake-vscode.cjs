@@ -218,7 +218,7 @@ function noOpDisposable() {
 }
 
 /** Any API the test does not model: a function returning a disposable, or an event. */
-function lenient(target, name) {
+function lenient(target) {
   return new Proxy(target, {
     get(object, property) {
       if (property in object || typeof property === 'symbol') {
