@@ -14,11 +14,14 @@ enum What {
     Map(super::bench_map::Args),
     /// Embedded model: prompt and decode tokens/s.
     Embedded(super::bench_embedded::Args),
+    /// HumanEval single-line infilling through sextant-lsp, beside llama.cpp.
+    Infill(super::bench_infill::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
         What::Map(args) => super::bench_map::run(args).await,
         What::Embedded(args) => super::bench_embedded::run(args).await,
+        What::Infill(args) => super::bench_infill::run(args).await,
     }
 }

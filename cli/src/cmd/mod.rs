@@ -3,6 +3,7 @@
 pub mod ask;
 pub mod bench;
 pub mod bench_embedded;
+pub mod bench_infill;
 pub mod bench_map;
 pub mod chat;
 pub mod doctor;
