@@ -2,7 +2,8 @@
 -- ghost text (extmarks: first line inline/overlay, the rest as virtual
 -- lines) and <Tab> inserts it.
 local H = dofile(vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':h') .. '/harness.lua')
-H.setup_plugin({ inline = { debounce_ms = 30 } })
+-- The plugin's default: no client-side debounce on top of the server's.
+H.setup_plugin({})
 
 H.run(function()
   local bufnr = H.open('src/geometry.rs')

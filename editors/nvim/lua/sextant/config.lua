@@ -15,8 +15,11 @@ local defaults = {
   settings = {},
   inline = {
     enabled = true,
-    -- Milliseconds to wait after the last keystroke before asking the server.
-    debounce_ms = 150,
+    -- Extra milliseconds to wait after the last keystroke before asking the
+    -- server. 0 asks once the keystroke is processed: the server debounces
+    -- (`lsp.completion.debounceMs`) and cancels superseded requests, so a
+    -- second debounce here would only add latency.
+    debounce_ms = 0,
     hl_group = 'Comment',
     -- Insert-mode keys; set one to false to leave it unmapped.
     keys = { accept = '<Tab>', dismiss = '<C-]>' },
