@@ -8,9 +8,13 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::{Arc, LazyLock, Once};
 
-use tree_sitter::{Node, Parser, Query, QueryCursor, StreamingIterator, Tree};
+use tree_sitter::{Node, Parser, Query, QueryCursor, QueryMatch, StreamingIterator, Tree};
 
 use super::{FxHashMap, Note, NoteReason, Role, Tag, TagDetails, TagKind, MAX_FILE_BYTES};
+
+mod macros;
+
+use macros::{collect_macro_items, MacroItemContext};
 
 /// Languages the repo map understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,7 +83,7 @@ enum CaptureMeaning {
     /// `@reference.import`: a container whose identifiers are imports.
     ImportContainer,
     /// `@reference.macro_invocation`: a whole macro call, whose tokens may
-    /// hold items (see [`collect_macro_items`]).
+    /// hold items (see [`macros::collect_macro_items`]).
     MacroInvocation,
     /// `@attribute`: an attribute, inside which names are not references
     /// (the token-tree call patterns would match `doc(cfg(…))`).
@@ -303,52 +307,122 @@ pub fn extract_tags(language: Language, path: &str, source: &str) -> Result<(Vec
     let compiled = language.query()?;
     let root = tree.root_node();
     let first_error_line = if root.has_error() { first_error_line(root) } else { None };
-    let bytes = source.as_bytes();
-    let path: Arc<str> = Arc::from(path);
 
-    let mut found: Vec<Found> = Vec::new();
-    let mut names = NameInterner::default();
-    let mut ancestors: Vec<Node> = Vec::new();
-    let mut siblings = Siblings::default();
-    let mut macro_invocations: Vec<Node> = Vec::new();
-    // Function bodies and `macro_rules!` templates: macro calls there hold
-    // no items of the file's API.
-    let mut no_item_ranges: Vec<Range<usize>> = Vec::new();
-    // Attributes: names there are not references.
-    let mut attribute_ranges: Vec<Range<usize>> = Vec::new();
+    let mut collector = TagCollector::new(language, source, Arc::from(path), root);
     let mut cursor = QueryCursor::new();
-    let mut matches = cursor.matches(&compiled.query, root, bytes);
+    let mut matches = cursor.matches(&compiled.query, root, source.as_bytes());
     while let Some(query_match) = matches.next() {
-        let mut name: Option<(Node, Role, QueryKind)> = None;
-        let mut item: Option<Node> = None;
+        collector.add_match(compiled, query_match);
+    }
+    collector.add_macro_items();
+    Ok((collector.finish(), first_error_line))
+}
+
+/// The state of tagging one file: the tags found so far and what the query
+/// marked for the passes after the matches (macro calls, attributes).
+struct TagCollector<'t, 's> {
+    language: Language,
+    source: &'s str,
+    path: Arc<str>,
+    root: Node<'t>,
+    found: Vec<Found>,
+    names: NameInterner<'s>,
+    /// Scratch: the current item's ancestors, root first.
+    ancestors: Vec<Node<'t>>,
+    siblings: Siblings<'t>,
+    macro_invocations: Vec<Node<'t>>,
+    /// Function bodies and `macro_rules!` templates: macro calls there hold
+    /// no items of the file's API.
+    no_item_ranges: Vec<Range<usize>>,
+    /// Attributes: names there are not references.
+    attribute_ranges: Vec<Range<usize>>,
+}
+
+impl<'t, 's> TagCollector<'t, 's> {
+    fn new(language: Language, source: &'s str, path: Arc<str>, root: Node<'t>) -> Self {
+        TagCollector {
+            language,
+            source,
+            path,
+            root,
+            found: Vec::new(),
+            names: NameInterner::default(),
+            ancestors: Vec::new(),
+            siblings: Siblings::default(),
+            macro_invocations: Vec::new(),
+            no_item_ranges: Vec::new(),
+            attribute_ranges: Vec::new(),
+        }
+    }
+
+    /// One query match: at most one tag (imports add theirs directly).
+    fn add_match(&mut self, compiled: &CompiledQuery, query_match: &QueryMatch<'_, 't>) {
+        let mut name: Option<(Node<'t>, Role, QueryKind)> = None;
+        let mut item: Option<Node<'t>> = None;
         for capture in query_match.captures() {
             match compiled.captures.get(capture.index as usize) {
                 Some(CaptureMeaning::Name { role, kind }) => name = Some((capture.node, *role, *kind)),
                 Some(CaptureMeaning::Item) => item = Some(capture.node),
                 Some(CaptureMeaning::ImportContainer) => {
-                    collect_imports(capture.node, source, &path, &mut names, &mut found)
+                    collect_imports(capture.node, self.source, &self.path, &mut self.names, &mut self.found)
                 }
-                Some(CaptureMeaning::MacroInvocation) => macro_invocations.push(capture.node),
-                Some(CaptureMeaning::Attribute) => attribute_ranges.push(capture.node.byte_range()),
+                Some(CaptureMeaning::MacroInvocation) => self.macro_invocations.push(capture.node),
+                Some(CaptureMeaning::Attribute) => self.attribute_ranges.push(capture.node.byte_range()),
                 Some(CaptureMeaning::Ignored) | None => {}
             }
         }
         let Some((name_node, role, kind)) = name else {
-            continue;
+            return;
         };
-        let Some(text) = node_text(name_node, source) else {
-            continue;
+        let Some(text) = node_text(name_node, self.source) else {
+            return;
         };
         if is_keyword_like(text) {
-            continue;
+            return;
         }
         // The item's ancestors (root first), filled only when needed and at
         // most once per match: `Node::parent` descends from the root on every
         // call, so walking up node by node would cost O(depth²).
         let item_node = item.unwrap_or(name_node);
-        // Function kinds fill `ancestors` below (to tell methods apart).
+        // Function kinds fill `ancestors` (to tell methods apart).
         let ancestors_filled = kind == QueryKind::Function;
-        let kind = match kind {
+        let kind = self.resolve_kind(kind, text, item_node);
+        let tag = match (role, item) {
+            (Role::Definition, Some(item_node)) => {
+                if matches!(kind, TagKind::Function | TagKind::Method | TagKind::Macro) {
+                    self.no_item_ranges.push(item_node.byte_range());
+                }
+                if !ancestors_filled {
+                    ancestors_of(self.root, item_node, &mut self.ancestors);
+                }
+                if inside_function_body(self.language, &self.ancestors) {
+                    // Locals (nested functions, classes in functions) are not API.
+                    return;
+                }
+                self.definition(text, kind, name_node, item_node)
+            }
+            _ => Tag {
+                path: self.path.clone(),
+                name: self.names.intern(text),
+                kind,
+                role,
+                line: name_node.start_position().row as u32,
+                byte_range: name_node.byte_range(),
+                details: None,
+            },
+        };
+        self.found.push(Found {
+            match_order: self.found.len(),
+            name_start: name_node.start_byte(),
+            priority: priority(tag.role, tag.kind),
+            tag,
+        });
+    }
+
+    /// The tag kind of a match whose query kind depends on context: a path
+    /// segment's case, a function's enclosing item.
+    fn resolve_kind(&mut self, kind: QueryKind, text: &str, item_node: Node<'t>) -> TagKind {
+        match kind {
             QueryKind::Exact(kind) => kind,
             QueryKind::Path => {
                 if text.starts_with(|c: char| c.is_ascii_uppercase()) {
@@ -358,91 +432,76 @@ pub fn extract_tags(language: Language, path: &str, source: &str) -> Result<(Vec
                 }
             }
             QueryKind::Function => {
-                ancestors_of(root, item_node, &mut ancestors);
-                if is_method(language, &ancestors) {
+                ancestors_of(self.root, item_node, &mut self.ancestors);
+                if is_method(self.language, &self.ancestors) {
                     TagKind::Method
                 } else {
                     TagKind::Function
                 }
             }
+        }
+    }
+
+    /// A definition tag with its signature, doc and scope; `ancestors` hold
+    /// the item's.
+    fn definition(&mut self, text: &'s str, kind: TagKind, name_node: Node<'t>, item_node: Node<'t>) -> Tag {
+        let (language, source) = (self.language, self.source);
+        let doc = match language {
+            Language::Rust => rust_doc(item_node, self.ancestors.last().copied(), &mut self.siblings, source),
+            Language::Python => python_docstring(item_node, source),
         };
-        if let (Role::Definition, Some(item_node), TagKind::Function | TagKind::Method | TagKind::Macro) =
-            (role, item, kind)
-        {
-            no_item_ranges.push(item_node.byte_range());
+        Tag {
+            path: self.path.clone(),
+            name: self.names.intern(text),
+            kind,
+            role: Role::Definition,
+            line: name_node.start_position().row as u32,
+            byte_range: item_node.byte_range(),
+            details: TagDetails::boxed(
+                signature(language, kind, item_node, source),
+                doc,
+                scope(language, &self.ancestors, source),
+            ),
         }
-        if role == Role::Definition && item.is_some() && !ancestors_filled {
-            ancestors_of(root, item_node, &mut ancestors);
+    }
+
+    /// Items among the tokens of macro calls outside function bodies.
+    fn add_macro_items(&mut self) {
+        let no_item_ranges = merge_ranges(std::mem::take(&mut self.no_item_ranges));
+        let context = MacroItemContext { source: self.source, path: &self.path };
+        for &invocation in &self.macro_invocations {
+            if within_any(&no_item_ranges, invocation.start_byte()) {
+                continue;
+            }
+            ancestors_of(self.root, invocation, &mut self.ancestors);
+            let scope = scope(self.language, &self.ancestors, self.source);
+            collect_macro_items(&context, invocation, scope.as_deref(), &mut self.names, &mut self.found);
         }
-        if role == Role::Definition && item.is_some() && inside_function_body(language, &ancestors) {
-            // Locals (nested functions, classes in functions) are not API.
-            continue;
+    }
+
+    /// The tags in source order: references inside attributes dropped, one
+    /// tag per identifier position.
+    fn finish(self) -> Vec<Tag> {
+        let mut found = self.found;
+        let attribute_ranges = merge_ranges(self.attribute_ranges);
+        if !attribute_ranges.is_empty() {
+            found
+                .retain(|found| found.tag.role == Role::Definition || !within_any(&attribute_ranges, found.name_start));
         }
-        let tag = match (role, item) {
-            (Role::Definition, Some(item_node)) => Tag {
-                path: path.clone(),
-                name: names.intern(text),
-                kind,
-                role,
-                line: name_node.start_position().row as u32,
-                byte_range: item_node.byte_range(),
-                details: TagDetails::boxed(
-                    signature(language, kind, item_node, source),
-                    match language {
-                        Language::Rust => rust_doc(item_node, ancestors.last().copied(), &mut siblings, source),
-                        Language::Python => python_docstring(item_node, source),
-                    },
-                    scope(language, &ancestors, source),
-                ),
-            },
-            _ => Tag {
-                path: path.clone(),
-                name: names.intern(text),
-                kind,
-                role,
-                line: name_node.start_position().row as u32,
-                byte_range: name_node.byte_range(),
-                details: None,
-            },
-        };
-        found.push(Found {
-            match_order: found.len(),
-            name_start: name_node.start_byte(),
-            priority: priority(tag.role, tag.kind),
-            tag,
+        // Order by identifier position; at one position keep the most specific
+        // tag (definitions beat references; imports beat calls beat types...).
+        // In place (a stable sort would allocate a scratch copy per file); the
+        // match order breaks the remaining ties, as a stable sort would.
+        found.sort_unstable_by(|a, b| {
+            a.name_start
+                .cmp(&b.name_start)
+                .then(a.priority.cmp(&b.priority))
+                .then_with(|| a.tag.name.cmp(&b.tag.name))
+                .then(a.match_order.cmp(&b.match_order))
         });
+        found.dedup_by(|later, earlier| later.name_start == earlier.name_start);
+        found.into_iter().map(|found| found.tag).collect()
     }
-
-    // Items among the tokens of macro calls outside function bodies.
-    let no_item_ranges = merge_ranges(no_item_ranges);
-    let context = MacroItemContext { source, path: &path };
-    for invocation in macro_invocations {
-        if within_any(&no_item_ranges, invocation.start_byte()) {
-            continue;
-        }
-        ancestors_of(root, invocation, &mut ancestors);
-        let scope = scope(language, &ancestors, source);
-        collect_macro_items(&context, invocation, scope.as_deref(), &mut names, &mut found);
-    }
-
-    let attribute_ranges = merge_ranges(attribute_ranges);
-    if !attribute_ranges.is_empty() {
-        found.retain(|found| found.tag.role == Role::Definition || !within_any(&attribute_ranges, found.name_start));
-    }
-
-    // Order by identifier position; at one position keep the most specific
-    // tag (definitions beat references; imports beat calls beat types...).
-    // In place (a stable sort would allocate a scratch copy per file); the
-    // match order breaks the remaining ties, as a stable sort would.
-    found.sort_unstable_by(|a, b| {
-        a.name_start
-            .cmp(&b.name_start)
-            .then(a.priority.cmp(&b.priority))
-            .then_with(|| a.tag.name.cmp(&b.tag.name))
-            .then(a.match_order.cmp(&b.match_order))
-    });
-    found.dedup_by(|later, earlier| later.name_start == earlier.name_start);
-    Ok((found.into_iter().map(|found| found.tag).collect(), first_error_line))
 }
 
 fn priority(role: Role, kind: TagKind) -> u8 {
@@ -651,163 +710,6 @@ fn merge_ranges(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
 fn within_any(ranges: &[Range<usize>], at: usize) -> bool {
     let after = ranges.partition_point(|range| range.start <= at);
     after > 0 && at < ranges[after - 1].end
-}
-
-/// What [`collect_macro_items`] needs from the file being tagged.
-struct MacroItemContext<'s> {
-    source: &'s str,
-    path: &'s Arc<str>,
-}
-
-/// Adds the definitions written among a macro call's tokens, such as
-/// `cfg_rt! { pub fn spawn<F>(f: F) -> JoinHandle<F::Output> { … } }` or
-/// `thread_local! { static CURRENT: … }`. tree-sitter keeps a macro's input
-/// as flat token trees, so an item there is `keyword name`: its extent
-/// (modifiers through the `{ … }` body or the `;`), signature and doc
-/// comment are read off the neighbouring tokens. One pass over the tokens;
-/// nested trees (impl and mod bodies) are visited too, function bodies not.
-fn collect_macro_items<'t, 's>(
-    context: &MacroItemContext<'s>,
-    invocation: Node<'t>,
-    scope: Option<&str>,
-    names: &mut NameInterner<'s>,
-    found: &mut Vec<Found>,
-) {
-    // An explicit stack: token trees nest as deep as the input does.
-    let mut trees: Vec<Node<'t>> = Vec::new();
-    let mut cursor = invocation.walk();
-    trees.extend(invocation.children(&mut cursor).filter(|child| child.kind() == "token_tree"));
-    let mut tokens: Vec<Node<'t>> = Vec::new();
-    while let Some(tree) = trees.pop() {
-        tokens.clear();
-        tokens.extend(tree.children(&mut cursor));
-        let mut index = 0;
-        while index < tokens.len() {
-            let token = tokens[index];
-            if token.kind() == "token_tree" {
-                trees.push(token);
-                index += 1;
-                continue;
-            }
-            match macro_item_at(context, &tokens, index, scope, names) {
-                Some((item, end)) => {
-                    let is_function = item.tag.kind == TagKind::Function;
-                    found.push(Found {
-                        match_order: found.len(),
-                        name_start: item.name_start,
-                        priority: priority(Role::Definition, item.tag.kind),
-                        tag: item.tag,
-                    });
-                    // A function's body holds locals, not API: skip it. Other
-                    // items' bodies (trait, mod) are visited as trees.
-                    index = if is_function { end + 1 } else { index + 1 };
-                }
-                None => index += 1,
-            }
-        }
-    }
-}
-
-struct MacroItem {
-    tag: Tag,
-    name_start: usize,
-}
-
-/// The item whose keyword is `tokens[at]`, if it is one, and the index of
-/// its last token (the body or the `;`).
-fn macro_item_at<'s>(
-    context: &MacroItemContext<'s>,
-    tokens: &[Node],
-    at: usize,
-    scope: Option<&str>,
-    names: &mut NameInterner<'s>,
-) -> Option<(MacroItem, usize)> {
-    let source = context.source;
-    let kind = match tokens[at].kind() {
-        "fn" => TagKind::Function,
-        "struct" => TagKind::Struct,
-        "enum" => TagKind::Enum,
-        "union" => TagKind::Union,
-        "trait" => TagKind::Trait,
-        "type" => TagKind::TypeAlias,
-        "mod" => TagKind::Module,
-        "const" => TagKind::Const,
-        "static" => TagKind::Static,
-        _ => return None,
-    };
-    // Not items: the lifetime `'static` and the pointer type `*const T`.
-    if at > 0 && matches!(tokens[at - 1].kind(), "'" | "*") {
-        return None;
-    }
-    let mut name_at = at + 1;
-    // `static ref NAME: T = …;` (lazy_static!).
-    if kind == TagKind::Static && node_text(*tokens.get(name_at)?, source) == Some("ref") {
-        name_at += 1;
-    }
-    let name = *tokens.get(name_at)?;
-    if name.kind() != "identifier" {
-        return None;
-    }
-    let name_text = node_text(name, source)?;
-    if is_keyword_like(name_text) {
-        return None;
-    }
-    // Modifiers before the keyword: `pub`, `pub(crate)`, `const`, `async`, …
-    let mut start = at;
-    while start > 0 {
-        let token = tokens[start - 1];
-        let is_modifier = match token.kind() {
-            "pub" | "async" | "const" | "unsafe" | "extern" | "default" | "string_literal" => true,
-            "token_tree" => {
-                start >= 2
-                    && tokens[start - 2].kind() == "pub"
-                    && node_text(token, source).is_some_and(|text| text.starts_with('('))
-            }
-            _ => false,
-        };
-        if !is_modifier {
-            break;
-        }
-        start -= 1;
-    }
-    // The extent: through the `{ … }` body or the `;`, whichever comes first;
-    // the enclosing tree's closing delimiter ends it too.
-    let mut end = name_at;
-    let mut header_end = None;
-    for (index, token) in tokens.iter().enumerate().skip(name_at + 1) {
-        match token.kind() {
-            ";" => {
-                header_end = Some(token.start_byte());
-                end = index;
-                break;
-            }
-            "}" | ")" | "]" if index + 1 == tokens.len() => break,
-            "token_tree" if node_text(*token, source).is_some_and(|text| text.starts_with('{')) => {
-                header_end = Some(token.start_byte());
-                end = index;
-                break;
-            }
-            _ => end = index,
-        }
-    }
-    let item_start = tokens[start].start_byte();
-    let item_end = tokens[end].end_byte();
-    let header = source.get(item_start..header_end.unwrap_or(item_end))?.trim_end();
-    let has_body = header_end.is_some() && tokens[end].kind() == "token_tree";
-    let header = if has_body || kind == TagKind::Function { clip_header(header) } else { clip_value_line(header) };
-    let signature = format!("{}{header}", indent_before(source, item_start));
-    let doc = outer_doc_above(&tokens[..start], source).and_then(finish_doc);
-    let tag = Tag {
-        path: context.path.clone(),
-        name: names.intern(name_text),
-        kind,
-        role: Role::Definition,
-        line: name.start_position().row as u32,
-        byte_range: item_start..item_end,
-        details: TagDetails::boxed(Some(signature), doc, scope.map(str::to_string)),
-    };
-    let item = MacroItem { tag, name_start: name.start_byte() };
-    Some((item, end))
 }
 
 /// The outer doc comment (`///`, `/** */`) directly above an item, given

@@ -17,10 +17,12 @@
 //! and the same [`MapRequest`] give byte-identical [`RenderedMap`]s: all maps
 //! are ordered (`BTreeMap`) and every sort has a total tie-break.
 
+mod cache;
 pub mod extract;
 pub mod index;
 mod rank;
 mod render;
+mod walk;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;

@@ -199,14 +199,23 @@ impl DenseIndex {
 
 pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
     let graph: &'a Graph = map.graph();
-    let file_count = graph.paths.len();
-    if file_count == 0 {
+    if graph.paths.is_empty() {
         return Ranking { file_ranks: Vec::new(), definitions: Vec::new() };
     }
+    let (personalization, mentioned) = personalization(graph, request);
+    let weights = EdgeWeights::new(graph, &mentioned);
+    let ranks = power_iteration(graph, &weights, &personalization);
+    let definitions = score_definitions(map, graph, &weights, &ranks, &mentioned);
+    Ranking { file_ranks: graph.paths.iter().map(|path| &**path).zip(ranks).collect(), definitions }
+}
+
+/// The restart distribution (focus files and files defining mentioned
+/// identifiers, normalised; uniform when there are none) and which
+/// identifiers are mentioned.
+fn personalization(graph: &Graph, request: &MapRequest) -> (Vec<f64>, Vec<bool>) {
+    let file_count = graph.paths.len();
     let find_file = |path: &str| graph.paths.binary_search_by(|probe| (**probe).cmp(path)).ok();
     let find_ident = |name: &str| graph.idents.binary_search_by(|probe| (*probe.name).cmp(name)).ok();
-
-    // Personalisation: focus files and files defining mentioned identifiers.
     let mut personalization = vec![0.0f64; file_count];
     for focus in &request.focus_files {
         if let Some(index) = find_file(focus) {
@@ -229,31 +238,54 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
     } else {
         personalization.iter_mut().for_each(|value| *value = 1.0 / file_count as f64);
     }
+    (personalization, mentioned)
+}
 
-    // Per-request multipliers and each file's total out-weight.
-    let multipliers: Vec<f64> = graph
-        .idents
-        .iter()
-        .zip(&mentioned)
-        .map(|(ident, &is_mentioned)| ident.base_multiplier * if is_mentioned { 10.0 } else { 1.0 })
-        .collect();
-    let mut out_weight = vec![0.0f64; file_count];
-    for (ident, &multiplier) in graph.idents.iter().zip(&multipliers) {
-        if ident.referencers.is_empty() {
-            for &definer in &ident.definers {
-                out_weight[definer as usize] += SELF_EDGE_WEIGHT * multiplier;
-            }
-        } else {
-            let fan_out = ident.definers.len() as f64;
-            for &(referencer, sqrt_count) in &ident.referencers {
-                out_weight[referencer as usize] += multiplier * sqrt_count * fan_out;
+/// Per-request identifier multipliers and each file's total out-weight.
+struct EdgeWeights {
+    multipliers: Vec<f64>,
+    out_weight: Vec<f64>,
+}
+
+impl EdgeWeights {
+    fn new(graph: &Graph, mentioned: &[bool]) -> Self {
+        let multipliers: Vec<f64> = graph
+            .idents
+            .iter()
+            .zip(mentioned)
+            .map(|(ident, &is_mentioned)| ident.base_multiplier * if is_mentioned { 10.0 } else { 1.0 })
+            .collect();
+        let mut out_weight = vec![0.0f64; graph.paths.len()];
+        for (ident, &multiplier) in graph.idents.iter().zip(&multipliers) {
+            if ident.referencers.is_empty() {
+                for &definer in &ident.definers {
+                    out_weight[definer as usize] += SELF_EDGE_WEIGHT * multiplier;
+                }
+            } else {
+                let fan_out = ident.definers.len() as f64;
+                for &(referencer, sqrt_count) in &ident.referencers {
+                    out_weight[referencer as usize] += multiplier * sqrt_count * fan_out;
+                }
             }
         }
+        EdgeWeights { multipliers, out_weight }
     }
 
-    // Power iteration. `share[f]` = rank[f] / out_weight[f]: what one unit of
-    // edge weight out of f carries.
-    let mut ranks = personalization.clone();
+    /// `share[f]` = rank[f] / out_weight[f]: what one unit of edge weight out
+    /// of f carries (0 for a dangling file).
+    fn share(&self, ranks: &[f64], share: &mut [f64]) {
+        for index in 0..ranks.len() {
+            share[index] = if self.out_weight[index] > 0.0 { ranks[index] / self.out_weight[index] } else { 0.0 };
+        }
+    }
+}
+
+/// Personalised PageRank by power iteration, until the L1 change is below
+/// [`TOLERANCE`] per file (networkx's stop test) or [`MAX_ITERATIONS`].
+fn power_iteration(graph: &Graph, weights: &EdgeWeights, personalization: &[f64]) -> Vec<f64> {
+    let file_count = graph.paths.len();
+    let out_weight = &weights.out_weight;
+    let mut ranks = personalization.to_vec();
     let mut next = vec![0.0f64; file_count];
     let mut share = vec![0.0f64; file_count];
     let iterations_started = std::time::Instant::now();
@@ -270,7 +302,7 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
             }
         }
         next.iter_mut().for_each(|value| *value = 0.0);
-        for (ident, &multiplier) in graph.idents.iter().zip(&multipliers) {
+        for (ident, &multiplier) in graph.idents.iter().zip(&weights.multipliers) {
             if ident.referencers.is_empty() {
                 for &definer in &ident.definers {
                     next[definer as usize] += share[definer as usize] * SELF_EDGE_WEIGHT * multiplier;
@@ -295,20 +327,30 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
         }
     }
     tracing::debug!(iterations, elapsed = ?iterations_started.elapsed(), "repo map: PageRank");
+    ranks
+}
 
-    // Distribute: a definition gets the flow its file receives through its
-    // identifier, split evenly over that file's definitions of the ident.
-    for index in 0..file_count {
-        share[index] = if out_weight[index] > 0.0 { ranks[index] / out_weight[index] } else { 0.0 };
-    }
+/// Distributes the ranks to definitions: a definition gets the flow its file
+/// receives through its identifier, split evenly over that file's
+/// definitions of the ident; mentioned identifiers rank above the rest.
+fn score_definitions<'a>(
+    map: &'a RepoMap,
+    graph: &Graph,
+    weights: &EdgeWeights,
+    ranks: &[f64],
+    mentioned: &[bool],
+) -> Vec<(&'a Tag, f64)> {
+    let multipliers = &weights.multipliers;
+    let mut share = vec![0.0f64; ranks.len()];
+    weights.share(ranks, &mut share);
     let inflows: Vec<f64> = graph
         .idents
         .iter()
-        .zip(&multipliers)
+        .zip(multipliers)
         .map(|(ident, &multiplier)| if ident.referencers.is_empty() { 0.0 } else { inflow(ident, multiplier, &share) })
         .collect();
     let file_tags: Vec<&'a [Tag]> = map.files.values().map(|entry| entry.tags.as_slice()).collect();
-    let definitions = graph
+    graph
         .definitions
         .iter()
         .filter_map(|&(file, tag_index, ident, per_file)| {
@@ -327,9 +369,7 @@ pub(crate) fn rank<'a>(map: &'a RepoMap, request: &MapRequest) -> Ranking<'a> {
             }
             Some((tag, score))
         })
-        .collect();
-
-    Ranking { file_ranks: graph.paths.iter().map(|path| &**path).zip(ranks).collect(), definitions }
+        .collect()
 }
 
 /// Total rank flowing into an identifier from its referencers.
