@@ -43,6 +43,11 @@ fn qwen() -> &'static EmbeddedProvider {
     PROVIDER.get_or_init(|| load("qwen2.5-coder-0.5b"))
 }
 
+/// Held by every test that generates with [`qwen`]: the provider keeps the
+/// last request's KV cache, and the cache-reuse tests count on no other
+/// request running between theirs.
+static QWEN_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// SmolLM2's default system prompt sends this tiny model off course on some
 /// questions (llama.cpp does the same, see below), so most tests set a plain one.
 fn greedy(question: &str, max_tokens: u32) -> ChatRequest {
@@ -297,6 +302,7 @@ fn qwen_tokenizer_matches_reference() {
 /// caller's choice (request stops, the LSP's post-processing).
 #[tokio::test]
 async fn qwen_native_fim_completes_the_expression() {
+    let _turn = QWEN_TURN.lock().await;
     assert!(qwen().has_native_fim());
     let request = FimRequest {
         prefix: "def add(a, b):\n    return ".into(),
@@ -324,6 +330,7 @@ async fn qwen_native_fim_completes_the_expression() {
 
 #[tokio::test]
 async fn qwen_chat_writes_correct_code() {
+    let _turn = QWEN_TURN.lock().await;
     let request = ChatRequest {
         messages: vec![Message::user(
             "Write a Python function `add(a, b)` that returns the sum of two numbers. Only code.",
@@ -343,6 +350,7 @@ async fn qwen_chat_writes_correct_code() {
 /// chat template does, the reply a `<tool_call>` block.
 #[tokio::test]
 async fn qwen_calls_a_tool_in_its_own_format() {
+    let _turn = QWEN_TURN.lock().await;
     let request = ChatRequest {
         messages: vec![Message::user("Show me the contents of the file src/main.rs.")],
         tools: vec![ToolSpec {
@@ -395,6 +403,7 @@ async fn qwen_1_5b_native_fim_completes_the_expression() {
 /// generation at once, and the text ends with the piece that said it.
 #[tokio::test]
 async fn qwen_streaming_completion_stops_when_the_listener_has_enough() {
+    let _turn = QWEN_TURN.lock().await;
     let request = FimRequest {
         prefix: "def add(a, b):\n    return ".into(),
         suffix: "\n".into(),
@@ -460,6 +469,7 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
 /// gives; a conversation's next turn reuses the previous turn's reply.
 #[test]
 fn qwen_warm_cache_gives_the_cold_output_and_forwards_only_new_tokens() {
+    let _turn = QWEN_TURN.blocking_lock();
     let model = qwen();
     let params = model.default_params(6, None);
     let cancel = CancellationToken::new();
@@ -498,6 +508,7 @@ fn qwen_warm_cache_gives_the_cold_output_and_forwards_only_new_tokens() {
 /// forward stay cached for the next request.
 #[test]
 fn qwen_cancelled_prefill_stops_between_chunks_and_its_work_is_reused() {
+    let _turn = QWEN_TURN.blocking_lock();
     let model = qwen();
     let prefix: String =
         (0..24).map(|i| format!("    total += values[{i}] * weights[{i}]\n")).collect::<Vec<_>>().concat();
@@ -529,6 +540,7 @@ fn qwen_cancelled_prefill_stops_between_chunks_and_its_work_is_reused() {
 /// context.
 #[test]
 fn qwen_speculative_decoding_matches_greedy_in_fewer_steps() {
+    let _turn = QWEN_TURN.blocking_lock();
     let model = qwen();
     let prompt = fim_ids(
         "points = [\n    Point(x=0, y=0, label=\"origin\"),\n    Point(x=1, y=1, label=\"one\"),\n    Point(x=2, ",
@@ -555,4 +567,86 @@ fn qwen_speculative_decoding_matches_greedy_in_fewer_steps() {
     assert_eq!(reference.decode_steps, reference.output_tokens - 1, "one pass per token without drafts");
     assert!(fast.accepted_draft_tokens > 0, "{fast:?}");
     assert!(fast.decode_steps < reference.decode_steps, "{} vs {} steps", fast.decode_steps, reference.decode_steps);
+}
+
+/// Figures, not a test (run in release with `--ignored --nocapture`):
+/// time to the first token of a completion one keystroke after the
+/// previous one, cold and warm, and decode speed with and without
+/// prompt-lookup speculation on completion-like prompts.
+#[test]
+#[ignore]
+fn qwen_latency_figures() {
+    use std::time::Instant;
+    let _turn = QWEN_TURN.blocking_lock();
+    let model = qwen();
+    let cancel = CancellationToken::new();
+    let source = include_str!("../src/providers/embedded/fim_prompt.rs");
+    let cursor = source.find("    let suffix = head(").expect("a cursor line");
+    let (before, after) = source.split_at(cursor);
+    let prefix = &before[before.len().saturating_sub(1200)..];
+    let suffix = &after[..400];
+    let typed = format!("{prefix}    ");
+    let first = fim_ids(prefix, suffix);
+    let next = fim_ids(&typed, suffix);
+    let one_token = model.default_params(1, None);
+    let time_first_token = |prompt: &[u32]| {
+        let started = Instant::now();
+        let run = model.generate_ids(prompt, &one_token, &cancel, &mut |_| true).expect("generate");
+        (started.elapsed(), run)
+    };
+    for round in 0..3 {
+        model.clear_cache();
+        let (cold, cold_run) = time_first_token(&next);
+        model.clear_cache();
+        time_first_token(&first);
+        let (warm, warm_run) = time_first_token(&next);
+        println!(
+            "round {round}: next keystroke, {} prompt tokens: cold {:.0} ms ({} forwarded), warm {:.0} ms ({} forwarded)",
+            next.len(),
+            cold.as_secs_f64() * 1e3,
+            cold_run.forwarded_prompt_tokens,
+            warm.as_secs_f64() * 1e3,
+            warm_run.forwarded_prompt_tokens
+        );
+    }
+    let prompts = [
+        fim_ids(&typed, suffix),
+        fim_ids(
+            "fn area(w: f64, h: f64) -> f64 {\n    w * h\n}\n\nfn perimeter(w: f64, h: f64) -> f64 {\n    2.0 * (w + h)\n}\n\n\
+             #[test]\nfn area_of_a_square() {\n    assert_eq!(area(2.0, 2.0), 4.0);\n}\n\n#[test]\nfn perimeter_of_a_square() {\n",
+            "\n}\n",
+        ),
+        fim_ids(
+            "class Config:\n    def __init__(self, host, port, user):\n        self.host = host\n",
+            "\n\n    def url(self):\n        return f\"{self.user}@{self.host}:{self.port}\"\n",
+        ),
+    ];
+    for round in 0..3 {
+        for (index, prompt) in prompts.iter().enumerate() {
+            let mut figures = Vec::new();
+            for drafts in [0, 8] {
+                let mut params = model.default_params(48, None);
+                params.draft_tokens = drafts;
+                // Warm: the prompt is cached, so the time is decoding.
+                model.generate_ids(prompt, &one_token, &cancel, &mut |_| true).expect("generate");
+                let started = Instant::now();
+                let run = model.generate_ids(prompt, &params, &cancel, &mut |_| true).expect("generate");
+                let seconds = started.elapsed().as_secs_f64();
+                figures.push((run.output_tokens as f64 / seconds, run));
+            }
+            let (plain, fast) = (&figures[0], &figures[1]);
+            assert_eq!(plain.1.tokens, fast.1.tokens, "speculation changed the output");
+            println!(
+                "round {round} prompt {index}: {} tokens, plain {:.1} tok/s ({} steps), speculative {:.1} tok/s ({} steps, {}/{} drafts accepted): {:.2}x",
+                fast.1.output_tokens,
+                plain.0,
+                plain.1.decode_steps,
+                fast.0,
+                fast.1.decode_steps,
+                fast.1.accepted_draft_tokens,
+                fast.1.drafted_tokens,
+                fast.0 / plain.0
+            );
+        }
+    }
 }
