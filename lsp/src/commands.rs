@@ -324,7 +324,13 @@ pub fn last_prompt_markdown(session: &Session) -> String {
         prompt.suffix_tokens,
         prompt.context_tokens()
     );
-    out.push_str(&format!("**Identifiers near the cursor:** {}\n\n", prompt.nearby_identifiers.join(", ")));
+    if let Some(hole) = &record.hole {
+        out.push_str(&format!("**Hole:** {hole}\n"));
+    }
+    if let Some(stop) = &record.stop {
+        out.push_str(&format!("**Stopped because:** {stop}\n"));
+    }
+    out.push_str(&format!("\n**Identifiers near the cursor:** {}\n\n", prompt.nearby_identifiers.join(", ")));
     if prompt.context.is_empty() {
         out.push_str("No repo-map context was included.\n\n");
     }
@@ -335,6 +341,19 @@ pub fn last_prompt_markdown(session: &Session) -> String {
         }
         out.push_str(&format!("\n```\n{}```\n\n", snippet.text));
     }
+    // A fence longer than any run of backticks in the text, so it cannot end early.
+    let fence = |text: &str| "`".repeat(longest_backtick_run(text).max(2) + 1);
+    match &record.model_prompt {
+        Some(sent) => {
+            let fence = fence(sent);
+            out.push_str(&format!("### Exact text the model was given\n\n{fence}\n{sent}\n{fence}\n\n"));
+        }
+        None => out.push_str("No model ran for this request (the windows below were used).\n\n"),
+    }
+    if let Some(raw) = &record.raw {
+        let fence = fence(raw);
+        out.push_str(&format!("### What the model sent\n\n{fence}\n{raw}\n{fence}\n\n"));
+    }
     let prefix_tail: Vec<&str> = prompt.prefix.lines().rev().take(15).collect();
     let prefix_tail: Vec<&str> = prefix_tail.into_iter().rev().collect();
     let suffix_head: Vec<&str> = prompt.suffix.lines().take(5).collect();
@@ -344,4 +363,8 @@ pub fn last_prompt_markdown(session: &Session) -> String {
         suffix_head.join("\n")
     ));
     out
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }

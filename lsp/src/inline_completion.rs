@@ -2,16 +2,21 @@
 //! types are local and the method is registered with `custom_method`).
 //!
 //! Pipeline: snapshot the document -> build the prompt (pure, bounded) ->
-//! cache / type-ahead -> debounce -> model (cancellable, with timeout) ->
-//! post-process -> cache. A newer request for the same document cancels the
-//! older one; `$/cancelRequest` drops the handler future (tower-lsp), which
-//! drops the in-flight HTTP request with it.
+//! cache / type-ahead -> debounce -> decide the hole's shape from the syntax
+//! at the cursor (`sextant_core::completion::decide`, with the document's
+//! kept tree when it has one) -> stream the model's text into a `Stopper`
+//! that ends generation where the hole ends (cancellable, with timeout;
+//! `maxTokens` is only an upper bound) -> the core clean-up -> cache. A newer
+//! request for the same document cancels the older one; `$/cancelRequest`
+//! drops the handler future (tower-lsp), which drops the in-flight HTTP
+//! request with it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sextant_core::providers::FimRequest;
+use sextant_core::completion::{self, Hole, Stopper};
+use sextant_core::providers::{FimRequest, StopReason};
 use tokio_util::sync::CancellationToken;
 use tower_lsp::jsonrpc;
 use tower_lsp::lsp_types::{Position, Range, TextDocumentIdentifier, Url};
@@ -19,7 +24,6 @@ use tower_lsp::lsp_types::{Position, Range, TextDocumentIdentifier, Url};
 use crate::document::Clamp;
 use crate::errors::{invalid_params, request_failed, superseded};
 use crate::model;
-use crate::postprocess::{postprocess, CursorContext};
 use crate::prompt::{build_prompt, CompletionPrompt};
 use crate::session::{lock, read, PromptRecord, Session};
 
@@ -104,7 +108,7 @@ pub async fn suggest(session: &Session, uri: &Url, position: Position) -> jsonrp
             .or_else(|| cache.type_ahead(key, &prompt).map(|text| (text, "type-ahead reuse")))
     };
     if let Some((text, outcome)) = cached {
-        record(session, uri, &prompt, "cache", outcome);
+        Record { provider: "cache", outcome, ..Record::default() }.save(session, uri, &prompt);
         return Ok(Some(Suggestion { text, cursor: position, cursor_char }));
     }
 
@@ -114,6 +118,15 @@ pub async fn suggest(session: &Session, uri: &Url, position: Position) -> jsonrp
         _ = tokio::time::sleep(Duration::from_millis(settings.completion.debounce_ms)) => {}
     }
 
+    let hole = {
+        // The kept tree follows every edit (re-parsed lazily); a stale one is
+        // still close enough to tell a block body or a string from code.
+        let syntax = document.syntax.old_tree().map(|tree| {
+            let cursor_byte = document.text.char_to_byte(cursor_char.min(document.text.len_chars()));
+            completion::syntax_at_cursor(tree, cursor_byte)
+        });
+        completion::decide(&prompt.prefix, &prompt.suffix, syntax.as_ref())
+    };
     let provider = model::provider(session, sextant_core::config::Purpose::Completion).await?;
     let request = FimRequest {
         prefix: prompt.prefix.clone(),
@@ -125,39 +138,96 @@ pub async fn suggest(session: &Session, uri: &Url, position: Position) -> jsonrp
         stop: Vec::new(),
     };
     let timeout = Duration::from_millis(settings.completion.timeout_ms);
-    let completion = tokio::select! {
+    let mut stopper = Stopper::new(&hole);
+    let mut on_text = |piece: &str| stopper.push(piece);
+    let streamed = provider.complete_streaming(&request, &cancel, &mut on_text);
+    let result = tokio::select! {
         _ = cancel.cancelled() => return Err(superseded()),
-        result = tokio::time::timeout(timeout, provider.complete(&request, &cancel)) => match result {
-            Err(_) => {
-                cancel.cancel();
-                record(session, uri, &prompt, provider.name(), "timed out");
-                return Err(request_failed(format!("the model did not answer within {} ms", timeout.as_millis())));
-            }
-            Ok(Err(error)) => {
-                record(session, uri, &prompt, provider.name(), &format!("error: {error}"));
-                return Err(request_failed(format!("completion failed: {error}")));
-            }
-            Ok(Ok(completion)) => completion,
+        result = tokio::time::timeout(timeout, streamed) => result,
+    };
+    let completion = match result {
+        Err(_) => {
+            cancel.cancel();
+            let record =
+                Record { provider: provider.name(), outcome: "timed out", hole: Some(&hole), ..Record::default() };
+            record.save(session, uri, &prompt);
+            return Err(request_failed(format!("the model did not answer within {} ms", timeout.as_millis())));
+        }
+        Ok(Err(error)) => {
+            let outcome = format!("error: {error}");
+            Record { provider: provider.name(), outcome: &outcome, hole: Some(&hole), ..Record::default() }
+                .save(session, uri, &prompt);
+            return Err(request_failed(format!("completion failed: {error}")));
+        }
+        Ok(Ok(completion)) => completion,
+    };
+    stopper.finish();
+    // A provider whose stream did not match its final text (it could not
+    // stream, or rewrote the text at the end) is judged on the final text.
+    let mut whole = Stopper::new(&hole);
+    let stopper = if stopper.received() == completion.text || completion.stop_reason == StopReason::StopSequence {
+        stopper
+    } else {
+        whole.push(&completion.text);
+        whole.finish();
+        whole
+    };
+    let stop = match stopper.cause() {
+        Some(cause) => format!("the stopper ended it: {}", cause.describe()),
+        None => match completion.stop_reason {
+            StopReason::MaxTokens => format!("the model reached maxTokens ({})", settings.completion.max_tokens),
+            StopReason::Cancelled => "cancelled".to_string(),
+            _ => "the model ended its answer".to_string(),
         },
     };
-    let cleaned = postprocess(&completion.text, CursorContext { prefix: &prompt.prefix, suffix: &prompt.suffix });
+    let cleaned = completion::clean(stopper.kept(), &prompt.prefix, &prompt.suffix);
     let outcome = match &cleaned {
-        Some(text) => format!("model answered {} chars, {} after post-processing", completion.text.len(), text.len()),
-        None => format!("model answered {} chars, nothing left after post-processing", completion.text.len()),
+        Some(text) => format!(
+            "model sent {} chars, the hole kept {}, {} after the clean-up",
+            completion.text.len(),
+            stopper.kept().len(),
+            text.len()
+        ),
+        None => format!("model sent {} chars, nothing left after the clean-up", completion.text.len()),
     };
-    record(session, uri, &prompt, provider.name(), &outcome);
+    Record {
+        provider: provider.name(),
+        outcome: &outcome,
+        hole: Some(&hole),
+        stop: Some(&stop),
+        model_prompt: completion.prompt.as_deref(),
+        raw: Some(&completion.text),
+    }
+    .save(session, uri, &prompt);
     let Some(text) = cleaned else { return Ok(None) };
     lock(&session.completions).insert(key, &prompt, text.clone());
     Ok(Some(Suggestion { text, cursor: position, cursor_char }))
 }
 
-fn record(session: &Session, uri: &Url, prompt: &CompletionPrompt, provider: &str, outcome: &str) {
-    *lock(&session.last_prompt) = Some(PromptRecord {
-        uri: uri.clone(),
-        prompt: prompt.clone(),
-        provider: provider.to_string(),
-        outcome: outcome.to_string(),
-    });
+/// What `sextant.showLastPrompt` will show about this request.
+#[derive(Default)]
+struct Record<'a> {
+    provider: &'a str,
+    outcome: &'a str,
+    hole: Option<&'a Hole>,
+    stop: Option<&'a str>,
+    model_prompt: Option<&'a str>,
+    raw: Option<&'a str>,
+}
+
+impl Record<'_> {
+    fn save(self, session: &Session, uri: &Url, prompt: &CompletionPrompt) {
+        *lock(&session.last_prompt) = Some(PromptRecord {
+            uri: uri.clone(),
+            prompt: prompt.clone(),
+            provider: self.provider.to_string(),
+            outcome: self.outcome.to_string(),
+            model_prompt: self.model_prompt.map(str::to_string),
+            hole: self.hole.map(|hole| format!("{:?} (indent {}): {}", hole.kind, hole.indent, hole.reason)),
+            stop: self.stop.map(str::to_string),
+            raw: self.raw.map(str::to_string),
+        });
+    }
 }
 
 pub async fn handle(session: Arc<Session>, params: InlineCompletionParams) -> jsonrpc::Result<InlineCompletionList> {

@@ -18,7 +18,6 @@ pub mod inline_completion;
 pub mod markup;
 pub mod model;
 pub mod output;
-pub mod postprocess;
 pub mod progress;
 pub mod prompt;
 pub mod server;

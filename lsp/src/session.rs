@@ -74,6 +74,14 @@ pub struct PromptRecord {
     pub prompt: CompletionPrompt,
     pub provider: String,
     pub outcome: String,
+    /// The exact text the model was given (`Completion::prompt`), when a model ran.
+    pub model_prompt: Option<String>,
+    /// The hole's shape and why it was chosen.
+    pub hole: Option<String>,
+    /// Why generation stopped.
+    pub stop: Option<String>,
+    /// What the model sent before the stopper and the clean-up.
+    pub raw: Option<String>,
 }
 
 pub struct Session {

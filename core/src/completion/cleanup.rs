@@ -19,8 +19,8 @@ pub fn clean(raw: &str, prefix: &str, suffix: &str) -> Option<String> {
     let text = raw.replace("\r\n", "\n");
     let cursor_line = prefix.rsplit('\n').next().unwrap_or("");
     let rest_of_line = suffix.split('\n').next().unwrap_or("");
-    let text = if cursor_line.trim().is_empty() { drop_leading_blank_lines(&text) } else { text.as_str() };
-    let text = stop_at_block_end(text, prefix);
+    let text = if cursor_line.trim().is_empty() { drop_leading_blank_lines(&text, cursor_line) } else { text };
+    let text = stop_at_block_end(&text, prefix);
     // At the start of a line the completion's first line is a whole line too.
     let first_whole = usize::from(!cursor_line.trim().is_empty());
     let text = drop_repeated_lines(&text, prefix, first_whole);
@@ -38,8 +38,10 @@ pub fn clean(raw: &str, prefix: &str, suffix: &str) -> Option<String> {
     Some(text)
 }
 
-/// Drops whole blank lines before the first line with code.
-fn drop_leading_blank_lines(text: &str) -> &str {
+/// Drops whole blank lines before the first line with code, which then
+/// lands on the cursor's line: the indentation before the cursor
+/// (`cursor_line`, whitespace only) comes off its own.
+fn drop_leading_blank_lines(text: &str, cursor_line: &str) -> String {
     let mut rest = text;
     while let Some(newline) = rest.find('\n') {
         if !rest[..newline].trim().is_empty() {
@@ -47,7 +49,10 @@ fn drop_leading_blank_lines(text: &str) -> &str {
         }
         rest = &rest[newline + 1..];
     }
-    rest
+    if rest.len() == text.len() {
+        return text.to_string();
+    }
+    super::stopper::rebase(rest, cursor_line)
 }
 
 /// Stops before the first non-blank line (after the first) that is indented
@@ -211,6 +216,7 @@ mod tests {
         ("no newline without one from the model", "def f(x):\n", "    return x\n", "    x += 1"),
         ("trailing indentation after the newline", "def f(x):\n", "    return x\n", "    x += 1\n    "),
         ("blank line then code dropped", "def f(x):\n    ", "\n", "\n\n    return x"),
+        ("blank line then code at column 0", "def f(x):\n    ", "\n", "\nreturn x\n    y"),
         ("blank lines kept mid-line", "x = [", "\n", "\n    1,\n]"),
         ("humaneval hole", "def add(a, b):\n    \"\"\"Add.\"\"\"\n", "    return a + b\n", "    a = int(a)\n"),
         ("humaneval js", "function f(a) {\n", "  return a;\n}\n", "  a = a * 2;\n"),
@@ -246,7 +252,8 @@ mod tests {
             newline kept after a block: Some("    if a {\n        b();\n    }\n")
             no newline without one from the model: Some("    x += 1")
             trailing indentation after the newline: Some("    x += 1\n")
-            blank line then code dropped: Some("    return x")
+            blank line then code dropped: Some("return x")
+            blank line then code at column 0: Some("return x\n    y")
             blank lines kept mid-line: Some("\n    1,\n]")
             humaneval hole: Some("    a = int(a)\n")
             humaneval js: Some("  a = a * 2;\n")

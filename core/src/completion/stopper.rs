@@ -57,6 +57,8 @@ pub struct Stopper<'h> {
     blank_after_code: Option<usize>,
     previous_code_line: Option<String>,
     depth: i64,
+    /// Leading blank lines skipped (the cursor is at the start of a line).
+    skipped: usize,
     cut: Option<(usize, StopCause)>,
 }
 
@@ -71,6 +73,7 @@ impl<'h> Stopper<'h> {
             blank_after_code: None,
             previous_code_line: None,
             depth: 0,
+            skipped: 0,
             cut: None,
         }
     }
@@ -127,11 +130,16 @@ impl<'h> Stopper<'h> {
         self.next_line_start = end + 1;
         self.line_index += 1;
         let piece = self.text[start..end].trim_end_matches('\r').to_string();
-        let full = if index == 0 { format!("{}{piece}", self.hole.line_before) } else { piece.clone() };
+        // After skipped leading blank lines the first code line lands on the
+        // cursor's line (the clean-up drops the blanks and re-bases it).
+        let on_cursor_line = index == 0 || (!self.seen_code && self.skipped == index);
+        let piece = if index > 0 && on_cursor_line { rebase(&piece, &self.hole.line_before) } else { piece };
+        let full = if on_cursor_line { format!("{}{piece}", self.hole.line_before) } else { piece.clone() };
         // A line the completion starts from scratch (not the rest of the cursor's line).
         let whole_line = index > 0 || self.hole.at_line_start();
         if piece.trim().is_empty() && (index > 0 || full.trim().is_empty()) {
             if !self.seen_code && self.hole.at_line_start() {
+                self.skipped += 1;
                 return;
             }
             if self.hole.kind == HoleKind::Line {
@@ -159,7 +167,7 @@ impl<'h> Stopper<'h> {
             }
             HoleKind::Block => {
                 let indent = indentation(&full);
-                if index > 0 && indent < self.hole.indent && !(starts_with_closer(&full) && self.depth > 0) {
+                if !on_cursor_line && indent < self.hole.indent && !(starts_with_closer(&full) && self.depth > 0) {
                     self.stop(start, StopCause::BlockEnd);
                     return;
                 }
@@ -184,6 +192,19 @@ impl<'h> Stopper<'h> {
     }
 }
 
+/// `line` moved onto the cursor's line: the indentation already before the
+/// cursor (`line_before`, whitespace only) is taken off its own.
+pub(crate) fn rebase(line: &str, line_before: &str) -> String {
+    let mut rest = line;
+    for _ in 0..line_before.chars().count() {
+        match rest.strip_prefix([' ', '\t']) {
+            Some(shorter) => rest = shorter,
+            None => break,
+        }
+    }
+    rest.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use expect_test::expect;
@@ -199,6 +220,8 @@ mod tests {
             &["    b = a", " * 2\n", "    return b\n"],
         ),
         ("py humaneval reproduces suffix", "def f(x):\n    a = 1\n‸    return a\n", &["    return a\n", "\n"]),
+        ("py blank then code at cursor column", "def f(a):\n    ‸\n", &["\n", "\n", "return a\n", "def g():\n"]),
+        ("py blank then indented code", "def f(a):\n    ‸\n", &["\n    return a\n", "    x = 1\n"]),
         ("py humaneval leading blank", "def f(x):\n    a = 1\n‸    return a\n", &["\n", "    b = 2\n    c = 3\n"]),
         ("py mid line ends at newline", "def f(x):\n    return x +‸\n", &[" 1\n", "\ndef g():\n"]),
         ("py block to dedent", "def f(x):\n    ‸\n", &["a = 1\n", "    return a\n", "def g():\n", "    pass\n"]),
@@ -237,6 +260,8 @@ mod tests {
         expect![[r#"
             py humaneval line keeps newline: "    b = a * 2\n" after 2/3 pieces, EndOfLine
             py humaneval reproduces suffix: "" after 1/2 pieces, ReachedSuffix
+            py blank then code at cursor column: "\n\nreturn a\n" after 4/4 pieces, BlockEnd
+            py blank then indented code: "\n    return a\n    x = 1\n" after 2/2 pieces, none
             py humaneval leading blank: "\n    b = 2\n" after 2/2 pieces, EndOfLine
             py mid line ends at newline: " 1" after 1/2 pieces, EndOfLine
             py block to dedent: "a = 1\n    return a\n" after 3/4 pieces, BlockEnd
