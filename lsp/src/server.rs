@@ -62,16 +62,20 @@ fn client_flags(capabilities: &ClientCapabilities) -> ClientFlags {
             .unwrap_or(false),
         // A client that says nothing about formats gets markdown, as before:
         // the spec's default is plaintext, but every client that omits the
-        // field renders markdown (VS Code, Neovim, eglot).
+        // field renders markdown (VS Code, Neovim, eglot). Otherwise the
+        // first format listed is the one the client prefers: YouCompleteMe
+        // lists plaintext first and shows markdown as it is, fences and all.
         hover_markdown: text_document
             .and_then(|t| t.hover.as_ref())
             .and_then(|h| h.content_format.as_ref())
-            .is_none_or(|formats| formats.contains(&MarkupKind::Markdown)),
+            .and_then(|formats| formats.first())
+            .is_none_or(|preferred| *preferred == MarkupKind::Markdown),
         completion_markdown: text_document
             .and_then(|t| t.completion.as_ref())
             .and_then(|c| c.completion_item.as_ref())
             .and_then(|i| i.documentation_format.as_ref())
-            .is_none_or(|formats| formats.contains(&MarkupKind::Markdown)),
+            .and_then(|formats| formats.first())
+            .is_none_or(|preferred| *preferred == MarkupKind::Markdown),
         document_changes: workspace
             .and_then(|w| w.workspace_edit.as_ref())
             .and_then(|e| e.document_changes)

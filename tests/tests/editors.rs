@@ -1,7 +1,10 @@
 //! Real editors without a Sextant plugin drive the built sextant-lsp through
 //! their own LSP clients, configured with the README's snippets: Emacs 28
-//! with eglot 1.9 and with lsp-mode 8.0, under `emacs --batch`. Each scenario is a script in
-//! tests/clients/<editor>/ that writes a JSON result; the assertions are here.
+//! with eglot 1.9 and with lsp-mode 8.0, under `emacs --batch`, and Vim 9
+//! with ALE 3.3 and with YouCompleteMe, in tmux (a real terminal, so Vim's main loop, timers and
+//! insert-mode completion run as for a user; the keys are fed by the
+//! script). Each scenario is a script in tests/clients/<editor>/ that writes
+//! a JSON result; the assertions are here.
 //!
 //! An editor that is not installed skips its test with a one-line notice
 //! naming `cargo xtask setup`, which installs them all from Debian.
@@ -19,8 +22,9 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 
 const CHAT_PROMPT: &str = "What does midpoint return?";
 const CHAT_ANSWER: &str = "midpoint returns the Point halfway between a and b.";
-/// The model's completion: two lines, as models often answer.
-const COMPLETION: &str = "points.len();\n    let _ = count;";
+/// The model's completion on a new line in a function body: two lines, as
+/// models often answer there.
+const COMPLETION: &str = "let count = points.len();\n    let _ = count;";
 
 /// The model turns every scenario uses: the doc comment, the completion and
 /// the chat answer, each matched to its own request.
@@ -93,6 +97,7 @@ async fn run_scenario(name: &str, mut command: tokio::process::Command) -> Outco
         .env("SEXTANT_LOG", "info,sextant_lsp=debug")
         .env("SEXTANT_TEST_WORKSPACE", &workspace)
         .env("SEXTANT_TEST_RESULT", &result_path)
+        .env("TMPDIR", temp.path())
         .env("SEXTANT_TEST_ACTION", doc_comment_action::TITLE)
         .stdin(Stdio::null())
         .stdout(log)
@@ -123,11 +128,17 @@ async fn run_scenario(name: &str, mut command: tokio::process::Command) -> Outco
     Outcome { result, requests, _temp: temp }
 }
 
-/// src/geometry.rs after the doc-comment action and the completion typed
-/// after `let count = ` on a new line below `let mut total = 0.0;`.
+/// src/geometry.rs after the doc-comment action and the completion accepted
+/// on a new line below `let mut total = 0.0;`.
 fn after_completion() -> String {
-    let inserted = format!("    let count = {COMPLETION}\n");
-    doc_comment_action::expected().replace("let mut total = 0.0;\n", &format!("let mut total = 0.0;\n{inserted}"))
+    with_completion(&doc_comment_action::expected())
+}
+
+/// `text` with the completion accepted on a new (indented) line below
+/// `let mut total = 0.0;`.
+fn with_completion(text: &str) -> String {
+    let inserted = format!("    {COMPLETION}\n");
+    text.replace("let mut total = 0.0;\n", &format!("let mut total = 0.0;\n{inserted}"))
 }
 
 fn text(value: &Value) -> &str {
@@ -152,16 +163,21 @@ fn assert_readme_carries_snippet(script: &Path) {
 
 /// What every scenario checks once its editor is done.
 fn assert_common(outcome: &Outcome, editor: &str) {
+    assert_hover_actions_chat(outcome, editor);
+    assert_eq!(
+        text(&outcome.result["text_after_action"]).trim_end(),
+        doc_comment_action::expected().trim_end(),
+        "{editor} applied the doc comment"
+    );
+}
+
+/// The hover, the code actions offered and the chat prompt reaching the model.
+fn assert_hover_actions_chat(outcome: &Outcome, editor: &str) {
     let result = &outcome.result;
     let hover = text(&result["hover"]);
     assert!(hover.contains("fn distance(&self, other: &Point) -> f64"), "{editor} hover lacks the signature:\n{hover}");
     let offered: Vec<&str> = result["offered"].as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default();
     assert!(offered.contains(&doc_comment_action::TITLE), "{editor} code actions: {offered:?}");
-    assert_eq!(
-        text(&result["text_after_action"]).trim_end(),
-        doc_comment_action::expected().trim_end(),
-        "{editor} applied the doc comment"
-    );
     assert!(
         outcome.requests.iter().any(|r| r.raw_body.contains(CHAT_PROMPT)),
         "{editor}: the chat prompt reached the model"
@@ -221,4 +237,117 @@ async fn emacs_lsp_mode() {
     // after `exit`, so the exit status is its SIGKILL, not the server's).
     let messages = text(&result["messages"]);
     assert!(!messages.contains("-32602") && !messages.contains("Unexpected params"), "shutdown error:\n{messages}");
+}
+
+// ---- Vim in tmux ---------------------------------------------------------------
+
+/// Kills a test's own tmux server (its socket name is unique to the test),
+/// whatever way the scenario ends.
+struct TmuxServer {
+    tmux: PathBuf,
+    socket: String,
+}
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.tmux)
+            .args(["-L", &self.socket, "kill-server"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Runs `vim -Nu <script>` in a detached 120x40 tmux session of a tmux
+/// server of its own; the command returns once Vim has quit.
+async fn vim_scenario(name: &str, vim: &Path, tmux: &Path, script: &Path) -> Outcome {
+    let socket = format!("sextant-{name}-{}", std::process::id());
+    let _server = TmuxServer { tmux: tmux.to_path_buf(), socket: socket.clone() };
+    let mut command = tokio::process::Command::new("sh");
+    // The session's shell gets this environment from the tmux server, which
+    // this command starts; `wait-for` blocks until Vim has quit.
+    command
+        .arg("-c")
+        .arg(
+            r#"tmux -L "$SEXTANT_TEST_TMUX" -f /dev/null new-session -d -x 120 -y 40 \
+                 '"$SEXTANT_TEST_VIM" -Nu "$SEXTANT_TEST_VIM_SCRIPT"; tmux -L "$SEXTANT_TEST_TMUX" wait-for -S vim-quit' \
+               && tmux -L "$SEXTANT_TEST_TMUX" wait-for vim-quit"#,
+        )
+        .env("SEXTANT_TEST_TMUX", &socket)
+        .env("SEXTANT_TEST_VIM", vim)
+        .env("SEXTANT_TEST_VIM_SCRIPT", script)
+        .env_remove("TMUX");
+    run_scenario(name, command).await
+}
+
+// ---- Vim + ALE ------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vim_ale() {
+    let Some(vim) = installed("vim", "vim_ale") else { return };
+    let Some(tmux) = installed("tmux", "vim_ale") else { return };
+    if !Path::new("/usr/share/vim/vimfiles/pack/dist-bundle/opt/ale").exists() {
+        eprintln!("skipping vim_ale: Debian's vim-ale is not installed (run `cargo xtask setup`)");
+        return;
+    }
+    let script = repo_root().join("tests/clients/vim/ale.vim");
+    assert_readme_carries_snippet(&script);
+    let outcome = vim_scenario("vim_ale", &vim, &tmux, &script).await;
+    assert_hover_actions_chat(&outcome, "ALE");
+    let result = &outcome.result;
+    // ALE runs the picked action's command, but it declares
+    // workspace.applyEdit false, so the server does not send it the edit
+    // (it would wait for a reply ALE never sends): the text is unchanged.
+    let completed = text(&result["text_after_completion"]);
+    // Issue 15 item 3: ALE inserted a NUL byte for the multi-line item, and
+    // inserts an item only up to its first `(`.
+    assert_eq!(
+        completed.trim_end(),
+        with_completion(text(&result["text_after_action"])).trim_end(),
+        "ALE's CTRL-X CTRL-O"
+    );
+    let shown = text(&result["chat_shown"]);
+    assert!(shown.contains(CHAT_ANSWER), "the chat answer is on the screen:\n{shown}");
+}
+
+// ---- Vim + YouCompleteMe ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vim_youcompleteme() {
+    let Some(vim) = installed("vim", "vim_youcompleteme") else { return };
+    let Some(tmux) = installed("tmux", "vim_youcompleteme") else { return };
+    if !Path::new("/usr/share/vim/vimfiles/pack/dist-bundle/opt/youcompleteme").exists() {
+        eprintln!("skipping vim_youcompleteme: Debian's vim-youcompleteme is not installed (run `cargo xtask setup`)");
+        return;
+    }
+    let script = repo_root().join("tests/clients/vim/ycm.vim");
+    assert_readme_carries_snippet(&script);
+    let outcome = vim_scenario("vim_youcompleteme", &vim, &tmux, &script).await;
+    // The code action is listed by FixIt and applied through ycmd's
+    // workspace/applyEdit handling.
+    assert_common(&outcome, "YouCompleteMe");
+    let result = &outcome.result;
+    // YouCompleteMe lists plaintext first: no markdown shown as it is.
+    let hover = text(&result["hover"]);
+    assert!(!hover.contains("```") && !hover.contains("*method*"), "YouCompleteMe shows plain text:\n{hover}");
+    // Issue 15 item 3: YouCompleteMe dropped the multi-line item.
+    let completed = text(&result["text_after_completion"]);
+    assert_eq!(completed.trim_end(), after_completion().trim_end(), "YouCompleteMe's completion, picked with Tab");
+    // Issue 15 item 7: the prompt is one string argument.
+    let shown = text(&result["chat_shown"]);
+    assert!(shown.contains(CHAT_ANSWER), "the chat answer is in the preview window:\n{shown}");
+    // Quitting Vim: ycmd sends shutdown, gets a reply without error, sends exit.
+    let log_path = PathBuf::from(text(&result["ycmd_log"]));
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains(r#""method":"exit""#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shutdown = log.lines().filter(|line| line.contains(r#""method":"shutdown""#)).count();
+    assert_eq!(shutdown, 1, "ycmd sent one shutdown request:\n{log}");
+    assert!(log.contains(r#""method":"exit""#), "ycmd sent exit:\n{log}");
+    assert!(!log.contains("-32602") && !log.contains("Unexpected params"), "shutdown answered without error:\n{log}");
 }

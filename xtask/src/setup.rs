@@ -195,10 +195,20 @@ fn bubblewrap() {
 }
 
 /// The editors the `editors` tests drive headlessly, from Debian: Emacs 28
-/// with eglot, lsp-mode, rust-mode and company. Vim (ALE, YouCompleteMe) and
-/// Kakoune join when their tests exist; installing them before that would
-/// only cost CI time.
-const EDITOR_PACKAGES: &[&str] = &["emacs-nox", "elpa-eglot", "elpa-lsp-mode", "elpa-rust-mode", "elpa-company"];
+/// with eglot, lsp-mode, rust-mode and company; Vim 9 with ALE and with
+/// YouCompleteMe (ycmd comes with it), run in tmux. Kakoune joins when kak-lsp
+/// can be installed in CI time.
+const EDITOR_PACKAGES: &[&str] = &[
+    "emacs-nox",
+    "elpa-eglot",
+    "elpa-lsp-mode",
+    "elpa-rust-mode",
+    "elpa-company",
+    "vim-nox",
+    "vim-ale",
+    "vim-youcompleteme",
+    "tmux",
+];
 
 /// Whether dpkg has `package` installed.
 fn dpkg_installed(package: &str) -> bool {

@@ -51,7 +51,6 @@
    (sextant-test-goto "let mut total = 0.0;")
    (end-of-line)
    (newline-and-indent)
-   (insert "let count = ")
    (eglot--signal-textDocument/didChange)
    (completion-at-point)
    (sextant-test-put 'text_after_completion (buffer-substring-no-properties (point-min) (point-max)))
