@@ -1,26 +1,46 @@
 //! The agent's tools: JSON-schema specs for the model, argument checking,
 //! and execution confined to a `Workspace`.
 //!
+//! Each tool is one file (`read_file.rs`, `run_shell.rs`, ...): its typed
+//! `Args` (serde + schemars: the schema the model sees is generated from the
+//! struct that parses its calls, see `args.rs`), its `prepare` step and the
+//! `Action` it executes. [`TOOLS`] lists them.
+//!
 //! A call goes through two steps so the agent can ask permission in between:
 //! `Toolbox::prepare` parses arguments, applies the sandbox and the shell deny
 //! list, and says which permission (if any) the call needs; `Toolbox::execute`
 //! performs it. Failures at either step are `ToolOutput`s with `is_error`,
 //! sent back to the model so it can correct itself.
 
+mod args;
 pub mod deny;
 mod edit;
+mod edit_file;
+mod find_symbol;
 mod fs;
+mod glob;
+mod grep;
+mod list_dir;
 mod preview;
+mod read_file;
+mod repo_map;
+mod run_shell;
 pub mod safe_fs;
 pub mod shell;
 mod symbols;
+#[cfg(test)]
+mod tests;
+mod undo;
 mod workspace;
+mod write_file;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::providers::{ToolCall, ToolSpec};
@@ -154,18 +174,78 @@ impl PreparedCall {
     }
 }
 
+/// What a prepared call will do: one variant per tool, each tool's own
+/// `Action` (defined in its file).
 #[derive(Debug, Clone)]
 enum Action {
-    ReadFile { path: PathBuf, display: String, start: Option<usize>, end: Option<usize> },
-    ListDir { path: PathBuf, display: String },
-    Glob { pattern: String, base: PathBuf },
-    Grep { pattern: String, base: PathBuf, glob: Option<String>, case_insensitive: bool },
-    RepoMap { focus: Vec<String>, mentions: Vec<String>, max_tokens: usize },
-    FindSymbol { name: String },
-    Edit { path: PathBuf, display: String, search: String, replace: String },
-    Write { path: PathBuf, display: String, content: String },
-    Shell { command: String, timeout: Duration },
-    Undo { path: Option<(PathBuf, String)> },
+    ReadFile(read_file::Action),
+    ListDir(list_dir::Action),
+    Glob(glob::Action),
+    Grep(grep::Action),
+    RepoMap(repo_map::Action),
+    FindSymbol(find_symbol::Action),
+    Edit(edit_file::Action),
+    Write(write_file::Action),
+    Shell(run_shell::Action),
+    Undo(undo::Action),
+}
+
+/// What a tool's `prepare` decided: the action, and what the permission
+/// prompt needs (see [`PreparedCall`]).
+struct Plan {
+    action: Action,
+    needs_permission: Option<PermissionKind>,
+    summary: String,
+    detail: String,
+}
+
+/// One agent tool: its name, description, typed arguments (the schema the
+/// model is shown is generated from them) and its check step.
+trait AgentTool {
+    const NAME: &'static str;
+    type Args: JsonSchema + DeserializeOwned;
+    fn description(toolbox: &Toolbox) -> &'static str;
+    /// Applies the sandbox and the tool's own checks to parsed arguments.
+    /// An `Err` is the result to send to the model.
+    fn prepare(toolbox: &Toolbox, args: Self::Args) -> Result<Plan, ToolOutput>;
+}
+
+/// A tool in the table: its spec and its prepare step behind its name.
+struct RegisteredTool {
+    name: &'static str,
+    spec: fn(&Toolbox) -> ToolSpec,
+    prepare: fn(&Toolbox, &Value) -> Result<Plan, ToolOutput>,
+}
+
+const fn register<T: AgentTool>() -> RegisteredTool {
+    RegisteredTool { name: T::NAME, spec: spec_of::<T>, prepare: parse_and_prepare::<T> }
+}
+
+/// Every tool, in the order the model is shown them.
+const TOOLS: [RegisteredTool; 10] = [
+    register::<read_file::ReadFile>(),
+    register::<list_dir::ListDir>(),
+    register::<glob::Glob>(),
+    register::<grep::Grep>(),
+    register::<repo_map::RepoMap>(),
+    register::<find_symbol::FindSymbol>(),
+    register::<edit_file::EditFile>(),
+    register::<write_file::WriteFile>(),
+    register::<run_shell::RunShell>(),
+    register::<undo::Undo>(),
+];
+
+fn spec_of<T: AgentTool>(toolbox: &Toolbox) -> ToolSpec {
+    ToolSpec {
+        name: T::NAME.to_string(),
+        description: T::description(toolbox).to_string(),
+        parameters: args::schema_of::<T::Args>(),
+    }
+}
+
+fn parse_and_prepare<T: AgentTool>(toolbox: &Toolbox, raw: &Value) -> Result<Plan, ToolOutput> {
+    let parsed = args::parse::<T::Args>(raw).map_err(|err| ToolOutput::error(format!("{}: {err}", T::NAME)))?;
+    T::prepare(toolbox, parsed)
 }
 
 /// The tool set bound to one workspace, with the journal of its edits.
@@ -247,271 +327,31 @@ impl Toolbox {
 
     /// The JSON-schema specs of every tool, for `ChatRequest::tools`.
     pub fn specs(&self) -> Vec<ToolSpec> {
-        let spec = |name: &str, description: &str, parameters: Value| ToolSpec {
-            name: name.to_string(),
-            description: description.to_string(),
-            parameters,
-        };
-        let path_prop = json!({"type": "string", "description": "Path relative to the workspace root"});
-        vec![
-            spec(
-                names::READ_FILE,
-                "Read a text file. Lines are numbered. Use start_line/end_line (1-based, inclusive) for large files.",
-                json!({"type": "object", "properties": {
-                    "path": path_prop,
-                    "start_line": {"type": "integer", "minimum": 1},
-                    "end_line": {"type": "integer", "minimum": 1}
-                }, "required": ["path"]}),
-            ),
-            spec(
-                names::LIST_DIR,
-                "List a directory's entries (directories end with /).",
-                json!({"type": "object", "properties": {"path": {"type": "string", "description": "Directory relative to the workspace root; default ."}}}),
-            ),
-            spec(
-                names::GLOB,
-                "Find files by glob pattern (e.g. **/*.rs, src/*.py). Respects .gitignore.",
-                json!({"type": "object", "properties": {
-                    "pattern": {"type": "string"},
-                    "path": {"type": "string", "description": "Directory to search in; default ."}
-                }, "required": ["pattern"]}),
-            ),
-            spec(
-                names::GREP,
-                "Search file contents with a regular expression. Respects .gitignore. Returns path:line: text.",
-                json!({"type": "object", "properties": {
-                    "pattern": {"type": "string", "description": "Rust regex syntax"},
-                    "path": {"type": "string", "description": "File or directory to search; default ."},
-                    "glob": {"type": "string", "description": "Only files matching this glob, e.g. *.rs"},
-                    "case_insensitive": {"type": "boolean"}
-                }, "required": ["pattern"]}),
-            ),
-            spec(
-                names::REPO_MAP,
-                "Show a ranked map of the repository's files and their important symbols. focus: files you are working on; mentions: identifiers of interest.",
-                json!({"type": "object", "properties": {
-                    "focus": {"type": "array", "items": {"type": "string"}},
-                    "mentions": {"type": "array", "items": {"type": "string"}},
-                    "max_tokens": {"type": "integer", "minimum": 64}
-                }}),
-            ),
-            spec(
-                names::FIND_SYMBOL,
-                "Find where a symbol (function, type, ...) is defined and referenced.",
-                json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
-            ),
-            spec(
-                names::EDIT_FILE,
-                "Replace one exact occurrence of `search` with `replace` in a file. `search` must match the current file exactly (whitespace included) and exactly once.",
-                json!({"type": "object", "properties": {
-                    "path": path_prop,
-                    "search": {"type": "string"},
-                    "replace": {"type": "string"}
-                }, "required": ["path", "search", "replace"]}),
-            ),
-            spec(
-                names::WRITE_FILE,
-                "Create a file or overwrite it completely with `content`.",
-                json!({"type": "object", "properties": {
-                    "path": path_prop,
-                    "content": {"type": "string"}
-                }, "required": ["path", "content"]}),
-            ),
-            spec(
-                names::RUN_SHELL,
-                match self.shell_mode() {
-                    ShellMode::Jailed { .. } => {
-                        "Run a shell command (sh -c) in the workspace directory, in a jail: no network, only the \
-                         workspace and /tmp writable, system directories and toolchains read-only. Returns exit \
-                         code, stdout and stderr."
-                    }
-                    ShellMode::Unjailed => {
-                        "Run a shell command (sh -c) in the workspace directory, WITHOUT a jail: it can change \
-                         anything the user can and reach the network. Returns exit code, stdout and stderr."
-                    }
-                    ShellMode::Unavailable => {
-                        "Run a shell command: unavailable on this machine (no jail), every call is refused."
-                    }
-                },
-                json!({"type": "object", "properties": {
-                    "command": {"type": "string"},
-                    "timeout_secs": {"type": "integer", "minimum": 1}
-                }, "required": ["command"]}),
-            ),
-            spec(
-                names::UNDO,
-                "Revert the edits you made in this session (all files, or only `path`).",
-                json!({"type": "object", "properties": {"path": {"type": "string"}}}),
-            ),
-        ]
+        TOOLS.iter().map(|tool| (tool.spec)(self)).collect()
+    }
+
+    /// `requested` resolved inside the workspace, or the refusal for `tool`.
+    fn sandbox(&self, tool: &str, requested: &str) -> Result<PathBuf, ToolOutput> {
+        self.workspace.resolve(requested).map_err(|err| ToolOutput::refusal(format!("{tool}: refused: {err}")))
     }
 
     /// Parses and checks a call. An `Err` is the result to send to the model.
     pub fn prepare(&self, call: &ToolCall) -> Result<PreparedCall, ToolOutput> {
-        let args = Args::new(&call.arguments).map_err(|e| ToolOutput::error(format!("{}: {e}", call.name)))?;
-        let tool = call.name.as_str();
-        let sandbox = |requested: &str| {
-            self.workspace.resolve(requested).map_err(|err| ToolOutput::refusal(format!("{tool}: refused: {err}")))
+        let Some(tool) = TOOLS.iter().find(|tool| tool.name == call.name) else {
+            let known: Vec<&str> = TOOLS.iter().map(|tool| tool.name).collect();
+            return Err(ToolOutput::error(format!(
+                "unknown tool {:?}; available tools: {}",
+                call.name,
+                known.join(", ")
+            )));
         };
-        let arg_err = |e: String| ToolOutput::error(format!("{tool}: {e}"));
-        let (action, needs_permission, summary, detail) = match tool {
-            names::READ_FILE => {
-                let requested = args.string("path").map_err(arg_err)?;
-                let path = sandbox(&requested)?;
-                let display = self.workspace.display(&path);
-                let start = args.opt_usize("start_line").map_err(arg_err)?;
-                let end = args.opt_usize("end_line").map_err(arg_err)?;
-                (Action::ReadFile { path, display: display.clone(), start, end }, None, display, String::new())
-            }
-            names::LIST_DIR => {
-                let requested = args.opt_string("path").map_err(arg_err)?.unwrap_or_else(|| ".".into());
-                let path = sandbox(&requested)?;
-                let display = self.workspace.display(&path);
-                (Action::ListDir { path, display: display.clone() }, None, display, String::new())
-            }
-            names::GLOB => {
-                let pattern = args.string("pattern").map_err(arg_err)?;
-                let base = sandbox(&args.opt_string("path").map_err(arg_err)?.unwrap_or_else(|| ".".into()))?;
-                (Action::Glob { pattern: pattern.clone(), base }, None, pattern, String::new())
-            }
-            names::GREP => {
-                let pattern = args.string("pattern").map_err(arg_err)?;
-                let base = sandbox(&args.opt_string("path").map_err(arg_err)?.unwrap_or_else(|| ".".into()))?;
-                let glob = args.opt_string("glob").map_err(arg_err)?;
-                let case_insensitive = args.opt_bool("case_insensitive").map_err(arg_err)?.unwrap_or(false);
-                (Action::Grep { pattern: pattern.clone(), base, glob, case_insensitive }, None, pattern, String::new())
-            }
-            names::REPO_MAP => {
-                let focus = args.string_list("focus").map_err(arg_err)?;
-                let mentions = args.string_list("mentions").map_err(arg_err)?;
-                let max_tokens = args
-                    .opt_usize("max_tokens")
-                    .map_err(arg_err)?
-                    .unwrap_or(self.limits.repo_map_tokens)
-                    .clamp(64, 16_384);
-                (Action::RepoMap { focus, mentions, max_tokens }, None, "repo map".into(), String::new())
-            }
-            names::FIND_SYMBOL => {
-                let name = args.string("name").map_err(arg_err)?;
-                (Action::FindSymbol { name: name.clone() }, None, name, String::new())
-            }
-            names::EDIT_FILE => {
-                let requested = args.string("path").map_err(arg_err)?;
-                let path = sandbox(&requested)?;
-                let display = self.workspace.display(&path);
-                let search = args.string("search").map_err(arg_err)?;
-                let replace = args.string("replace").map_err(arg_err)?;
-                // Check the match now so the user is never asked about an edit that cannot apply.
-                let current = read_text(self.workspace.root(), &path, &display)?;
-                let updated = apply_search_replace(&current, &search, &replace)
-                    .map_err(|m| ToolOutput::error(m.render(&display)))?;
-                let detail = unified_diff(&display, Some(&current), &updated);
-                (
-                    Action::Edit { path, display: display.clone(), search, replace },
-                    Some(PermissionKind::Edit),
-                    format!("edit {display}"),
-                    detail,
-                )
-            }
-            names::WRITE_FILE => {
-                let requested = args.string("path").map_err(arg_err)?;
-                let path = sandbox(&requested)?;
-                let display = self.workspace.display(&path);
-                let content = args.string("content").map_err(arg_err)?;
-                // The current content, read the way the write will see it
-                // (directories, links, FIFOs and hard links are refused here).
-                let current = match safe_fs::read_if_exists(self.workspace.root(), &path, safe_fs::MAX_READ_BYTES) {
-                    Ok(current) => current,
-                    Err(err) => return Err(fs_failure("write_file", err)),
-                };
-                let verb = if current.is_some() { "overwrite" } else { "create" };
-                let detail = match &current {
-                    Some(bytes) => match std::str::from_utf8(bytes) {
-                        Ok(text) => unified_diff(&display, Some(text), &content),
-                        Err(_) => format!(
-                            "(replaces a {}-byte binary file with this text)\n{}",
-                            bytes.len(),
-                            unified_diff(&display, None, &content)
-                        ),
-                    },
-                    None => unified_diff(&display, None, &content),
-                };
-                (
-                    Action::Write { path, display: display.clone(), content },
-                    Some(PermissionKind::Edit),
-                    format!("{verb} {display}"),
-                    detail,
-                )
-            }
-            names::RUN_SHELL => {
-                let command = args.string("command").map_err(arg_err)?;
-                if command.trim().is_empty() {
-                    return Err(ToolOutput::error("run_shell: the command is empty"));
-                }
-                if let Some(rule) = denied_by(&command) {
-                    return Err(ToolOutput::refusal(format!(
-                        "run_shell: refused: the command matches the deny list ({}: {}); this applies even with --allow-shell",
-                        rule.name, rule.why
-                    )));
-                }
-                if self.isolation == Isolation::None && !self.unjailed_allowed {
-                    return Err(ToolOutput::refusal(format!(
-                        "run_shell: refused: no jail is available for shell commands ({}). To fix: {}. To run                          commands without a jail (with full access to this machine and its network), the user can                          rerun with {} or set dangerously_allow_unjailed_shell = true in the user configuration",
-                        jail_problem().unwrap_or("the jail is disabled"),
-                        shell::INSTALL_HINT,
-                        shell::UNJAILED_FLAG
-                    )));
-                }
-                let timeout = args
-                    .opt_usize("timeout_secs")
-                    .map_err(arg_err)?
-                    .map(|secs| Duration::from_secs(secs as u64).min(self.limits.shell_max_timeout))
-                    .unwrap_or(self.limits.shell.timeout);
-                (
-                    Action::Shell { command: command.clone(), timeout },
-                    Some(PermissionKind::Shell),
-                    command,
-                    String::new(),
-                )
-            }
-            names::UNDO => {
-                let path = match args.opt_string("path").map_err(arg_err)? {
-                    Some(requested) => {
-                        let path = sandbox(&requested)?;
-                        let display = self.workspace.display(&path);
-                        Some((path, display))
-                    }
-                    None => None,
-                };
-                let summary = match &path {
-                    Some((_, display)) => format!("undo edits to {display}"),
-                    None => format!("undo {} edit(s)", self.journal.len()),
-                };
-                // The files the undo would touch, each once: restored, or deleted if the agent created it.
-                let mut lines: Vec<String> = Vec::new();
-                let mut seen: Vec<&str> = Vec::new();
-                for entry in self.journal.entries() {
-                    if path.as_ref().is_some_and(|(p, _)| *p != entry.path) || seen.contains(&entry.display.as_str()) {
-                        continue;
-                    }
-                    seen.push(&entry.display);
-                    let verb = if entry.before.is_some() { "restore" } else { "delete (the agent created it)" };
-                    lines.push(format!("{verb}: {}", entry.display));
-                }
-                (Action::Undo { path }, Some(PermissionKind::Edit), summary, lines.join("\n"))
-            }
-            other => {
-                let known: Vec<String> = self.specs().into_iter().map(|s| s.name).collect();
-                return Err(ToolOutput::error(format!(
-                    "unknown tool {other:?}; available tools: {}",
-                    known.join(", ")
-                )));
-            }
-        };
+        let Plan { action, needs_permission, summary, detail } = (tool.prepare)(self, &call.arguments)?;
         let runs_later = match &action {
-            Action::Edit { display, .. } | Action::Write { display, .. } => runs_automatically(display).map(|why| {
-                format!("{display} is run or loaded automatically later ({why}), so writing it needs the shell permission too")
-            }),
+            Action::Edit(edit_file::Action { display, .. }) | Action::Write(write_file::Action { display, .. }) => {
+                runs_automatically(display).map(|why| {
+                    format!("{display} is run or loaded automatically later ({why}), so writing it needs the shell permission too")
+                })
+            }
             _ => None,
         };
         let detail = match &runs_later {
@@ -523,85 +363,19 @@ impl Toolbox {
 
     /// Performs a prepared call. Permission must have been granted by the caller.
     pub async fn execute(&mut self, prepared: &PreparedCall, cancel: &CancellationToken) -> ToolOutput {
-        let limits = self.limits;
         match &prepared.action {
-            Action::ReadFile { path, display, start, end } => {
-                fs::read_file(self.workspace.root(), path, display, *start, *end, &limits)
-            }
-            Action::ListDir { path, display } => fs::list_dir(&self.workspace, path, display, &limits),
-            Action::Glob { pattern, base } => fs::glob(&self.workspace, base, pattern, &limits),
-            Action::Grep { pattern, base, glob, case_insensitive } => {
-                fs::grep(&self.workspace, base, pattern, glob.as_deref(), *case_insensitive, &limits)
-            }
-            Action::RepoMap { focus, mentions, max_tokens } => {
-                symbols::repo_map(&self.workspace, focus, mentions, *max_tokens, limits.repo_map_cache).await
-            }
-            Action::FindSymbol { name } => symbols::find_symbol(&self.workspace, name, &limits).await,
-            Action::Edit { path, display, search, replace } => {
-                // Re-read: the file may have changed while permission was asked.
-                let current = match read_text(self.workspace.root(), path, display) {
-                    Ok(text) => text,
-                    Err(output) => return output,
-                };
-                let updated = match apply_search_replace(&current, search, replace) {
-                    Ok(updated) => updated,
-                    Err(mismatch) => return ToolOutput::error(mismatch.render(display)),
-                };
-                match self.journal.write(self.workspace.root(), path, display, updated.as_bytes()) {
-                    Ok(()) => ToolOutput::ok(format!("edited {display}")),
-                    Err(err) => ToolOutput::error(format!("edit_file: cannot write {display}: {err}")),
-                }
-            }
-            Action::Write { path, display, content } => {
-                match self.journal.write(self.workspace.root(), path, display, content.as_bytes()) {
-                    Ok(()) => ToolOutput::ok(format!(
-                        "{} {display} ({} bytes)",
-                        if self.journal.entries().last().is_some_and(|e| e.before.is_some()) {
-                            "overwrote"
-                        } else {
-                            "created"
-                        },
-                        content.len()
-                    )),
-                    Err(err) => ToolOutput::error(format!("write_file: cannot write {display}: {err}")),
-                }
-            }
-            Action::Shell { command, timeout } => {
-                let shell_limits = ShellLimits { timeout: *timeout, ..limits.shell };
-                match shell::run(self.workspace.root(), command, shell_limits, self.isolation, cancel).await {
-                    Ok(output) => {
-                        let failed = output.timed_out || output.cancelled || output.exit_code != Some(0);
-                        ToolOutput { text: output.render(), is_error: failed, refused: false }
-                    }
-                    Err(err) => ToolOutput::error(format!("run_shell: cannot start the command: {err}")),
-                }
-            }
-            Action::Undo { path } => {
-                if self.journal.is_empty() {
-                    return ToolOutput::ok("undo: there are no edits to revert");
-                }
-                match self.journal.undo(self.workspace.root(), path.as_ref().map(|(p, _)| p.as_path()), false) {
-                    Ok(undone) if undone.is_empty() => ToolOutput::ok("undo: no edits to that path to revert"),
-                    Ok(undone) => ToolOutput::ok(format!(
-                        "undo: reverted {}",
-                        undone
-                            .iter()
-                            .map(|u| if u.deleted { format!("{} (deleted)", u.path) } else { u.path.clone() })
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                    Err(err) => ToolOutput::error(format!("undo failed: {err}")),
-                }
-            }
+            Action::ReadFile(action) => action.execute(self),
+            Action::ListDir(action) => action.execute(self),
+            Action::Glob(action) => action.execute(self),
+            Action::Grep(action) => action.execute(self),
+            Action::RepoMap(action) => action.execute(self).await,
+            Action::FindSymbol(action) => action.execute(self).await,
+            Action::Edit(action) => action.execute(self),
+            Action::Write(action) => action.execute(self),
+            Action::Shell(action) => action.execute(self, cancel).await,
+            Action::Undo(action) => action.execute(self),
         }
     }
-}
-
-/// A workspace file's text, read through `safe_fs` (no links, FIFOs, hard
-/// links; capped). A file refused for safety is a refusal, not an error.
-fn read_text(root: &std::path::Path, path: &std::path::Path, display: &str) -> Result<String, ToolOutput> {
-    let bytes = safe_fs::read(root, path, safe_fs::MAX_READ_BYTES).map_err(|err| fs_failure("edit_file", err))?;
-    String::from_utf8(bytes).map_err(|_| ToolOutput::error(format!("edit_file: {display} is not UTF-8 text")))
 }
 
 fn fs_failure(tool: &str, err: SafeFsError) -> ToolOutput {
@@ -609,68 +383,5 @@ fn fs_failure(tool: &str, err: SafeFsError) -> ToolOutput {
         ToolOutput::refusal(format!("{tool}: refused: {err}"))
     } else {
         ToolOutput::error(format!("{tool}: {err}"))
-    }
-}
-
-/// Typed access to a call's JSON arguments, with messages the model can act on.
-struct Args<'a> {
-    map: std::borrow::Cow<'a, serde_json::Map<String, Value>>,
-}
-
-impl<'a> Args<'a> {
-    fn new(value: &'a Value) -> Result<Self, String> {
-        match value {
-            Value::Object(map) => Ok(Args { map: std::borrow::Cow::Borrowed(map) }),
-            Value::Null => Ok(Args { map: std::borrow::Cow::Owned(serde_json::Map::new()) }),
-            // Some providers deliver the arguments as a JSON string.
-            Value::String(text) => match serde_json::from_str::<Value>(text) {
-                Ok(Value::Object(map)) => Ok(Args { map: std::borrow::Cow::Owned(map) }),
-                _ => Err(format!("arguments must be a JSON object, got the string {text:?}")),
-            },
-            other => Err(format!("arguments must be a JSON object, got {other}")),
-        }
-    }
-    fn opt_string(&self, key: &str) -> Result<Option<String>, String> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(format!("argument `{key}` must be a string, got {other}")),
-        }
-    }
-    fn string(&self, key: &str) -> Result<String, String> {
-        self.opt_string(key)?.ok_or_else(|| format!("missing required argument `{key}`"))
-    }
-    fn opt_usize(&self, key: &str) -> Result<Option<usize>, String> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .map(|v| Some(v as usize))
-                .ok_or_else(|| format!("argument `{key}` must be a non-negative integer")),
-            Some(Value::String(s)) => {
-                s.trim().parse().map(Some).map_err(|_| format!("argument `{key}` must be a non-negative integer"))
-            }
-            Some(other) => Err(format!("argument `{key}` must be an integer, got {other}")),
-        }
-    }
-    fn opt_bool(&self, key: &str) -> Result<Option<bool>, String> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(format!("argument `{key}` must be true or false, got {other}")),
-        }
-    }
-    fn string_list(&self, key: &str) -> Result<Vec<String>, String> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(vec![s.clone()]),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|item| {
-                    item.as_str().map(str::to_string).ok_or_else(|| format!("`{key}` must be a list of strings"))
-                })
-                .collect(),
-            Some(other) => Err(format!("argument `{key}` must be a list of strings, got {other}")),
-        }
     }
 }
