@@ -207,6 +207,9 @@ fn extract_vendor_tree(dir: &Path, sdist: &Path) -> Result<PathBuf> {
     if !partial.join("CMakeLists.txt").is_file() {
         bail!("{} has no vendor/llama.cpp/CMakeLists.txt", sdist.display());
     }
+    // The sdist's `.git` names its parent's submodule directory, which does
+    // not exist here; without it llama.cpp's build-info stops looking for git.
+    let _ = std::fs::remove_file(partial.join(".git"));
     std::fs::write(partial.join(SOURCE_MARKER), marker).context("cannot mark the extracted source")?;
     remove_dir_if_present(&src)?;
     std::fs::rename(&partial, &src).with_context(|| format!("cannot move the source to {}", src.display()))?;
