@@ -7,8 +7,9 @@
 //! then settle the trailing newline as an editor inserts the text: when the
 //! completion ends with a newline and the rest of the cursor's line holds
 //! code, the newline stays (without it the completion would be glued to that
-//! code); when the rest of the line is blank, the line's own newline is
-//! enough and none is added.
+//! code), followed by the indentation that was before the cursor so that
+//! code keeps it; when the rest of the line is blank, the line's own newline
+//! is enough and none is added.
 
 use super::{code_chars, indentation, open_depth, starts_with_closer};
 
@@ -34,6 +35,11 @@ pub fn clean(raw: &str, prefix: &str, suffix: &str) -> Option<String> {
     let mut text = text.trim_end().to_string();
     if keep_newline {
         text.push('\n');
+        // The code after the cursor moves to the next line: it keeps the
+        // indentation it had before the cursor.
+        if cursor_line.trim().is_empty() {
+            text.push_str(cursor_line);
+        }
     }
     Some(text)
 }
@@ -222,6 +228,7 @@ mod tests {
         ("humaneval js", "function f(a) {\n", "  return a;\n}\n", "  a = a * 2;\n"),
         ("humaneval rust", "fn f(a: i32) -> i32 {\n", "    a\n}\n", "    let a = a + 1;\n"),
         ("only the suffix line", "def f(x):\n", "    return x\n", "    return x\n"),
+        ("indented cursor before code", "fn f() {\n    ", "let b = 2;\n}\n", "let a = 1;\n    "),
         ("crlf newline kept", "def f(x):\n", "    return x\n", "    x += 1\r\n"),
     ];
 
@@ -259,6 +266,7 @@ mod tests {
             humaneval js: Some("  a = a * 2;\n")
             humaneval rust: Some("    let a = a + 1;\n")
             only the suffix line: None
+            indented cursor before code: Some("let a = 1;\n    ")
             crlf newline kept: Some("    x += 1\n")"#]]
         .assert_eq(&rendered.join("\n"));
     }

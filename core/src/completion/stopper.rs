@@ -3,7 +3,9 @@
 //! The [`Stopper`] is fed the text piece by piece and judges each line once
 //! it is complete (its newline arrived, or the stream ended):
 //! - a line hole ends with its line (the newline is kept when the completion
-//!   is a whole new line put before code on the cursor's line);
+//!   is a whole new line put before code on the cursor's line), unless
+//!   brackets the completion opened are still open or the next line is a
+//!   deeper-indented `.method()` / `?.` chain that continues the statement;
 //! - any hole ends before a line that reproduces the suffix's next non-blank
 //!   line (the model has reached code the document already holds);
 //! - a block hole ends before a line dedented below the block (unless it
@@ -59,6 +61,9 @@ pub struct Stopper<'h> {
     depth: i64,
     /// Leading blank lines skipped (the cursor is at the start of a line).
     skipped: usize,
+    /// A line hole's line ended here (the cut, newline included when kept);
+    /// the next line's first character says whether the statement goes on.
+    line_end: Option<usize>,
     cut: Option<(usize, StopCause)>,
 }
 
@@ -74,6 +79,7 @@ impl<'h> Stopper<'h> {
             previous_code_line: None,
             depth: 0,
             skipped: 0,
+            line_end: None,
             cut: None,
         }
     }
@@ -86,6 +92,16 @@ impl<'h> Stopper<'h> {
         }
         self.text.push_str(piece);
         while self.cut.is_none() {
+            if let Some(line_end) = self.line_end {
+                match self.continues_statement() {
+                    None => break,
+                    Some(true) => self.line_end = None,
+                    Some(false) => {
+                        self.stop(line_end, StopCause::EndOfLine);
+                        break;
+                    }
+                }
+            }
             let Some(newline) = self.text[self.next_line_start..].find('\n') else { break };
             let end = self.next_line_start + newline;
             self.judge_line(end, true);
@@ -95,10 +111,23 @@ impl<'h> Stopper<'h> {
 
     /// The stream ended: judges the last, unterminated line.
     pub fn finish(&mut self) {
+        if let (None, Some(line_end)) = (self.cut, self.line_end) {
+            self.stop(line_end, StopCause::EndOfLine);
+        }
         if self.cut.is_none() && self.next_line_start < self.text.len() {
             let end = self.text.len();
             self.judge_line(end, false);
         }
+    }
+
+    /// After a line hole's line ended: whether the next line continues the
+    /// statement (a deeper-indented `.method()` or `?.` chain), `None` while
+    /// its first character has not arrived.
+    fn continues_statement(&self) -> Option<bool> {
+        let next = &self.text[self.next_line_start.min(self.text.len())..];
+        let first = next.find(|c: char| c != ' ' && c != '\t')?;
+        let deeper = indentation(next) > indentation(&self.hole.line_before);
+        Some(deeper && next[first..].starts_with(['.', '?']))
     }
 
     /// Everything received so far.
@@ -161,8 +190,18 @@ impl<'h> Stopper<'h> {
         }
         match self.hole.kind {
             HoleKind::Line => {
+                self.note_code_line(&piece, &full);
+                // Brackets the completion opened keep the statement going.
+                if terminated && self.depth > 0 {
+                    return;
+                }
                 let keep_newline = terminated && self.hole.at_line_start() && !self.hole.rest_of_line_blank();
-                self.stop(if keep_newline { end + 1 } else { end }, StopCause::EndOfLine);
+                let line_end = if keep_newline { end + 1 } else { end };
+                if terminated {
+                    self.line_end = Some(line_end);
+                } else {
+                    self.stop(line_end, StopCause::EndOfLine);
+                }
                 return;
             }
             HoleKind::Block => {
@@ -179,9 +218,13 @@ impl<'h> Stopper<'h> {
                 }
             }
         }
+        self.note_code_line(&piece, &full);
+    }
+
+    fn note_code_line(&mut self, piece: &str, full: &str) {
         self.blank_after_code = None;
         self.seen_code = true;
-        for c in code_chars(&piece) {
+        for c in code_chars(piece) {
             match c {
                 '(' | '[' | '{' => self.depth += 1,
                 ')' | ']' | '}' => self.depth -= 1,
@@ -233,6 +276,12 @@ mod tests {
         ("rs own closer kept", "fn f() {\n    ‸\n}\n", &["if x {\n        y();\n    }\n    z();\n}\n"]),
         ("rs after opener", "fn f() {‸\n}\n", &["\n    let a = 1;\n", "}\n"]),
         ("rs in call", "fn f() {\n    g(‸);\n}\n", &["a, b", ");\n", "    h();\n"]),
+        ("rs chain continues", "fn f() {\n    let n = ‸;\n}\n", &["points\n", "        .len()\n", "    h();\n"]),
+        (
+            "rs open bracket continues",
+            "fn f() {\n    let v = ‸\n}\n",
+            &["vec![\n", "        1,\n", "    ];\n", "    h();\n"],
+        ),
         ("js block", "function f() {\n  ‸\n}\n", &["const a = 1;\n  return a;\n}\nfunction g() {}\n"]),
         ("nothing stops it", "def f(x):\n    ‸\n", &["a = 1\n", "    b = 2"]),
     ];
@@ -258,12 +307,12 @@ mod tests {
             })
             .collect();
         expect![[r#"
-            py humaneval line keeps newline: "    b = a * 2\n" after 2/3 pieces, EndOfLine
+            py humaneval line keeps newline: "    b = a * 2\n" after 3/3 pieces, EndOfLine
             py humaneval reproduces suffix: "" after 1/2 pieces, ReachedSuffix
             py blank then code at cursor column: "\n\nreturn a\n" after 4/4 pieces, BlockEnd
             py blank then indented code: "\n    return a\n    x = 1\n" after 2/2 pieces, none
             py humaneval leading blank: "\n    b = 2\n" after 2/2 pieces, EndOfLine
-            py mid line ends at newline: " 1" after 1/2 pieces, EndOfLine
+            py mid line ends at newline: " 1" after 2/2 pieces, EndOfLine
             py block to dedent: "a = 1\n    return a\n" after 3/4 pieces, BlockEnd
             py block reaches suffix: "a = 1\n    b = 2\n" after 1/1 pieces, ReachedSuffix
             py block repeats: "log(1)\n    log(2)\n" after 1/1 pieces, Repetition
@@ -272,7 +321,9 @@ mod tests {
             rs body stops at closer: "let a = 1;\n    a\n" after 1/1 pieces, ReachedSuffix
             rs own closer kept: "if x {\n        y();\n    }\n    z();\n" after 1/1 pieces, ReachedSuffix
             rs after opener: "\n    let a = 1;\n" after 2/2 pieces, ReachedSuffix
-            rs in call: "a, b);" after 2/3 pieces, EndOfLine
+            rs in call: "a, b);" after 3/3 pieces, EndOfLine
+            rs chain continues: "points\n        .len()" after 3/3 pieces, EndOfLine
+            rs open bracket continues: "vec![\n        1,\n    ];" after 4/4 pieces, EndOfLine
             js block: "const a = 1;\n" after 1/1 pieces, BlockEnd
             nothing stops it: "a = 1\n    b = 2" after 2/2 pieces, none"#]]
         .assert_eq(&rendered.join("\n"));

@@ -112,7 +112,9 @@ await run('lsp_completion', [
       const older = inline(5, 4);
       const newer = inline(6, 4);
       await assert.rejects(older, (error) => error.code === -32802 && /superseded/.test(error.message));
-      assert.deepEqual(texts(await newer), ['let scale = 2.0;']);
+      // Put before the code on line 6, the item ends with a newline and that
+      // line's indentation, so the code keeps both (issue 13 point 6).
+      assert.deepEqual(texts(await newer), ['let scale = 2.0;\n    ']);
       assert.equal(provider.requests().length, 3);
     },
   ],
