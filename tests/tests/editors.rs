@@ -241,17 +241,19 @@ async fn emacs_lsp_mode() {
 
 // ---- Vim in tmux ---------------------------------------------------------------
 
-/// Kills a test's own tmux server (its socket name is unique to the test),
-/// whatever way the scenario ends.
+/// Kills a test's own tmux server (its socket is in a temporary directory
+/// of its own), whatever way the scenario ends.
 struct TmuxServer {
     tmux: PathBuf,
-    socket: String,
+    socket: PathBuf,
 }
 
 impl Drop for TmuxServer {
     fn drop(&mut self) {
         let _ = std::process::Command::new(&self.tmux)
-            .args(["-L", &self.socket, "kill-server"])
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
@@ -261,7 +263,8 @@ impl Drop for TmuxServer {
 /// Runs `vim -Nu <script>` in a detached 120x40 tmux session of a tmux
 /// server of its own; the command returns once Vim has quit.
 async fn vim_scenario(name: &str, vim: &Path, tmux: &Path, script: &Path) -> Outcome {
-    let socket = format!("sextant-{name}-{}", std::process::id());
+    let socket_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tmux socket dir: {e}"));
+    let socket = socket_dir.path().join("tmux");
     let _server = TmuxServer { tmux: tmux.to_path_buf(), socket: socket.clone() };
     let mut command = tokio::process::Command::new("sh");
     // The session's shell gets this environment from the tmux server, which
@@ -269,9 +272,9 @@ async fn vim_scenario(name: &str, vim: &Path, tmux: &Path, script: &Path) -> Out
     command
         .arg("-c")
         .arg(
-            r#"tmux -L "$SEXTANT_TEST_TMUX" -f /dev/null new-session -d -x 120 -y 40 \
-                 '"$SEXTANT_TEST_VIM" -Nu "$SEXTANT_TEST_VIM_SCRIPT"; tmux -L "$SEXTANT_TEST_TMUX" wait-for -S vim-quit' \
-               && tmux -L "$SEXTANT_TEST_TMUX" wait-for vim-quit"#,
+            r#"tmux -S "$SEXTANT_TEST_TMUX" -f /dev/null new-session -d -x 120 -y 40 \
+                 '"$SEXTANT_TEST_VIM" -Nu "$SEXTANT_TEST_VIM_SCRIPT"; tmux -S "$SEXTANT_TEST_TMUX" wait-for -S vim-quit' \
+               && tmux -S "$SEXTANT_TEST_TMUX" wait-for vim-quit"#,
         )
         .env("SEXTANT_TEST_TMUX", &socket)
         .env("SEXTANT_TEST_VIM", vim)
