@@ -945,31 +945,7 @@ impl Checker {
             if guard > 64 {
                 return Resolved::Rule(TOO_COMPLEX);
             }
-            while let Some(first) = words.first() {
-                if assignment(first).is_some()
-                    || matches!(
-                        first.as_str(),
-                        "!" | "{"
-                            | "}"
-                            | "if"
-                            | "then"
-                            | "elif"
-                            | "else"
-                            | "while"
-                            | "until"
-                            | "do"
-                            | "time"
-                            | "coproc"
-                            | "builtin"
-                            | "nohup"
-                            | "--"
-                    )
-                {
-                    words.remove(0);
-                } else {
-                    break;
-                }
-            }
+            drop_leading_keywords(&mut words);
             let Some(first) = words.first().cloned() else { return Resolved::Nothing };
             if first.contains(SUBST_MARK) {
                 return Resolved::SubstitutedProgram;
@@ -982,65 +958,13 @@ impl Checker {
             }
             let program = basename(&expanded).to_string();
             let rest: Vec<String> = words[1..].to_vec();
-            let skip = match program.as_str() {
-                "env" => match env_command(&rest) {
-                    EnvCommand::Run(skip) => skip,
-                    EnvCommand::Split(text, after) => {
-                        let mut split = split_words(&text);
-                        split.extend(after);
-                        words = split;
-                        continue;
-                    }
-                },
-                "command" => {
-                    if rest.iter().take_while(|a| a.starts_with('-')).any(|a| a.contains('v') || a.contains('V')) {
-                        // `command -v NAME` only prints where NAME is.
-                        return Resolved::Nothing;
-                    }
-                    1 + rest.iter().take_while(|a| a.starts_with('-')).count()
+            let skip = match wrapper_skip(&program, &rest) {
+                WrapperSkip::Words(skip) => skip,
+                WrapperSkip::Resplit(split) => {
+                    words = split;
+                    continue;
                 }
-                "exec" => 1 + options_with_values(&rest, &["-a"]),
-                "nice" => 1 + options_with_values(&rest, &["-n", "--adjustment"]),
-                "ionice" => 1 + options_with_values(&rest, &["-c", "-n", "--class", "--classdata"]),
-                "setsid" | "stdbuf" | "unbuffer" | "chronic" => 1 + options_with_values(&rest, &["-i", "-o", "-e"]),
-                "nohup" | "time" => 1 + rest.iter().take_while(|a| a.starts_with('-')).count(),
-                "timeout" => {
-                    let options = options_with_values(&rest, &["-s", "--signal", "-k", "--kill-after"]);
-                    // Then the duration.
-                    1 + options + usize::from(rest.len() > options)
-                }
-                "taskset" => {
-                    let options = options_with_values(&rest, &[]);
-                    1 + options + usize::from(rest.len() > options)
-                }
-                "xargs" => {
-                    let options = options_with_values(
-                        &rest,
-                        &[
-                            "-a",
-                            "-d",
-                            "-E",
-                            "-I",
-                            "-L",
-                            "-n",
-                            "-P",
-                            "-s",
-                            "--arg-file",
-                            "--delimiter",
-                            "--max-args",
-                            "--max-procs",
-                            "--max-lines",
-                            "--replace",
-                        ],
-                    );
-                    if rest.len() <= options {
-                        // xargs alone runs echo.
-                        return Resolved::Nothing;
-                    }
-                    1 + options
-                }
-                "busybox" | "toybox" => 1,
-                _ => 0,
+                WrapperSkip::RunsNothing => return Resolved::Nothing,
             };
             if skip == 0 {
                 let args = rest.iter().map(|a| self.expand(a)).collect();
@@ -1078,66 +1002,7 @@ impl Checker {
         if program == "find" {
             return self.find_rule(args);
         }
-        match program {
-            "rm" => {
-                let recursive = args.iter().take_while(|a| *a != "--").any(|a| {
-                    a == "--recursive"
-                        || a == "-r"
-                        || a == "-R"
-                        || is_short_cluster_with(a, 'r')
-                        || is_short_cluster_with(a, 'R')
-                });
-                let no_preserve = args.iter().any(|a| a == "--no-preserve-root");
-                if no_preserve || (recursive && operands(args).any(dangerous_path)) {
-                    return Some(RM_ROOT);
-                }
-            }
-            "chmod" | "chown" | "chgrp" | "setfacl" => {
-                let recursive = args.iter().any(|a| a == "--recursive" || a == "-R" || is_short_cluster_with(a, 'R'));
-                let no_preserve = args.iter().any(|a| a == "--no-preserve-root");
-                if no_preserve || (recursive && operands(args).any(dangerous_path)) {
-                    return Some(CHMOD_ROOT);
-                }
-            }
-            "mke2fs" | "mkswap" | "mkdosfs" | "mkntfs" | "mkexfatfs" | "wipefs" | "blkdiscard" | "mkfs" => {
-                return Some(MKFS)
-            }
-            p if p.starts_with("mkfs.") => return Some(MKFS),
-            "fdisk" | "sfdisk" | "cfdisk" | "parted" | "sgdisk" | "gdisk"
-                if !args.iter().any(|a| a == "-l" || a == "--list" || a == "print") =>
-            {
-                return Some(MKFS);
-            }
-            "dd" if args.iter().filter_map(|a| a.strip_prefix("of=")).any(is_device) => return Some(DEVICE_WRITE),
-            "tee" | "shred" if operands(args).any(is_device) => return Some(DEVICE_WRITE),
-            // The destination is the last operand.
-            "cp" | "mv" | "install" if operands(args).last().is_some_and(is_device) => return Some(DEVICE_WRITE),
-            "shutdown" | "reboot" | "halt" | "poweroff" | "kexec" => return Some(POWER),
-            "init" | "telinit" if args.iter().any(|a| matches!(a.as_str(), "0" | "6")) => return Some(POWER),
-            "systemctl" | "loginctl"
-                if args.iter().any(|a| {
-                    matches!(
-                        a.as_str(),
-                        "poweroff"
-                            | "reboot"
-                            | "halt"
-                            | "kexec"
-                            | "suspend"
-                            | "hibernate"
-                            | "soft-reboot"
-                            | "rescue"
-                            | "emergency"
-                    )
-                }) =>
-            {
-                return Some(POWER);
-            }
-            "killall5" => return Some(KILL_ALL),
-            "kill" if kill_targets(args).iter().any(|pid| pid == "-1" || pid == "1") => return Some(KILL_ALL),
-            "git" if git_force_push(args) => return Some(FORCE_PUSH),
-            _ => {}
-        }
-        None
+        program_rule(program, args)
     }
 
     fn substituted_script_operand(&self, inv: &Invocation<'_>) -> Option<DenyRule> {
@@ -1528,6 +1393,179 @@ fn git_force_push(args: &[String]) -> bool {
             || is_short_cluster_with(arg, 'f')
             || (arg.starts_with('+') && arg.len() > 1)
     })
+}
+
+/// The rule a plain program invocation breaks (by its name and arguments),
+/// once shells, `eval` and `find` have been looked into.
+fn program_rule(program: &str, args: &[String]) -> Option<DenyRule> {
+    match program {
+        "rm" => {
+            let recursive = args.iter().take_while(|a| *a != "--").any(|a| {
+                a == "--recursive"
+                    || a == "-r"
+                    || a == "-R"
+                    || is_short_cluster_with(a, 'r')
+                    || is_short_cluster_with(a, 'R')
+            });
+            let no_preserve = args.iter().any(|a| a == "--no-preserve-root");
+            if no_preserve || (recursive && operands(args).any(dangerous_path)) {
+                return Some(RM_ROOT);
+            }
+        }
+        "chmod" | "chown" | "chgrp" | "setfacl" => {
+            let recursive = args.iter().any(|a| a == "--recursive" || a == "-R" || is_short_cluster_with(a, 'R'));
+            let no_preserve = args.iter().any(|a| a == "--no-preserve-root");
+            if no_preserve || (recursive && operands(args).any(dangerous_path)) {
+                return Some(CHMOD_ROOT);
+            }
+        }
+        "mke2fs" | "mkswap" | "mkdosfs" | "mkntfs" | "mkexfatfs" | "wipefs" | "blkdiscard" | "mkfs" => {
+            return Some(MKFS)
+        }
+        p if p.starts_with("mkfs.") => return Some(MKFS),
+        "fdisk" | "sfdisk" | "cfdisk" | "parted" | "sgdisk" | "gdisk"
+            if !args.iter().any(|a| a == "-l" || a == "--list" || a == "print") =>
+        {
+            return Some(MKFS);
+        }
+        "dd" if args.iter().filter_map(|a| a.strip_prefix("of=")).any(is_device) => return Some(DEVICE_WRITE),
+        "tee" | "shred" if operands(args).any(is_device) => return Some(DEVICE_WRITE),
+        // The destination is the last operand.
+        "cp" | "mv" | "install" if operands(args).last().is_some_and(is_device) => return Some(DEVICE_WRITE),
+        "shutdown" | "reboot" | "halt" | "poweroff" | "kexec" => return Some(POWER),
+        "init" | "telinit" if args.iter().any(|a| matches!(a.as_str(), "0" | "6")) => return Some(POWER),
+        "systemctl" | "loginctl"
+            if args.iter().any(|a| {
+                matches!(
+                    a.as_str(),
+                    "poweroff"
+                        | "reboot"
+                        | "halt"
+                        | "kexec"
+                        | "suspend"
+                        | "hibernate"
+                        | "soft-reboot"
+                        | "rescue"
+                        | "emergency"
+                )
+            }) =>
+        {
+            return Some(POWER);
+        }
+        "killall5" => return Some(KILL_ALL),
+        "kill" if kill_targets(args).iter().any(|pid| pid == "-1" || pid == "1") => return Some(KILL_ALL),
+        "git" if git_force_push(args) => return Some(FORCE_PUSH),
+        _ => {}
+    }
+    None
+}
+
+/// Drops what precedes the program in a simple command: assignments,
+/// reserved words (`if`, `!`, `{`, ...) and `builtin`/`nohup`/`time`/`--`.
+fn drop_leading_keywords(words: &mut Vec<String>) {
+    while let Some(first) = words.first() {
+        if assignment(first).is_some()
+            || matches!(
+                first.as_str(),
+                "!" | "{"
+                    | "}"
+                    | "if"
+                    | "then"
+                    | "elif"
+                    | "else"
+                    | "while"
+                    | "until"
+                    | "do"
+                    | "time"
+                    | "coproc"
+                    | "builtin"
+                    | "nohup"
+                    | "--"
+            )
+        {
+            words.remove(0);
+        } else {
+            break;
+        }
+    }
+}
+
+/// How a wrapper program (`env`, `nice`, `timeout`, `xargs`, ...) hands on
+/// to the program it runs.
+enum WrapperSkip {
+    /// The program is this many words on (0: `program` is not a wrapper).
+    Words(usize),
+    /// `env -S`: the command is re-split from this text.
+    Resplit(Vec<String>),
+    /// Nothing runs (`command -v NAME`, `xargs` alone runs echo).
+    RunsNothing,
+}
+
+/// How many words `program` (given its arguments `rest`) skips to reach the
+/// program it runs.
+fn wrapper_skip(program: &str, rest: &[String]) -> WrapperSkip {
+    let words = match program {
+        "env" => {
+            return match env_command(rest) {
+                EnvCommand::Run(skip) => WrapperSkip::Words(skip),
+                EnvCommand::Split(text, after) => {
+                    let mut split = split_words(&text);
+                    split.extend(after);
+                    WrapperSkip::Resplit(split)
+                }
+            }
+        }
+        "command" => {
+            if rest.iter().take_while(|a| a.starts_with('-')).any(|a| a.contains('v') || a.contains('V')) {
+                // `command -v NAME` only prints where NAME is.
+                return WrapperSkip::RunsNothing;
+            }
+            1 + rest.iter().take_while(|a| a.starts_with('-')).count()
+        }
+        "exec" => 1 + options_with_values(rest, &["-a"]),
+        "nice" => 1 + options_with_values(rest, &["-n", "--adjustment"]),
+        "ionice" => 1 + options_with_values(rest, &["-c", "-n", "--class", "--classdata"]),
+        "setsid" | "stdbuf" | "unbuffer" | "chronic" => 1 + options_with_values(rest, &["-i", "-o", "-e"]),
+        "nohup" | "time" => 1 + rest.iter().take_while(|a| a.starts_with('-')).count(),
+        "timeout" => {
+            let options = options_with_values(rest, &["-s", "--signal", "-k", "--kill-after"]);
+            // Then the duration.
+            1 + options + usize::from(rest.len() > options)
+        }
+        "taskset" => {
+            let options = options_with_values(rest, &[]);
+            1 + options + usize::from(rest.len() > options)
+        }
+        "xargs" => {
+            let options = options_with_values(
+                rest,
+                &[
+                    "-a",
+                    "-d",
+                    "-E",
+                    "-I",
+                    "-L",
+                    "-n",
+                    "-P",
+                    "-s",
+                    "--arg-file",
+                    "--delimiter",
+                    "--max-args",
+                    "--max-procs",
+                    "--max-lines",
+                    "--replace",
+                ],
+            );
+            if rest.len() <= options {
+                // xargs alone runs echo.
+                return WrapperSkip::RunsNothing;
+            }
+            1 + options
+        }
+        "busybox" | "toybox" => 1,
+        _ => 0,
+    };
+    WrapperSkip::Words(words)
 }
 
 #[cfg(test)]

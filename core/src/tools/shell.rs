@@ -711,57 +711,12 @@ pub async fn run(
     isolation: Isolation,
     cancel: &CancellationToken,
 ) -> std::io::Result<ShellOutput> {
-    let mut cmd = match isolation {
-        Isolation::Bwrap => {
-            let layout = jail_layout();
-            let mut cmd = tokio::process::Command::new("bwrap");
-            cmd.args(layout.bwrap_args(workspace_root, probe().disable_userns, command));
-            // bwrap's own environment is visible as /proc/1/environ in the jail.
-            cmd.env_clear().envs(layout.env.iter().map(|(k, v)| (k, v)));
-            cmd
-        }
-        Isolation::None => {
-            let mut cmd = tokio::process::Command::new("sh");
-            cmd.args(["-c", command]).current_dir(workspace_root);
-            for (name, _) in std::env::vars_os() {
-                if looks_like_credential(&name.to_string_lossy()) {
-                    cmd.env_remove(name);
-                }
-            }
-            cmd
-        }
-    };
+    let mut cmd = base_command(workspace_root, command, isolation);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     // Own process group, so the end of the command can kill its children too.
     cmd.process_group(0);
 
-    let cgroup = ProcessCgroup::create(limits.max_processes);
-    let nproc = match (&cgroup, is_root()) {
-        (Some(_), _) | (None, true) => None,
-        // SAFETY: getuid cannot fail.
-        (None, false) => Some(tasks_of_user(unsafe { libc::getuid() }).saturating_add(limits.max_processes)),
-    };
-    let rlimits = rlimits(&limits, nproc);
-    let cgroup_fd = cgroup.as_ref().map(|c| c.procs.as_raw_fd());
-    // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe system calls (write, setrlimit) on data prepared
-    // before the fork; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Some(fd) = cgroup_fd {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            for &(resource, value) in &rlimits {
-                let limit = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
-                if libc::setrlimit(resource, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    let cgroup = apply_limits(&mut cmd, &limits);
     let mut child = cmd.spawn()?;
     let pid = child.id();
     let stdout = child.stdout.take();
@@ -796,6 +751,66 @@ pub async fn run(
     let stdout = join_reader(stdout_task).await;
     let stderr = join_reader(stderr_task).await;
     Ok(ShellOutput { exit_code: status.code(), stdout, stderr, timed_out, cancelled, isolation })
+}
+
+/// `sh -c command` in the workspace: inside bwrap with the jail's layout
+/// and environment, or unjailed with credential-like variables removed.
+fn base_command(workspace_root: &Path, command: &str, isolation: Isolation) -> tokio::process::Command {
+    match isolation {
+        Isolation::Bwrap => {
+            let layout = jail_layout();
+            let mut cmd = tokio::process::Command::new("bwrap");
+            cmd.args(layout.bwrap_args(workspace_root, probe().disable_userns, command));
+            // bwrap's own environment is visible as /proc/1/environ in the jail.
+            cmd.env_clear().envs(layout.env.iter().map(|(k, v)| (k, v)));
+            cmd
+        }
+        Isolation::None => {
+            let mut cmd = tokio::process::Command::new("sh");
+            cmd.args(["-c", command]).current_dir(workspace_root);
+            for (name, _) in std::env::vars_os() {
+                if looks_like_credential(&name.to_string_lossy()) {
+                    cmd.env_remove(name);
+                }
+            }
+            cmd
+        }
+    }
+}
+
+/// Puts the command in a fresh pids cgroup where one can be created (else
+/// `RLIMIT_NPROC` above the user's current count, never for root) and sets
+/// the resource limits, both between fork and exec. The cgroup, if any, is
+/// returned for cleaning up after the command.
+fn apply_limits(cmd: &mut tokio::process::Command, limits: &ShellLimits) -> Option<ProcessCgroup> {
+    let cgroup = ProcessCgroup::create(limits.max_processes);
+    let nproc = match (&cgroup, is_root()) {
+        (Some(_), _) | (None, true) => None,
+        // SAFETY: getuid cannot fail.
+        (None, false) => Some(tasks_of_user(unsafe { libc::getuid() }).saturating_add(limits.max_processes)),
+    };
+    let rlimits = rlimits(limits, nproc);
+    let cgroup_fd = cgroup.as_ref().map(|c| c.procs.as_raw_fd());
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls (write, setrlimit) on data prepared
+    // before the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = cgroup_fd {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for &(resource, value) in &rlimits {
+                let limit = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
+                if libc::setrlimit(resource, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cgroup
 }
 
 async fn join_reader(task: tokio::task::JoinHandle<String>) -> String {
