@@ -10,8 +10,9 @@
 //!   keep it current one file at a time.
 //! - `rank` / `render`: personalised PageRank over the file graph and the
 //!   token-budgeted text rendering ([`RepoMap::render`]).
-//! - [`index`]: the filesystem edge: walking a workspace (gitignore-aware) and
-//!   the on-disk tag cache keyed by content hash.
+//! - [`index`]: the filesystem edge: [`load_or_build`] over `walk` (walking a
+//!   workspace, gitignore-aware) and `cache` (the on-disk tag cache keyed by
+//!   content hash; its format is documented there).
 //!
 //! Invariant: everything here is deterministic. The same files (in any order)
 //! and the same [`MapRequest`] give byte-identical [`RenderedMap`]s: all maps
