@@ -1,6 +1,6 @@
 //! The filesystem edge of the repo map: [`load_or_build`] walks a workspace
-//! ([`super::walk`]), re-uses what it can from the tag cache
-//! ([`super::cache`], whose format is documented there), parses the rest in
+//! (`walk.rs`), re-uses what it can from the tag cache
+//! (`cache.rs`, whose format is documented there), parses the rest in
 //! parallel and builds the [`RepoMap`]. Everything else in `repomap` is pure.
 //!
 //! A file is re-used without reading it when size and mtime match its cache

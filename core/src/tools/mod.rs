@@ -4,7 +4,7 @@
 //! Each tool is one file (`read_file.rs`, `run_shell.rs`, ...): its typed
 //! `Args` (serde + schemars: the schema the model sees is generated from the
 //! struct that parses its calls, see `args.rs`), its `prepare` step and the
-//! `Action` it executes. [`TOOLS`] lists them.
+//! `Action` it executes. `TOOLS` lists them.
 //!
 //! A call goes through two steps so the agent can ask permission in between:
 //! `Toolbox::prepare` parses arguments, applies the sandbox and the shell deny
