@@ -61,7 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("date: {}", utc_now());
     println!("model: {}", model.display());
     println!(
-        "prompt: {} tokens, decode: {} tokens after the prompt, median of {runs} runs, {threads} threads\n",
+        "prompt: {} tokens, decode: {} tokens after the prompt, median of {runs} runs, threads: {threads}\n",
         args.prompt_tokens, args.decode_tokens
     );
 
