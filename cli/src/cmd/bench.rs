@@ -16,6 +16,8 @@ enum What {
     Embedded(super::bench_embedded::Args),
     /// HumanEval single-line infilling through sextant-lsp, beside llama.cpp.
     Infill(super::bench_infill::Args),
+    /// The agent on ten small checked tasks: success and tool-call validity.
+    Agent(super::bench_agent::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -23,5 +25,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         What::Map(args) => super::bench_map::run(args).await,
         What::Embedded(args) => super::bench_embedded::run(args).await,
         What::Infill(args) => super::bench_infill::run(args).await,
+        What::Agent(args) => super::bench_agent::run(args).await,
     }
 }

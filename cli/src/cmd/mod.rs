@@ -2,6 +2,7 @@
 
 pub mod ask;
 pub mod bench;
+pub mod bench_agent;
 pub mod bench_embedded;
 pub mod bench_infill;
 pub mod bench_map;
