@@ -447,7 +447,7 @@ impl Agent {
                 .await
                 .ok()
         };
-        let tools = self.toolbox.specs();
+        let tools = style.offered_tools(self.toolbox.specs());
         prompt::system_prompt(&prompt::PromptParts {
             workspace: self.toolbox.workspace(),
             tools: &tools,
@@ -477,7 +477,7 @@ impl Agent {
         self.ensure_session(task, observer, &mut run);
         self.push_message(Message::user(task), observer, &mut run);
 
-        let tools = self.toolbox.specs();
+        let tools = prompt::PromptStyle::for_provider(self.provider.name()).offered_tools(self.toolbox.specs());
         let mut outcome = RunOutcome::MaxSteps;
         while run.steps < self.options.max_steps {
             if cancel.is_cancelled() {

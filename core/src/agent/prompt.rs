@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::providers::ToolSpec;
 use crate::tokens;
-use crate::tools::{ShellMode, Workspace};
+use crate::tools::{names, ShellMode, Workspace};
 
 use super::{Permission, Permissions};
 
@@ -78,6 +78,38 @@ impl PromptStyle {
     }
 }
 
+/// The tools a small model is offered: reading, searching, editing and
+/// running. Fewer signatures make a shorter prompt (the embedded model reads
+/// ~40 tokens/s) and leave it fewer wrong choices; the other tools still
+/// work if it calls them.
+pub const COMPACT_TOOLS: &[&str] =
+    &[names::READ_FILE, names::LIST_DIR, names::GREP, names::EDIT_FILE, names::WRITE_FILE, names::RUN_SHELL];
+
+impl PromptStyle {
+    /// The tool specs offered to the model in this style, in `specs` order.
+    pub fn offered_tools(self, specs: Vec<ToolSpec>) -> Vec<ToolSpec> {
+        match self {
+            PromptStyle::Full => specs,
+            // Only the first sentence of each description: the rest are
+            // details a small model does not use, at ~40 tokens/s to read.
+            PromptStyle::Compact => specs
+                .into_iter()
+                .filter(|spec| COMPACT_TOOLS.contains(&spec.name.as_str()))
+                .map(|spec| ToolSpec { description: first_sentence(&spec.description).to_string(), ..spec })
+                .collect(),
+        }
+    }
+}
+
+/// Up to and including the first ". " (or the whole text).
+fn first_sentence(text: &str) -> &str {
+    let text = text.trim();
+    match text.find(". ") {
+        Some(end) => &text[..=end],
+        None => text,
+    }
+}
+
 pub struct PromptParts<'a> {
     pub workspace: &'a Workspace,
     pub tools: &'a [ToolSpec],
@@ -146,14 +178,17 @@ fn shell_facts(shell: &ShellMode) -> String {
 
 /// The [`PromptStyle::Compact`] prompt: the same facts in few tokens.
 fn compact_system_prompt(parts: &PromptParts<'_>) -> String {
+    // Measured with `sextant bench agent` on the 0.5B: with the old text
+    // (no workflow, tool names repeated) it called functions of the
+    // repository's code, e.g. `slugify`, as if they were tools.
     let mut out = String::from(
-        "You are Sextant, a coding agent in a repository. Use the tools to read files before editing them; \
-         paths are relative to the repository root. When done, reply with a short summary and no tool call.\n",
+        "You are Sextant, a coding agent in a repository; paths are relative to its root.\n\
+         Only the tools below can be called: functions in the repository's code are not tools.\n\
+         - A question about the code: read the file, then reply with the answer.\n\
+         - A change: read the file, then call edit_file with `search` copied exactly from the file and \
+         `replace` the new text (or write_file with the whole new content).\n\
+         When the task is done, reply with a short answer and no tool call.\n",
     );
-    if !parts.tools.is_empty() {
-        let names: Vec<&str> = parts.tools.iter().map(|tool| tool.name.as_str()).collect();
-        let _ = writeln!(out, "Tools: {}.", names.join(", "));
-    }
     let state = |permission: Permission| match permission {
         Permission::Allow => "allowed",
         Permission::Ask => "ask the user",
@@ -223,7 +258,9 @@ mod tests {
             .collect();
         let compact = system_prompt(&parts_for(&workspace, &tools, PromptStyle::Compact));
         let full = system_prompt(&parts_for(&workspace, &tools, PromptStyle::Full));
-        assert!(compact.contains("Tools: read_file, edit_file, run_shell."), "{compact}");
+        // The tool list is the provider's (Qwen's `<tools>` block): not repeated here.
+        assert!(!compact.contains("read_file, edit_file"), "{compact}");
+        assert!(compact.contains("functions in the repository's code are not tools"), "{compact}");
         assert!(
             compact.contains("File edits: allowed. Shell commands: not allowed (unavailable: no jail)."),
             "{compact}"
@@ -231,8 +268,26 @@ mod tests {
         assert!(compact.contains("src/lib.rs:\n│pub fn run()"), "{compact}");
         assert!(compact.contains("[... truncated to fit the token budget ...]"), "{compact}");
         assert!(!compact.contains(&long_description), "{compact}");
-        assert!(tokens::count(&compact) < 400, "{} tokens", tokens::count(&compact));
+        assert!(tokens::count(&compact) < 500, "{} tokens", tokens::count(&compact));
         assert!(full.contains(&long_description) && tokens::count(&full) > tokens::count(&compact));
+    }
+
+    #[test]
+    fn small_models_are_offered_fewer_tools_with_short_descriptions() {
+        let dir = std::env::temp_dir();
+        let toolbox = crate::tools::Toolbox::new(Workspace::new(&dir).expect("the temp dir is a valid workspace"));
+        let all = toolbox.specs();
+        assert_eq!(PromptStyle::Full.offered_tools(all.clone()), all);
+        let offered = PromptStyle::Compact.offered_tools(all.clone());
+        let names: Vec<&str> = offered.iter().map(|spec| spec.name.as_str()).collect();
+        assert_eq!(names, COMPACT_TOOLS);
+        for spec in &offered {
+            let original = all.iter().find(|s| s.name == spec.name).expect("an offered tool is a real tool");
+            assert!(original.description.starts_with(&spec.description), "{}", spec.name);
+            assert!(!spec.description.trim_end_matches('.').contains(". "), "{}: {}", spec.name, spec.description);
+            assert_eq!(spec.parameters, original.parameters);
+        }
+        assert!(offered.len() < all.len());
     }
 
     #[test]

@@ -630,9 +630,14 @@ fn parse_qwen_call(body: &str) -> (String, serde_json::Value) {
             serde_json::json!({}),
         )
     };
-    let value: serde_json::Value = match serde_json::from_str(body.trim()) {
+    let value = match lenient_json(body) {
         Ok(value) => value,
         Err(err) => return malformed(format!("not valid JSON ({err})")),
+    };
+    // The tools list's own shape, {"type": "function", "function": {...}}, copied into a call.
+    let value = match value.get("function") {
+        Some(inner @ serde_json::Value::Object(_)) if value.get("name").is_none() => inner.clone(),
+        _ => value,
     };
     let Some(name) = value.get("name").and_then(|n| n.as_str()) else {
         return malformed("no \"name\" string".into());
@@ -647,6 +652,55 @@ fn parse_qwen_call(body: &str) -> (String, serde_json::Value) {
         Some(_) => return malformed("\"arguments\" is not an object".into()),
     };
     (name.to_string(), arguments)
+}
+
+/// The first JSON value in `text`, forgiving what small models write: text
+/// after the value (a second `}`, a sentence), and raw newlines or tabs
+/// inside strings (an `edit_file` call with multi-line code).
+fn lenient_json(text: &str) -> Result<serde_json::Value, serde_json::Error> {
+    let first = |text: &str| {
+        serde_json::Deserializer::from_str(text)
+            .into_iter::<serde_json::Value>()
+            .next()
+            .unwrap_or_else(|| serde_json::from_str(text))
+    };
+    let text = text.trim();
+    first(text).or_else(|err| {
+        let repaired = escape_controls_in_strings(text);
+        if repaired == text {
+            Err(err)
+        } else {
+            first(&repaired).map_err(|_| err)
+        }
+    })
+}
+
+/// `text` with control characters inside JSON strings written as escapes.
+fn escape_controls_in_strings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                out.push(c);
+            }
+            '\\' if in_string => {
+                escaped = true;
+                out.push(c);
+            }
+            '"' => {
+                in_string = !in_string;
+                out.push(c);
+            }
+            '\n' if in_string => out.push_str("\\n"),
+            '\r' if in_string => out.push_str("\\r"),
+            '\t' if in_string => out.push_str("\\t"),
+            c if in_string && c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn describe_tools(tools: &[ToolSpec]) -> String {
@@ -712,7 +766,8 @@ fn parse_json_call(reply: &str) -> Option<(String, serde_json::Value)> {
     if !outside.trim().trim_matches('`').trim_start_matches("json").trim().is_empty() {
         return None;
     }
-    let value: serde_json::Value = serde_json::from_str(&trimmed[start..=end]).ok()?;
+    // The first object counts: the 0.5B often writes the same call two or three times.
+    let value = lenient_json(&trimmed[start..=end]).ok()?;
     let name = value.get("tool").or_else(|| value.get("name"))?.as_str()?;
     let arguments = match value.get("arguments").or_else(|| value.get("parameters")) {
         Some(serde_json::Value::String(text)) => serde_json::from_str(text).ok()?,
@@ -985,6 +1040,9 @@ mod tests {
             assert!(calls[0].0.starts_with("(malformed <tool_call>:"), "{bad}: {}", calls[0].0);
         }
         assert!(parse_qwen_tool_calls("no calls here").1.is_empty());
+        let repeated =
+            "{\"name\": \"read_file\", \"arguments\": {\"path\": \"a\"}} {\"name\": \"read_file\", \"arguments\": {}}";
+        assert_eq!(parse_json_call(repeated), Some(("read_file".into(), serde_json::json!({"path": "a"}))));
         let fenced = "```json\n{\"name\": \"perimeter\", \"arguments\": {\"w\": 5.0}}\n```";
         assert_eq!(parse_json_call(fenced), Some(("perimeter".into(), serde_json::json!({"w": 5.0}))));
     }
@@ -1012,6 +1070,116 @@ mod tests {
              <|im_start|>user\n<tool_response>\nfn a() {}\n</tool_response><|im_end|>\n\
              <|im_start|>user\nThanks<|im_end|>\n"
         );
+    }
+
+    #[test]
+    fn qwen_tool_calls_small_models_garble_are_repaired_or_refused_with_a_reason() {
+        let parsed = |reply: &str| parse_qwen_tool_calls(reply).1;
+        // Raw newlines inside a string (multi-line code in an edit).
+        let multi_line = "<tool_call>\n{\"name\": \"edit_file\", \"arguments\": {\"path\": \"a.py\", \
+                          \"search\": \"def f():\n    pass\", \"replace\": \"def f():\n\treturn 1\"}}\n</tool_call>";
+        assert_eq!(
+            parsed(multi_line),
+            vec![(
+                "edit_file".to_string(),
+                serde_json::json!({"path": "a.py", "search": "def f():\n    pass", "replace": "def f():\n\treturn 1"})
+            )]
+        );
+        // One closing brace too many.
+        assert_eq!(
+            parsed("<tool_call>{\"name\": \"read_file\", \"arguments\": {\"path\": \"a.py\"}}}</tool_call>"),
+            vec![("read_file".to_string(), serde_json::json!({"path": "a.py"}))]
+        );
+        // The shape of the <tools> list copied into the call.
+        let wrapped = "<tool_call>{\"type\": \"function\", \"function\": {\"name\": \"list_dir\", \
+                       \"arguments\": {\"path\": \".\"}}}</tool_call>";
+        assert_eq!(parsed(wrapped), vec![("list_dir".to_string(), serde_json::json!({"path": "."}))]);
+        // Not repairable: a call whose name says why, never a panic.
+        for bad in
+            ["<tool_call>read_file(\"a.py\")</tool_call>", "<tool_call>{\"name\": \"x\", </tool_call>", "<tool_call>"]
+        {
+            let calls = parsed(bad);
+            assert_eq!(calls.len(), 1, "{bad}");
+            assert!(calls[0].0.starts_with("(malformed <tool_call>: not valid JSON"), "{bad}: {}", calls[0].0);
+        }
+        assert_eq!(escape_controls_in_strings("{\"a\": \"x\\\"\ny\"}\n"), "{\"a\": \"x\\\"\\ny\"}\n");
+    }
+
+    /// A whole agent conversation rendered for Qwen, compared with what its
+    /// GGUF `tokenizer.chat_template` produces for the same messages and
+    /// tools (system turn with `# Tools` and `<tools>` signatures, calls as
+    /// `<tool_call>`, consecutive results in one user turn as `<tool_response>`).
+    #[test]
+    fn qwen_conversation_with_tools_renders_as_the_chat_template_does() {
+        let read_file = ToolSpec {
+            name: "read_file".into(),
+            description: "Read a text file.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}),
+        };
+        let grep = ToolSpec {
+            name: "grep".into(),
+            description: "Search file contents.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}),
+        };
+        let call = |id: &str, name: &str, arguments| ToolCall { id: id.into(), name: name.into(), arguments };
+        let messages = [
+            Message::system("You are Sextant."),
+            Message::user("Where is slugify?"),
+            Message {
+                tool_calls: vec![
+                    call("c1", "grep", serde_json::json!({"pattern": "def slugify"})),
+                    call("c2", "read_file", serde_json::json!({"path": "utils.py"})),
+                ],
+                ..Message::assistant("Searching.")
+            },
+            Message::tool_result("c1", "utils.py:4: def slugify(text):"),
+            Message::tool_result("c2", "1 def slugify(text):"),
+            Message::assistant("In utils.py."),
+            Message::user("Thanks"),
+        ];
+        let chatml = render_chatml(&messages, &[read_file, grep], PromptFamily::Qwen);
+        let rendered = format!("{}{}{}", chatml.system, chatml.turns, chatml.open_turn);
+        expect_test::expect![[r#"
+            <|im_start|>system
+            You are Sextant.
+
+            # Tools
+
+            You may call one or more functions to assist with the user query.
+
+            You are provided with function signatures within <tools></tools> XML tags:
+            <tools>
+            {"type": "function", "function": {"name": "read_file", "description": "Read a text file.", "parameters": {"properties": {"path": {"type": "string"}}, "required": ["path"], "type": "object"}}}
+            {"type": "function", "function": {"name": "grep", "description": "Search file contents.", "parameters": {"properties": {"pattern": {"type": "string"}}, "required": ["pattern"], "type": "object"}}}
+            </tools>
+
+            For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:
+            <tool_call>
+            {"name": <function-name>, "arguments": <args-json-object>}
+            </tool_call><|im_end|>
+            <|im_start|>user
+            Where is slugify?<|im_end|>
+            <|im_start|>assistant
+            Searching.
+            <tool_call>
+            {"name": "grep", "arguments": {"pattern": "def slugify"}}
+            </tool_call>
+            <tool_call>
+            {"name": "read_file", "arguments": {"path": "utils.py"}}
+            </tool_call><|im_end|>
+            <|im_start|>user
+            <tool_response>
+            utils.py:4: def slugify(text):
+            </tool_response>
+            <tool_response>
+            1 def slugify(text):
+            </tool_response><|im_end|>
+            <|im_start|>assistant
+            In utils.py.<|im_end|>
+            <|im_start|>user
+            Thanks<|im_end|>
+            <|im_start|>assistant
+        "#]].assert_eq(&rendered);
     }
 
     #[test]
