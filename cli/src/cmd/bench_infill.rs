@@ -108,6 +108,10 @@ pub struct Args {
     /// Also write one JSON line per hole and row here.
     #[arg(long, value_name = "FILE")]
     results: Option<PathBuf>,
+    /// Stop asking for completions after this many minutes and score the
+    /// holes done so far (the report says how many).
+    #[arg(long, value_name = "MINUTES")]
+    time_limit: Option<f64>,
 }
 
 // ---------------------------------------------------------------- holes
@@ -630,6 +634,13 @@ fn lsp_position((line, character): (u32, u32)) -> Value {
     json!({"line": line, "character": character})
 }
 
+/// How long one request may take, and when to stop asking.
+#[derive(Clone, Copy)]
+struct Limits {
+    request_timeout: Duration,
+    deadline: Option<Instant>,
+}
+
 async fn run_lsp(
     label: &str,
     binary: &Path,
@@ -637,8 +648,9 @@ async fn run_lsp(
     problems: &[Problem],
     holes: &[&Hole],
     scratch: &Path,
-    request_timeout: Duration,
+    limits: Limits,
 ) -> anyhow::Result<LspRun> {
+    let Limits { request_timeout, deadline } = limits;
     let workspace = scratch.join("workspace");
     std::fs::create_dir_all(workspace.join("humaneval"))
         .with_context(|| format!("cannot create {}", workspace.display()))?;
@@ -683,6 +695,10 @@ async fn run_lsp(
 
     let mut attempts = Vec::with_capacity(holes.len());
     for (number, hole) in holes.iter().enumerate() {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            eprintln!("{label}: time limit reached after {number} of {} holes", holes.len());
+            break;
+        }
         let problem = &problems[hole.problem];
         let uri = file_uri(&workspace.join("humaneval").join(task_file_name(&problem.task_id)));
         let document = format!("{}{}", hole.prefix, hole.suffix);
@@ -1037,6 +1053,10 @@ async fn measure(
         bail!("no sextant-lsp at {} (build it, or pass --lsp)", lsp.display());
     }
     let request_timeout = Duration::from_millis(args.request_timeout_ms);
+    let deadline = args.time_limit.map(|minutes| Instant::now() + Duration::from_secs_f64(minutes.max(0.0) * 60.0));
+    let limits = Limits { request_timeout, deadline };
+    let sampled = holes.len();
+    let mut holes = holes;
     let lsp_completion = json!({"timeoutMs": args.request_timeout_ms, "maxTokens": args.max_tokens});
 
     let mut rows: Vec<Row> = Vec::new();
@@ -1052,10 +1072,13 @@ async fn measure(
         });
         let dir = scratch.join("embedded");
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        lsp_runs
-            .push(run_lsp("sextant-lsp, embedded", &lsp, settings, &problems, &holes, &dir, request_timeout).await?);
+        lsp_runs.push(run_lsp("sextant-lsp, embedded", &lsp, settings, &problems, &holes, &dir, limits).await?);
     }
 
+    // Peers measure the holes the embedded run reached.
+    if let Some(run) = lsp_runs.first() {
+        holes.truncate(run.attempts.len());
+    }
     let mut raw: Option<RawRun> = None;
     let mut peer_note = None;
     if let Some(binary) = &args.llama_server {
@@ -1076,7 +1099,7 @@ async fn measure(
             let dir = scratch.join("openai");
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let label = "sextant-lsp -> llama-server";
-            let run = run_lsp(label, &lsp, settings, &problems, &holes, &dir, request_timeout).await?;
+            let run = run_lsp(label, &lsp, settings, &problems, &holes, &dir, limits).await?;
             anyhow::Ok((raw, run, template))
         }
         .await;
@@ -1087,6 +1110,20 @@ async fn measure(
         lsp_runs.push(run);
     }
 
+    // Every row over the same holes: those all runs reached.
+    let measured = lsp_runs.iter().map(|run| run.attempts.len()).min().unwrap_or(holes.len()).min(holes.len());
+    holes.truncate(measured);
+    for run in &mut lsp_runs {
+        run.attempts.truncate(measured);
+    }
+    if let Some(raw) = &mut raw {
+        raw.contents.truncate(measured);
+        raw.cold.truncate(measured);
+        raw.next.truncate(measured);
+    }
+    if measured < sampled {
+        println!("time limit: {measured} of {sampled} holes measured; the figures below are over those");
+    }
     for run in &lsp_runs {
         rows.push(Row::from_lsp(run));
     }
