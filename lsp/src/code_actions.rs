@@ -251,6 +251,19 @@ pub async fn compute_edit(session: &Arc<Session>, data: &ActionData) -> jsonrpc:
     after.remove(replace.clone());
     after.insert(replace.start, &new_text);
     check_edit(&path, &before, &after.to_string()).map_err(|rejected| request_failed(rejected.to_string()))?;
+    // A range ending after the document's final newline ends on a line that
+    // holds nothing; kak-lsp 17 applied such an edit one line too high. The
+    // same edit without that newline on both sides ends on the last line.
+    let mut replace = replace;
+    let document_end = document.text.len_chars();
+    let ends_with_final_newline = replace.end == document_end
+        && replace.end > replace.start
+        && new_text.ends_with('\n')
+        && document.slice_to_string(replace.end - 1..replace.end) == "\n";
+    if ends_with_final_newline {
+        replace.end -= 1;
+        new_text.pop();
+    }
     let edit = TextEdit { range: document.range(replace), new_text };
     // Versioned document changes only for clients that declared them (ALE did not).
     if !session.client_flags().document_changes {

@@ -4,7 +4,9 @@
 //! with ALE 3.3 and with YouCompleteMe, in tmux (a real terminal, so Vim's main loop, timers and
 //! insert-mode completion run as for a user; the keys are fed by the
 //! script). Each scenario is a script in tests/clients/<editor>/ that writes
-//! a JSON result; the assertions are here.
+//! a JSON result; the assertions are here. Kakoune 2022.10 with kak-lsp
+//! 17.1.2 is typed into through tmux by tests/clients/kakoune/drive.py; it
+//! runs only where kak-lsp is installed (CI does not build it: ~10 minutes).
 //!
 //! An editor that is not installed skips its test with a one-line notice
 //! naming `cargo xtask setup`, which installs them all from Debian.
@@ -353,4 +355,46 @@ async fn vim_youcompleteme() {
     assert_eq!(shutdown, 1, "ycmd sent one shutdown request:\n{log}");
     assert!(log.contains(r#""method":"exit""#), "ycmd sent exit:\n{log}");
     assert!(!log.contains("-32602") && !log.contains("Unexpected params"), "shutdown answered without error:\n{log}");
+}
+
+// ---- Kakoune + kak-lsp ----------------------------------------------------------------
+
+/// kak-lsp on PATH, else where a local `cargo install --root target/tools/kak-lsp` put it.
+fn kak_lsp() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("kak-lsp")).find(|p| p.is_file()));
+    on_path.or_else(|| Some(repo_root().join("target/tools/kak-lsp/bin/kak-lsp")).filter(|p| p.is_file()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kakoune_kak_lsp() {
+    let Some(_kak) = installed("kak", "kakoune_kak_lsp") else { return };
+    let Some(_tmux) = installed("tmux", "kakoune_kak_lsp") else { return };
+    let Some(kak_lsp) = kak_lsp() else {
+        eprintln!(
+            "skipping kakoune_kak_lsp: kak-lsp is not installed (CI skips this test; build it with \
+             `cargo install kak-lsp --version 17.1.2 --locked`, ~10 minutes)"
+        );
+        return;
+    };
+    let dir = repo_root().join("tests/clients/kakoune");
+    assert_readme_carries_snippet(&dir.join("kakrc"));
+    assert_readme_carries_snippet(&dir.join("kak-lsp.toml"));
+    // kak-lsp's directory joins the scenario's PATH (built sextant-lsp first).
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(r#"PATH="$PATH:$SEXTANT_TEST_KAK_LSP_DIR" exec python3 "$SEXTANT_TEST_DRIVER""#)
+        .env("SEXTANT_TEST_KAK_LSP_DIR", kak_lsp.parent().unwrap_or(Path::new("/")))
+        .env("SEXTANT_TEST_DRIVER", dir.join("drive.py"));
+    let outcome = run_scenario("kakoune_kak_lsp", command).await;
+    assert_common(&outcome, "kak-lsp");
+    let result = &outcome.result;
+    // Issue 15 item 3: Kakoune inserted nothing for the multi-line item (kak-lsp 15).
+    let completed = text(&result["text_after_completion"]);
+    assert_eq!(completed.trim_end(), after_completion().trim_end(), "kak-lsp's completion, picked with CTRL-N");
+    let shown = text(&result["chat_shown"]);
+    assert!(shown.contains(CHAT_ANSWER), "the chat answer is in an info box:\n{shown}");
+    let log = text(&result["kak_lsp_log"]);
+    assert!(log.contains("Language server closed pipe"), "the server exited once kak-lsp stopped:\n{log}");
 }
