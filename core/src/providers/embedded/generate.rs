@@ -7,8 +7,9 @@
 //! and forwards only the rest (llama.cpp's server calls it `cache_prompt`),
 //! so the next keystroke of a completion, or the next turn of a
 //! conversation, costs only its new tokens. The rest of the prompt is
-//! forwarded in chunks with cancellation checked between them: a superseded
-//! request stops early, and what it forwarded stays for the next one.
+//! forwarded in chunks of 128 with cancellation checked before every layer:
+//! a superseded request stops within a layer's work, dropping only the
+//! chunk in progress; the chunks it completed stay for the next request.
 //!
 //! Greedy decoding speculates with prompt-lookup drafts: the tokens that
 //! followed the latest earlier occurrence of the context's last n-gram
@@ -17,6 +18,7 @@
 //! ([`Llama::forward_each`]), so the output is exactly plain greedy's.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
@@ -75,10 +77,6 @@ pub struct Session {
 /// agent turns) keep reusing it. Its memory is mapped only as it fills.
 const MIN_CACHE_POSITIONS: usize = 4096;
 
-/// Prompt tokens forwarded between two cancellation checks: a superseded
-/// request stops within about this many tokens' work.
-pub const PREFILL_CANCEL_CHUNK: usize = 32;
-
 impl Session {
     /// Forgets the cached tokens (the next request starts cold).
     pub fn clear(&mut self) {
@@ -125,11 +123,14 @@ const TOP_K: usize = 40;
 /// Runs generation on the calling thread, continuing from what `session`
 /// holds. `on_text` receives text as it becomes final and returns false
 /// when the listener has what it needs: generation stops at once with
-/// `StopSequence`, and the text ends with that piece.
+/// `StopSequence`, and the text ends with that piece. `progress` follows
+/// the prompt tokens forwarded so far.
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     model: &Llama,
     tokenizer: &TextTokenizer,
     session: &mut Session,
+    progress: &AtomicUsize,
     prompt: &[u32],
     params: &GenerationParams,
     cancel: &CancellationToken,
@@ -160,19 +161,19 @@ pub fn generate(
     let cache = cache.as_mut().ok_or_else(|| EmbeddedError::Format("the KV cache was not prepared".into()))?;
 
     let fresh = &prompt[run.reused_prompt_tokens..];
-    let mut logits = Vec::new();
-    for (index, chunk) in fresh.chunks(PREFILL_CANCEL_CHUNK).enumerate() {
-        if cancel.is_cancelled() {
-            return Ok(run);
-        }
-        if (index + 1) * PREFILL_CANCEL_CHUNK >= fresh.len() {
-            logits = model.forward(chunk, cache)?;
-        } else {
-            model.prefill(chunk, cache)?;
-        }
-        cached.extend_from_slice(chunk);
-        run.forwarded_prompt_tokens += chunk.len();
-    }
+    let before = cache.positions();
+    let prefilled = model.forward_interruptible(fresh, cache, &mut |done| {
+        progress.store(done, Ordering::Relaxed);
+        !cancel.is_cancelled()
+    });
+    // Whatever was forwarded stays cached, cancelled or not.
+    let done = cache.positions() - before;
+    cached.extend_from_slice(&fresh[..done]);
+    run.forwarded_prompt_tokens = done;
+    progress.store(done, Ordering::Relaxed);
+    let Some(mut logits) = prefilled? else {
+        return Ok(run);
+    };
 
     let stops: Vec<&str> = params.stop.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
     let mut rng = SplitMix64(params.seed);
@@ -182,6 +183,10 @@ pub fn generate(
     // Logits already computed by a verification for the tokens after the
     // next ones (accepted drafts), in order.
     let mut verified: VecDeque<Vec<f32>> = VecDeque::new();
+    // Drafts proposed per step: halved after a step accepting none (each
+    // rejected draft costs a share of a forward pass), doubled after a step
+    // accepting all.
+    let mut draft_cap = draft_limit;
     let stop_reason = loop {
         if cancel.is_cancelled() {
             break StopReason::Cancelled;
@@ -230,7 +235,7 @@ pub fn generate(
             break StopReason::MaxTokens;
         }
         run.decode_steps += 1;
-        let wanted = draft_limit.min(room - 1).min(params.max_new_tokens - output_ids.len());
+        let wanted = draft_cap.min(room - 1).min(params.max_new_tokens - output_ids.len());
         cached.push(next);
         let drafts = if wanted > 0 { lookup_draft(cached, wanted) } else { Vec::new() };
         if drafts.is_empty() {
@@ -245,6 +250,11 @@ pub fn generate(
         let accepted = drafts.iter().zip(&rows).take_while(|(&draft, row)| argmax(row) == draft).count();
         run.drafted_tokens += drafts.len();
         run.accepted_draft_tokens += accepted;
+        if accepted == drafts.len() {
+            draft_cap = (draft_cap * 2).min(draft_limit);
+        } else if accepted == 0 {
+            draft_cap = (draft_cap / 2).max(1);
+        }
         // Roll back past the rejected drafts.
         cache.truncate(cache.positions() - (drafts.len() - accepted));
         cached.extend_from_slice(&drafts[..accepted]);
@@ -272,8 +282,9 @@ pub fn generate(
     Ok(run)
 }
 
-/// The longest n-gram looked up for drafts, and the shortest.
-const DRAFT_NGRAM: std::ops::RangeInclusive<usize> = 1..=3;
+/// The longest n-gram looked up for drafts, and the shortest (a single
+/// token recurs too often to predict what follows).
+const DRAFT_NGRAM: std::ops::RangeInclusive<usize> = 2..=3;
 
 /// Prompt-lookup drafting: up to `max` tokens that followed the latest
 /// earlier occurrence of the context's last n tokens, for the longest n in
@@ -494,10 +505,52 @@ mod tests {
         let context = [4, 2, 3, 5, 2, 3, 9, 8, 2, 3];
         assert_eq!(lookup_draft(&context, 3), vec![9, 8, 2]);
         assert_eq!(lookup_draft(&context, 8), vec![9, 8, 2, 3], "drafts stop at the end of the context");
-        // The 3-gram `1 2 3` wins over the later 1-gram `3`.
-        let context = [1, 2, 3, 7, 8, 3, 6, 1, 2, 3];
+        // The 3-gram `1 2 3` wins over the later 2-gram `2 3`.
+        let context = [1, 2, 3, 7, 8, 2, 3, 6, 1, 2, 3];
         assert_eq!(lookup_draft(&context, 2), vec![7, 8]);
         assert_eq!(lookup_draft(&[1, 2, 3], 4), Vec::<u32>::new(), "no suffix recurs");
+        assert_eq!(lookup_draft(&[3, 4, 1, 3], 4), Vec::<u32>::new(), "a single recurring token is no draft");
         assert_eq!(lookup_draft(&[5], 4), Vec::<u32>::new());
+    }
+}
+
+#[cfg(test)]
+mod costs {
+    use std::time::Instant;
+
+    use super::super::{model_path, EmbeddedProvider, DEFAULT_MODEL_ID};
+
+    /// Figures, not a test: the time of one forward pass of k tokens with
+    /// each product kind, against k = 1 (run in release, `--ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn batch_forward_costs() {
+        let Some(spec) = super::super::find_model(DEFAULT_MODEL_ID) else { return };
+        let Ok(provider) = EmbeddedProvider::load(&model_path(spec)) else {
+            eprintln!("the default model is not installed: skipped");
+            return;
+        };
+        let model = &provider.engine.model;
+        let prompt: Vec<u32> = (0..64).map(|i| 1000 + i).collect();
+        let mut cache = model.new_cache(256).expect("cache");
+        model.forward(&prompt, &mut cache).expect("prefill");
+        for _ in 0..3 {
+            for k in [1usize, 2, 4, 8, 16] {
+                let tokens: Vec<u32> = (0..k as u32).map(|i| 2000 + i).collect();
+                let started = Instant::now();
+                for _ in 0..3 {
+                    model.forward_each(&tokens, &mut cache).expect("forward");
+                    cache.truncate(64);
+                }
+                let each = started.elapsed().as_secs_f64() / 3.0;
+                let started = Instant::now();
+                for _ in 0..3 {
+                    model.forward(&tokens, &mut cache).expect("forward");
+                    cache.truncate(64);
+                }
+                let gemm = started.elapsed().as_secs_f64() / 3.0;
+                println!("k = {k}: per-token kernels {:.0} ms, prefill products {:.0} ms", each * 1e3, gemm * 1e3);
+            }
+        }
     }
 }

@@ -25,7 +25,7 @@ mod tokenizer;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use candle_core::quantized::gguf_file::Content;
 use tokio_util::sync::CancellationToken;
 
-pub use generate::{Generated, GenerationParams, PREFILL_CANCEL_CHUNK};
+pub use generate::{Generated, GenerationParams};
 pub use model::LlamaConfig;
 pub use pull::{
     find_model, install_model, verify_gguf, Carrier, EntryName, Expected, ModelSpec, PartSource, DEFAULT_MODEL_ID,
@@ -53,8 +53,11 @@ pub const MODEL_PATH_ENV: &str = "SEXTANT_MODEL_PATH";
 
 const DEFAULT_CHAT_MAX_TOKENS: usize = 512;
 const DEFAULT_FIM_MAX_TOKENS: usize = 64;
-/// Prompt-lookup draft tokens verified per greedy decoding step.
-const DRAFT_TOKENS: usize = 8;
+/// Prompt-lookup draft tokens verified per greedy decoding step: none by
+/// default. Verification is exact but runs the decoding kernel once per
+/// draft, and these kernels are compute-bound (k tokens cost ~k times one),
+/// so drafts do not pay yet; see `Generated::decode_steps`.
+const DRAFT_TOKENS: usize = 0;
 /// Fixed so that sampled output is reproducible run to run.
 const SAMPLING_SEED: u64 = 0x5E7_7A17;
 
@@ -195,6 +198,8 @@ struct Engine {
     /// also serialises generations: two at once would only halve each
     /// one's speed.
     session: Mutex<generate::Session>,
+    /// Prompt tokens the running request has forwarded so far.
+    prefill_progress: AtomicUsize,
 }
 
 impl Engine {
@@ -208,7 +213,9 @@ impl Engine {
         // A panic mid-pass leaves the session's token count behind its cache,
         // which `Session::prepare` notices and starts cold.
         let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        generate::generate(&self.model, &self.tokenizer, &mut session, prompt, params, cancel, on_text)
+        self.prefill_progress.store(0, Ordering::Relaxed);
+        let progress = &self.prefill_progress;
+        generate::generate(&self.model, &self.tokenizer, &mut session, progress, prompt, params, cancel, on_text)
     }
 }
 
@@ -258,7 +265,13 @@ impl EmbeddedProvider {
                 model_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "embedded".into())
             });
         Ok(EmbeddedProvider {
-            engine: Arc::new(Engine { model, tokenizer, family, session: Mutex::new(generate::Session::default()) }),
+            engine: Arc::new(Engine {
+                model,
+                tokenizer,
+                family,
+                session: Mutex::new(generate::Session::default()),
+                prefill_progress: AtomicUsize::new(0),
+            }),
             model_name,
             load_time: started.elapsed(),
         })
@@ -315,6 +328,12 @@ impl EmbeddedProvider {
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generated, ProviderError> {
         Ok(self.engine.run(prompt, params, cancel, on_text)?)
+    }
+
+    /// Prompt tokens the running (or last) request has forwarded so far:
+    /// its prefill progress, past the reused prefix.
+    pub fn prefill_progress(&self) -> usize {
+        self.engine.prefill_progress.load(Ordering::Relaxed)
     }
 
     /// Forgets the cached KV prefix: the next request starts cold.

@@ -167,11 +167,16 @@ enum Products {
     PerToken,
 }
 
+/// Below this many tokens a GEMM costs more than the decoding kernel run
+/// per token: it first expands every weight row to f32, which costs about
+/// as much as 6-7 single-token passes (measured on the 0.5B).
+const GEMM_MIN_TOKENS: usize = 8;
+
 impl Products {
     fn apply(self, matrix: &QMatrix, xs: &[f32], tokens: usize, out: &mut [f32]) {
         match self {
-            Products::Matmul => matrix.matmul(xs, tokens, out),
-            Products::PerToken => matrix.matvec_batch(xs, tokens, out),
+            Products::Matmul if tokens >= GEMM_MIN_TOKENS => matrix.matmul(xs, tokens, out),
+            Products::Matmul | Products::PerToken => matrix.matvec_batch(xs, tokens, out),
         }
     }
 }
@@ -398,20 +403,34 @@ impl Llama {
                 hidden = self.forward_chunk(chunk, cache, Products::Matmul);
             }
             let last = hidden.split_off(hidden.len() - self.config.embedding_length);
-            Ok(self.logits(&last, 1))
+            Ok(self.logits(&last, 1, Products::PerToken))
         })
     }
 
-    /// Feeds `tokens` like [`Llama::forward`] without computing logits
-    /// (a prompt chunk followed by more prompt).
-    pub fn prefill(&self, tokens: &[u32], cache: &mut KvCache) -> Result<(), EmbeddedError> {
+    /// [`Llama::forward`] that can be interrupted: `keep_going` is asked
+    /// before every layer, given the tokens fully forwarded so far. When
+    /// it says no, the chunk in progress is dropped (the cache length never
+    /// moved for it) and `None` is returned; the cache keeps every chunk
+    /// completed before.
+    pub fn forward_interruptible(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        keep_going: &mut (dyn FnMut(usize) -> bool + Send),
+    ) -> Result<Option<Vec<f32>>, EmbeddedError> {
         self.check(tokens, cache)?;
         rayon::scope(|_| {
-            for chunk in tokens.chunks(PREFILL_CHUNK) {
-                self.forward_chunk(chunk, cache, Products::Matmul);
+            let mut hidden = Vec::new();
+            for (index, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
+                let done = index * PREFILL_CHUNK;
+                match self.forward_chunk_checked(chunk, cache, Products::Matmul, &mut || keep_going(done)) {
+                    Some(chunk_hidden) => hidden = chunk_hidden,
+                    None => return Ok(None),
+                }
             }
-        });
-        Ok(())
+            let last = hidden.split_off(hidden.len() - self.config.embedding_length);
+            Ok(Some(self.logits(&last, 1, Products::PerToken)))
+        })
     }
 
     /// Feeds a few `tokens` and returns the logits after each of them
@@ -422,7 +441,7 @@ impl Llama {
         self.check(tokens, cache)?;
         rayon::scope(|_| {
             let hidden = self.forward_chunk(tokens, cache, Products::PerToken);
-            Ok(self.logits(&hidden, tokens.len()))
+            Ok(self.logits(&hidden, tokens.len(), Products::PerToken))
         })
     }
 
@@ -442,7 +461,7 @@ impl Llama {
 
     /// Logits of `count` hidden states (`count x width`), one after another;
     /// each computed by the decoding kernel, as for a single token.
-    fn logits(&self, hidden: &[f32], count: usize) -> Vec<f32> {
+    fn logits(&self, hidden: &[f32], count: usize, products: Products) -> Vec<f32> {
         let width = self.config.embedding_length;
         let mut normed = vec![0f32; hidden.len()];
         for (row, out) in hidden.chunks_exact(width).zip(normed.chunks_exact_mut(width)) {
@@ -450,7 +469,7 @@ impl Llama {
         }
         let output = self.output.as_ref().unwrap_or(&self.token_embeddings);
         let mut logits = vec![0f32; count * output.rows()];
-        output.matvec_batch(&normed, count, &mut logits);
+        products.apply(output, &normed, count, &mut logits);
         logits
     }
 
@@ -458,6 +477,20 @@ impl Llama {
     /// capacity) through every layer; returns every token's hidden state
     /// (`tokens x width`).
     fn forward_chunk(&self, tokens: &[u32], cache: &mut KvCache, products: Products) -> Vec<f32> {
+        let hidden = self.forward_chunk_checked(tokens, cache, products, &mut || true);
+        hidden.unwrap_or_default()
+    }
+
+    /// [`Llama::forward_chunk`], asking `keep_going` before each layer; on
+    /// a no it returns `None` and leaves the cache length unchanged (keys
+    /// and values stored past it are never read).
+    fn forward_chunk_checked(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        products: Products,
+        keep_going: &mut dyn FnMut() -> bool,
+    ) -> Option<Vec<f32>> {
         let cfg = &self.config;
         let (count, width, start) = (tokens.len(), cfg.embedding_length, cache.len);
         let kv_width = cfg.head_count_kv * cfg.head_dim;
@@ -477,6 +510,9 @@ impl Llama {
         let mut gate_up = vec![0f32; count * 2 * ffn];
         let mut activated = vec![0f32; count * ffn];
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            if !keep_going() {
+                return None;
+            }
             for (row, out) in x.chunks_exact(width).zip(normed.chunks_exact_mut(width)) {
                 rms_norm(row, &layer.attn_norm, eps, out);
             }
@@ -511,7 +547,7 @@ impl Llama {
             add_in_place(&mut x, &projected);
         }
         cache.len = start + count;
-        x
+        Some(x)
     }
 }
 
