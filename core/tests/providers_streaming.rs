@@ -85,7 +85,10 @@ async fn openai_legacy_completion_streams_and_stops_after_the_holes_line() {
     let (kept, completion, pieces) = stream_through_stopper(&provider).await.expect("completion");
     assert_eq!(kept, "    b = a * 2\n");
     assert_eq!(completion.stop_reason, StopReason::StopSequence);
-    assert_eq!(pieces, 1, "the sink stopped at the first piece");
+    // The stopper may need the start of the next line (a deeper `.method()`
+    // line would continue the hole), and one read can carry one frame or
+    // several: the sink says stop at the first or the second piece.
+    assert!((1..=2).contains(&pieces), "the sink stopped at once, not after {pieces} pieces");
     let sent_prompt = completion.prompt.expect("the sent prompt is reported");
     let request = server.requests().remove(0);
     assert_eq!(request.path, "/v1/completions");
