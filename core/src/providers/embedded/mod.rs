@@ -339,6 +339,8 @@ impl EmbeddedProvider {
     /// Forgets the cached KV prefix: the next request starts cold.
     pub fn clear_cache(&self) {
         self.engine.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        // A watcher started before the next request must not see the last one's progress.
+        self.engine.prefill_progress.store(0, Ordering::Relaxed);
     }
 
     /// The settings `complete` and `chat` generate with (greedy: temperature
