@@ -107,15 +107,7 @@ impl OpenAiProvider {
                 saw_done = true;
                 break;
             }
-            let chunk: Value = serde_json::from_str(&event.data).map_err(|err| {
-                self.transport
-                    .bad_response(format!("invalid stream chunk ({err}): {}", super::http::snippet(&event.data)))
-            })?;
-            self.check_error(&chunk)?;
-            if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-                input_tokens = usage.get("prompt_tokens").and_then(Value::as_u64).or(input_tokens);
-                output_tokens = usage.get("completion_tokens").and_then(Value::as_u64).or(output_tokens);
-            }
+            let chunk = self.stream_chunk(&event.data, &mut input_tokens, &mut output_tokens)?;
             let Some(choice) = chunk.pointer("/choices/0") else { continue };
             if let Some(delta) = choice.get("delta") {
                 if let Some(piece) = delta.get("content").and_then(Value::as_str).filter(|s| !s.is_empty()) {
@@ -263,15 +255,7 @@ impl OpenAiProvider {
                 ended = true;
                 break;
             }
-            let chunk: Value = serde_json::from_str(&event.data).map_err(|err| {
-                self.transport
-                    .bad_response(format!("invalid stream chunk ({err}): {}", super::http::snippet(&event.data)))
-            })?;
-            self.check_error(&chunk)?;
-            if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-                input_tokens = usage.get("prompt_tokens").and_then(Value::as_u64).or(input_tokens);
-                output_tokens = usage.get("completion_tokens").and_then(Value::as_u64).or(output_tokens);
-            }
+            let chunk = self.stream_chunk(&event.data, &mut input_tokens, &mut output_tokens)?;
             let Some(choice) = chunk.pointer("/choices/0") else { continue };
             if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
                 finish_reason = Some(reason.to_string());
@@ -418,6 +402,28 @@ pub(crate) async fn complete_via_chat_streaming(
             }
             Ok(Completion { text, usage: response.usage, stop_reason: response.stop_reason, prompt })
         }
+    }
+}
+
+impl OpenAiProvider {
+    /// One SSE chunk of `/chat/completions` or `/completions` as JSON, its
+    /// error checked and the usage it reports (the last chunk, when asked
+    /// for) kept in `input_tokens`/`output_tokens`.
+    fn stream_chunk(
+        &self,
+        data: &str,
+        input_tokens: &mut Option<u64>,
+        output_tokens: &mut Option<u64>,
+    ) -> Result<Value, ProviderError> {
+        let chunk: Value = serde_json::from_str(data).map_err(|err| {
+            self.transport.bad_response(format!("invalid stream chunk ({err}): {}", super::http::snippet(data)))
+        })?;
+        self.check_error(&chunk)?;
+        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+            *input_tokens = usage.get("prompt_tokens").and_then(Value::as_u64).or(*input_tokens);
+            *output_tokens = usage.get("completion_tokens").and_then(Value::as_u64).or(*output_tokens);
+        }
+        Ok(chunk)
     }
 }
 
