@@ -28,3 +28,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         What::Agent(args) => super::bench_agent::run(args).await,
     }
 }
+
+/// The CPU's model name from /proc/cpuinfo, for benchmark headers.
+pub(crate) fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|line| line.starts_with("model name"))?;
+            line.split_once(':').map(|(_, model)| model.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string())
+}
+
+/// The 1, 5 and 15-minute load averages, for benchmark headers.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unavailable".to_string())
+}

@@ -18,6 +18,8 @@ use sextant_core::providers::embedded::{
     default_model_path, find_model, missing_model_message, model_path, BenchFigures, EmbeddedProvider,
 };
 
+use super::bench::{cpu_model, load_average};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// A model id (qwen2.5-coder-0.5b, smollm2-135m, ...) or a GGUF file
@@ -162,22 +164,6 @@ fn engine_threads() -> usize {
 
 fn nproc() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|line| line.starts_with("model name"))?;
-            line.split_once(':').map(|(_, model)| model.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unavailable".to_string())
 }
 
 fn utc_now() -> String {

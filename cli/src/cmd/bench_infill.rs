@@ -41,6 +41,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::bench::{cpu_model, load_average};
+
 /// The sample's seed: fixed so that every run measures the same holes.
 pub const DEFAULT_SEED: u64 = 2022;
 /// Holes in the whole benchmark (164 problems).
@@ -920,23 +922,9 @@ fn seconds(value: Option<Duration>) -> String {
 }
 
 fn machine_line() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string());
+    let cpu = cpu_model();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     format!("{cores} cores (nproc), {cpu}")
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unavailable".to_string())
 }
 
 fn utc_now() -> String {
